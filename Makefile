@@ -1,0 +1,37 @@
+# Two commands: `make demo` (train tiny models on the bundled music, write audio and pictures)
+# and `make test` (unit tests + every notebook through nbval). Both build .venv first.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The CPU wheel of torch; override on a CUDA machine, e.g. `make TORCH_SPEC=torch demo`.
+TORCH_SPEC ?= torch==2.13.0
+# Keras 3 on TensorFlow: `tf-cpu` is the small Linux CPU build; use `tf` on macOS or CUDA.
+TF_EXTRA ?= tf-cpu
+OUT ?= outputs/demo
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test setup lab bench clean
+
+demo: $(STAMP)
+	$(BIN)/musiclib demo --out $(OUT)
+
+test: $(STAMP)
+	MUSICLIB_FAST=1 $(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=600 -q
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -q -e ".[$(TF_EXTRA),dev]"
+	touch $(STAMP)
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks/
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/dsp.py
+
+clean:
+	rm -rf $(VENV) outputs

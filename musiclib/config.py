@@ -1,0 +1,78 @@
+"""The one audio configuration that travels with every dataset and checkpoint.
+
+Notebook: 04_mel_spectrograms.ipynb
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+
+@dataclasses.dataclass(frozen=True)
+class AudioConfig:
+    """Sample rate and spectrogram settings shared by every model.
+
+    Attributes:
+        sample_rate: Samples per second (Hz).
+        n_fft: FFT size in samples; also the window length.
+        hop_length: Samples between successive STFT frames. The MelGAN vocoder
+            upsamples by 8 * 8 * 2 * 2 = 256, so this must stay 256 for it.
+        n_mels: Number of mel bands.
+        fmin: Lowest mel band edge (Hz).
+        fmax: Highest mel band edge (Hz); ``None`` means ``sample_rate / 2``.
+        mel_htk: Use the HTK mel formula instead of Slaney's.
+        mel_norm: ``"slaney"`` (area-normalised triangles) or ``None``.
+        center: Pad the signal by ``n_fft // 2`` so frame ``t`` is centred on
+            sample ``t * hop_length``.
+    """
+
+    sample_rate: int = 22050
+    n_fft: int = 1024
+    hop_length: int = 256
+    n_mels: int = 80
+    fmin: float = 0.0
+    fmax: float | None = None
+    mel_htk: bool = False
+    mel_norm: str | None = "slaney"
+    center: bool = True
+
+    def __post_init__(self):
+        if self.sample_rate <= 0 or self.n_fft <= 0 or self.hop_length <= 0 or self.n_mels <= 0:
+            raise ValueError(f"AudioConfig values must be positive, got {self}")
+        if self.hop_length > self.n_fft:
+            raise ValueError(f"hop_length ({self.hop_length}) must not exceed n_fft ({self.n_fft})")
+        if self.mel_norm not in (None, "slaney"):
+            raise ValueError(f"mel_norm must be None or 'slaney', got {self.mel_norm!r}")
+
+    @property
+    def n_freqs(self) -> int:
+        """Number of non-negative frequency bins, ``n_fft // 2 + 1``."""
+        return self.n_fft // 2 + 1
+
+    @property
+    def max_frequency(self) -> float:
+        """Upper mel edge in Hz (``fmax`` or Nyquist)."""
+        return float(self.fmax) if self.fmax is not None else self.sample_rate / 2
+
+    def seconds_to_frames(self, seconds: float) -> int:
+        """Number of STFT frames (``center=True``) that cover ``seconds`` of audio."""
+        return int(round(seconds * self.sample_rate)) // self.hop_length + 1
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "AudioConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown AudioConfig keys {sorted(unknown)}; expected a subset of {sorted(known)}")
+        return cls(**values)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "AudioConfig":
+        return cls.from_dict(json.loads(Path(path).read_text()))

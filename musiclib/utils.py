@@ -1,0 +1,94 @@
+"""Seeding, device choice and the fast-mode switch that shrinks every run for CI.
+
+Notebook: 00_setup.ipynb
+"""
+from __future__ import annotations
+
+import os
+import random
+import sys
+
+import numpy as np
+
+FAST_ENV_VAR = "MUSICLIB_FAST"
+
+
+def fast_mode() -> bool:
+    """True when ``MUSICLIB_FAST`` is set to 1/true/yes: tests and CI shrink every run."""
+    return os.environ.get(FAST_ENV_VAR, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+def run_size(fast, cpu, gpu=None):
+    """Pick a size for the current machine: ``fast`` in fast mode, ``gpu`` on CUDA, else ``cpu``.
+
+    Example: ``epochs = run_size(fast=2, cpu=30, gpu=300)``. This is how GPU cells
+    switch on by themselves on Colab while CI stays small.
+    """
+    if fast_mode():
+        return fast
+    if gpu is not None and cuda_available():
+        return gpu
+    return cpu
+
+
+def set_seed(seed: int = 0) -> None:
+    """Seed Python, NumPy, PyTorch (CPU and CUDA) and, if already imported, Keras.
+
+    Call it once right before building each model so that runs are reproducible.
+    """
+    random.seed(seed)
+    np.random.seed(seed)
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    if torch is not None:
+        torch.manual_seed(seed)
+        if torch.cuda.is_available():
+            torch.cuda.manual_seed_all(seed)
+    if "keras" in sys.modules:
+        sys.modules["keras"].utils.set_random_seed(seed)
+
+
+def get_device(prefer: str | None = None):
+    """Return the best available ``torch.device``: CUDA, then Apple MPS, then CPU.
+
+    Args:
+        prefer: Force a device name (e.g. ``"cpu"``); ``None`` picks automatically.
+    """
+    import torch
+
+    if prefer is not None:
+        return torch.device(prefer)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def in_colab() -> bool:
+    return "google.colab" in sys.modules
+
+
+def environment_report() -> dict:
+    """Versions of the main packages and the device in use, for the setup notebook."""
+    import importlib.metadata as md
+
+    report = {"python": sys.version.split()[0], "fast_mode": fast_mode(), "colab": in_colab()}
+    for dist in ("numpy", "scipy", "librosa", "soundfile", "torch", "tensorflow", "tensorflow-cpu", "keras", "matplotlib"):
+        try:
+            report[dist] = md.version(dist)
+        except md.PackageNotFoundError:
+            continue
+    report["device"] = str(get_device())
+    return report

@@ -1,0 +1,121 @@
+import librosa
+import numpy as np
+import pytest
+import scipy.signal
+
+from musiclib import dsp, signals
+
+SR = 22050
+
+
+@pytest.fixture(scope="module")
+def chord():
+    return signals.chord(seconds=1.0, sample_rate=SR)
+
+
+@pytest.mark.parametrize("n", [1, 7, 64, 100])
+def test_dft_forms_equal_numpy_fft(n):
+    x = np.random.default_rng(n).standard_normal(n)
+    expected = np.fft.fft(x)
+    np.testing.assert_allclose(dsp.dft_loop(x), expected, atol=1e-9)
+    np.testing.assert_allclose(dsp.dft(x), expected, atol=1e-9)
+    np.testing.assert_allclose(dsp.idft(expected), x, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", ["hann", "hamming", "boxcar"])
+def test_windows_equal_scipy(name):
+    np.testing.assert_allclose(dsp.get_window(name, 512), scipy.signal.get_window(name, 512, fftbins=True), atol=1e-12)
+
+
+def test_frame_shape_and_content():
+    x = np.arange(10.0)
+    frames = dsp.frame(x, frame_length=4, hop_length=3)
+    assert frames.shape == (3, 4)
+    np.testing.assert_array_equal(frames[1], [3, 4, 5, 6])
+
+
+@pytest.mark.parametrize("center", [True, False])
+@pytest.mark.parametrize("n_fft,hop,win_length", [(1024, 256, None), (512, 128, 400), (2048, 512, None)])
+def test_stft_equals_librosa(chord, center, n_fft, hop, win_length):
+    ours = dsp.stft(chord, n_fft=n_fft, hop_length=hop, win_length=win_length, window="hann", center=center)
+    theirs = librosa.stft(
+        chord, n_fft=n_fft, hop_length=hop, win_length=win_length, window="hann", center=center, pad_mode="constant"
+    )
+    assert ours.shape == theirs.shape
+    np.testing.assert_allclose(ours, theirs, atol=1e-4, rtol=1e-4)
+
+
+def snr_db(reference, estimate):
+    return 10 * np.log10(np.sum(reference**2) / np.sum((reference - estimate) ** 2))
+
+
+@pytest.mark.parametrize("center", [True, False])
+def test_istft_recovers_signal(chord, center):
+    x = chord.astype(np.float64)
+    spec = dsp.stft(x, n_fft=1024, hop_length=256, center=center)
+    y = dsp.istft(spec, hop_length=256, center=center, length=len(x))
+    edge = 0 if center else 1024  # without centring, the first and last frame are covered only once
+    assert snr_db(x[edge : len(x) - edge], y[edge : len(x) - edge]) >= 60
+    np.testing.assert_allclose(y, librosa.istft(spec, hop_length=256, center=center, length=len(x)), atol=1e-6)
+
+
+@pytest.mark.parametrize("htk", [True, False])
+def test_mel_scale_round_trip_and_librosa(htk):
+    f = np.array([0.0, 100.0, 999.0, 1000.0, 4000.0, 11025.0])
+    np.testing.assert_allclose(dsp.hz_to_mel(f, htk=htk), librosa.hz_to_mel(f, htk=htk), rtol=1e-10)
+    np.testing.assert_allclose(dsp.mel_to_hz(dsp.hz_to_mel(f, htk=htk), htk=htk), f, atol=1e-8)
+
+
+@pytest.mark.parametrize("htk", [True, False])
+@pytest.mark.parametrize("norm", ["slaney", None])
+@pytest.mark.parametrize("n_mels,fmin,fmax", [(80, 0.0, None), (64, 50.0, 8000.0), (128, 0.0, None)])
+def test_mel_filterbank_equals_librosa(htk, norm, n_mels, fmin, fmax):
+    ours = dsp.mel_filterbank(SR, 1024, n_mels=n_mels, fmin=fmin, fmax=fmax, htk=htk, norm=norm)
+    theirs = librosa.filters.mel(sr=SR, n_fft=1024, n_mels=n_mels, fmin=fmin, fmax=fmax, htk=htk, norm=norm)
+    np.testing.assert_allclose(ours, theirs, atol=1e-7, rtol=1e-5)
+
+
+@pytest.mark.parametrize("htk", [True, False])
+def test_mel_spectrogram_equals_librosa(chord, htk):
+    ours = dsp.mel_spectrogram(chord, SR, n_fft=1024, hop_length=256, n_mels=80, htk=htk)
+    theirs = librosa.feature.melspectrogram(
+        y=chord, sr=SR, n_fft=1024, hop_length=256, n_mels=80, htk=htk, norm="slaney", center=True, pad_mode="constant", power=2.0
+    )
+    np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5 * theirs.max())
+
+
+def test_db_conversions_equal_librosa(chord):
+    power = np.abs(dsp.stft(chord)) ** 2
+    np.testing.assert_allclose(dsp.power_to_db(power, ref=1.0, top_db=80.0), librosa.power_to_db(power, ref=1.0, top_db=80.0), atol=1e-4)
+    amp = np.sqrt(power)
+    np.testing.assert_allclose(dsp.amplitude_to_db(amp, top_db=None), librosa.amplitude_to_db(amp, top_db=None), atol=1e-4)
+    db = dsp.power_to_db(power, top_db=None)
+    np.testing.assert_allclose(dsp.db_to_power(db), np.maximum(power, 1e-10), rtol=1e-4)
+
+
+def test_griffin_lim_beats_zero_phase(chord):
+    magnitude = np.abs(dsp.stft(chord, n_fft=1024, hop_length=256))
+    recovered = dsp.griffin_lim(magnitude, n_iter=32, momentum=0.99, hop_length=256, length=len(chord))
+    zero_phase = dsp.zero_phase_inversion(magnitude, hop_length=256, length=len(chord))
+    sc_gl = dsp.spectral_convergence(magnitude, np.abs(dsp.stft(recovered, n_fft=1024, hop_length=256)))
+    sc_zero = dsp.spectral_convergence(magnitude, np.abs(dsp.stft(zero_phase, n_fft=1024, hop_length=256)))
+    assert sc_gl <= 0.12, sc_gl
+    assert sc_zero >= 0.5, sc_zero
+
+
+def test_griffin_lim_is_seeded_and_batched(chord):
+    magnitude = np.abs(dsp.stft(chord[:8192], n_fft=512, hop_length=128))
+    a = dsp.griffin_lim(magnitude, n_iter=4, seed=3)
+    b = dsp.griffin_lim(magnitude, n_iter=4, seed=3)
+    np.testing.assert_array_equal(a, b)
+    batch = dsp.griffin_lim(np.stack([magnitude, magnitude]), n_iter=4, seed=3)
+    assert batch.shape == (2, a.shape[0])
+
+
+def test_mel_to_linear_is_a_right_inverse_on_the_mel_bands(chord):
+    fb = dsp.mel_filterbank(SR, 1024, n_mels=128)
+    power = np.abs(dsp.stft(chord)) ** 2
+    mel = fb @ power
+    recovered = dsp.mel_to_linear(mel, fb)
+    assert recovered.shape == power.shape and recovered.min() >= 0
+    assert dsp.spectral_convergence(mel, fb @ recovered) < 0.1

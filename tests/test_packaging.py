@@ -1,0 +1,69 @@
+"""House rules: dependencies in step, notebooks stored clean, Colab badges, no path hacks."""
+import json
+import re
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+# conda names that differ from PyPI names
+CONDA_TO_PYPI = {"pytorch": "torch", "pysoundfile": "soundfile"}
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[<>=!~;\[ ]", requirement.strip(), maxsplit=1)[0].lower()
+
+
+def test_environment_yml_lists_the_same_packages_as_pyproject():
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pypi = {_name(r) for r in pyproject["dependencies"]}
+    extras = pyproject["optional-dependencies"]
+    pypi |= {_name(r) for r in extras["tf"] + extras["dev"]}
+    conda = set()
+    for line in (ROOT / "environment.yml").read_text().splitlines():
+        m = re.match(r"^  - ([A-Za-z0-9_.-]+)", line)
+        if m and m.group(1) not in {"python", "pip"}:
+            conda.add(CONDA_TO_PYPI.get(m.group(1).lower(), m.group(1).lower()))
+    assert conda == pypi, f"only in environment.yml: {conda - pypi}; only in pyproject: {pypi - conda}"
+
+
+def test_dependency_ranges_are_bounded():
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    reqs = pyproject["dependencies"] + [r for group in pyproject["optional-dependencies"].values() for r in group]
+    for r in reqs:
+        assert "<" in r and "==" not in r, f"{r}: give a bounded range, not a pin or an open end"
+
+
+def test_notebooks_exist_in_order():
+    names = [p.name for p in NOTEBOOKS]
+    assert names[:5] == [
+        "00_setup.ipynb",
+        "01_sound_and_sampling.ipynb",
+        "02_dft_and_fft.ipynb",
+        "03_stft.ipynb",
+        "04_mel_spectrograms.ipynb",
+    ]
+    for name in names:
+        assert re.fullmatch(r"\d\d_[a-z0-9_]+\.ipynb", name)
+
+
+def test_notebooks_are_clean_and_follow_the_skeleton():
+    for path in NOTEBOOKS:
+        nb = json.loads(path.read_text())
+        code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+        text = "\n".join("".join(c["source"]) for c in nb["cells"])
+        assert all(not c.get("outputs") and c.get("execution_count") is None for c in code), f"{path.name}: stored outputs"
+        assert f"colab.research.google.com/github/musiclib-course/musiclib/blob/main/notebooks/{path.name}" in text
+        assert "sys.path" not in text, f"{path.name}: import the installed musiclib instead"
+        assert "google.colab" in "".join(code[0]["source"]), f"{path.name}: first code cell must be the setup cell"
+        for heading in ("Learning objectives", "## Exercises", "## Summary"):
+            assert heading in text, f"{path.name}: missing {heading!r}"
+        assert "assert " in text, f"{path.name}: notebooks assert what they claim"
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```(?:bash|sh)?\n(.*?)```", readme, re.S)
+    first_commands = [line.strip() for line in blocks[0].splitlines() if line.strip() and not line.startswith("#")]
+    assert first_commands[:2] == ["make demo", "make test"]
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
