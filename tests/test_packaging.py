@@ -20,7 +20,8 @@ def test_environment_yml_lists_the_same_packages_as_pyproject():
     extras = pyproject["optional-dependencies"]
     pypi |= {_name(r) for r in extras["tf"] + extras["dev"]}
     conda = set()
-    for line in (ROOT / "environment.yml").read_text().splitlines():
+    text = (ROOT / "environment.yml").read_text()
+    for line in text[text.index("\ndependencies:") :].splitlines():
         m = re.match(r"^  - ([A-Za-z0-9_.-]+)", line)
         if m and m.group(1) not in {"python", "pip"}:
             conda.add(CONDA_TO_PYPI.get(m.group(1).lower(), m.group(1).lower()))

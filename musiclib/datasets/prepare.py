@@ -1,0 +1,126 @@
+"""`musiclib prepare`: any folder of audio files → a dataset, streaming one file at a time.
+
+Notebook: 05_data_pipeline.ipynb
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from musiclib import audio
+from musiclib.config import AudioConfig
+from musiclib.datasets.store import SPLITS, AudioDataset, DatasetError, DatasetWriter, split_clips
+
+
+def find_audio_files(src: str | Path) -> list[Path]:
+    """Every wav/flac/ogg/mp3 below ``src`` (nested folders too), sorted, hidden files skipped."""
+    src = Path(src)
+    if not src.exists():
+        raise DatasetError(f"{src}: no such folder. Check the path.")
+    if not src.is_dir():
+        raise DatasetError(f"{src}: is a file; `musiclib prepare` takes a folder of audio files.")
+    files = sorted(
+        p for p in src.rglob("*") if p.is_file() and audio.is_audio_file(p) and not any(part.startswith(".") for part in p.relative_to(src).parts)
+    )
+    if not files:
+        anything = any(src.iterdir())
+        what = "has no wav, flac, ogg or mp3 files" if anything else "is empty"
+        raise DatasetError(f"{src}: {what}. Put audio files in it (nested folders are fine) and run again.")
+    return files
+
+
+def assign_splits(names: list[str], val_fraction: float = 0.1, test_fraction: float = 0.1) -> dict[str, str]:
+    """Deterministic file-level split: order names by a hash, then cut test, val and train.
+
+    Whole files go to one split, so no recording leaks from training into evaluation.
+    Needs at least three names; each of val and test gets at least one.
+    """
+    order = sorted(names, key=lambda n: hashlib.sha1(n.encode()).hexdigest())
+    n_test = max(1, round(test_fraction * len(order)))
+    n_val = max(1, round(val_fraction * len(order)))
+    split = {}
+    for i, name in enumerate(order):
+        split[name] = "test" if i < n_test else "val" if i < n_test + n_val else "train"
+    return split
+
+
+def time_split(n_clips: int, val_fraction: float = 0.1, test_fraction: float = 0.1) -> list[str]:
+    """Split one recording's clips in time: the last ones for test, the ones before for val."""
+    n_test = max(1, round(test_fraction * n_clips)) if n_clips >= 3 else 0
+    n_val = max(1, round(val_fraction * n_clips)) if n_clips >= 3 else 0
+    n_train = n_clips - n_val - n_test
+    return ["train"] * n_train + ["val"] * n_val + ["test"] * n_test
+
+
+def write_recordings(
+    writer: DatasetWriter,
+    recordings: Iterable[tuple[str, object]],
+    names: list[str],
+    splits: dict[str, str] | None = None,
+    progress: bool = True,
+) -> None:
+    """Load, cut and store each recording; unreadable or too-short ones are skipped with a reason.
+
+    Args:
+        writer: Destination.
+        recordings: ``(name, source)`` pairs; ``source`` is a path or a ``(samples,)`` array at the writer's rate.
+        names: All names, for the progress bar total.
+        splits: ``name → split``; ``None`` splits each recording in time instead.
+    """
+    sr = writer.config.sample_rate
+    for name, source in tqdm(recordings, total=len(names), desc="preparing", unit="file", disable=not progress):
+        if isinstance(source, np.ndarray):
+            y = source
+        else:
+            try:
+                y, _ = audio.load(source, sample_rate=sr, mono=True)
+            except (audio.AudioFileError, FileNotFoundError) as err:
+                writer.skip(name, str(err))
+                continue
+        y = audio.normalize_peak(y, 0.95)
+        clips, n_silent = split_clips(y, writer.clip_samples)
+        if len(clips) == 0:
+            reason = f"shorter than one clip ({len(y) / sr:.2f} s < {writer.clip_seconds} s)" if n_silent == 0 else "silent"
+            writer.skip(name, reason)
+            continue
+        if splits is not None:
+            writer.add(splits[name], clips, name)
+        else:
+            labels = np.array(time_split(len(clips)))
+            for split in SPLITS:
+                if np.any(labels == split):
+                    writer.add(split, clips[labels == split], name)
+
+
+def prepare_folder(
+    src: str | Path,
+    out: str | Path,
+    config: AudioConfig | None = None,
+    clip_seconds: float = 1.0,
+    progress: bool = True,
+) -> AudioDataset:
+    """Turn a folder of mp3/wav/flac/ogg (nested) into a dataset: mono, resampled, normalised clips.
+
+    Reads one file at a time, so peak memory does not grow with the folder. Files
+    that cannot be read are skipped and listed in ``skipped.txt`` with the reason.
+    Nothing in ``src`` is modified. With three or more files, whole files go to
+    train/val/test; with fewer, each file is split in time.
+
+    Raises:
+        DatasetError: missing/empty folder, no audio in it, or no usable clip at all.
+    """
+    config = config or AudioConfig()
+    src = Path(src).resolve()
+    out = Path(out).resolve()
+    if out == src or src in out.parents:
+        raise DatasetError(f"{out}: the output folder must not be inside the source folder {src}; choose another place.")
+    files = find_audio_files(src)
+    names = [str(p.relative_to(src)) for p in files]
+    splits = assign_splits(names) if len(files) >= 3 else None
+    writer = DatasetWriter(out, config, clip_seconds, description=f"prepared from {src}")
+    write_recordings(writer, zip(names, files), names, splits, progress=progress)
+    return writer.finish(extra={"source_folder": str(src), "split_by": "file" if splits else "time"})
