@@ -1,8 +1,45 @@
-"""The command line: `musiclib prepare | train | generate | evaluate | demo`."""
+"""The command line: `musiclib prepare | train | generate | evaluate | demo`, the library seen from a shell."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+
+
+def _prepare(args) -> int:
+    from musiclib.config import AudioConfig
+    from musiclib.datasets.prepare import prepare_folder
+
+    dataset = prepare_folder(args.src, args.out, AudioConfig(sample_rate=args.sample_rate), clip_seconds=args.clip_seconds)
+    print(dataset)
+    skipped = dataset.manifest["skipped"]
+    if skipped:
+        print(f"skipped {len(skipped)} file(s); reasons in {dataset.root / 'skipped.txt'}")
+    return 0
+
+
+def _train(args) -> int:
+    from musiclib import runs
+
+    overrides = json.loads(args.set) if args.set else None
+    out = runs.train(args.model, args.data, args.out, steps=args.steps, seed=args.seed, overrides=overrides)
+    print(f"trained {args.model} into {out}")
+    return 0
+
+
+def _generate(args) -> int:
+    from musiclib import runs
+
+    path = runs.generate(args.run_dir, args.seconds, args.out, seed=args.seed)
+    print(f"wrote {args.seconds} s to {path}")
+    return 0
+
+
+def _evaluate(args) -> int:
+    from musiclib import runs
+
+    print(json.dumps(runs.evaluate(args.run_dir, n_clips=args.n_clips), indent=1))
+    return 0
 
 
 def _demo(args) -> int:
@@ -13,18 +50,54 @@ def _demo(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from musiclib import models
+
     parser = argparse.ArgumentParser(prog="musiclib", description="Generate music from raw audio: data, models, evaluation.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    demo = sub.add_parser("demo", help="train tiny models on the bundled music; write audio and pictures")
-    demo.add_argument("--out", default="outputs/demo", help="output folder (default: outputs/demo)")
-    demo.set_defaults(func=_demo)
+    p = sub.add_parser("prepare", help="turn a folder of mp3/wav/flac/ogg into a dataset",
+                       description="Turn any folder of audio (nested folders too) into a dataset of mono clips. "
+                                   "Never modifies the source folder; unreadable files are listed in skipped.txt.")
+    p.add_argument("src", help="folder of audio files")
+    p.add_argument("out", help="new dataset folder")
+    p.add_argument("--clip-seconds", type=float, default=1.0, help="clip length in seconds (default 1.0)")
+    p.add_argument("--sample-rate", type=int, default=22050, help="resample to this rate in Hz (default 22050)")
+    p.set_defaults(func=_prepare)
+
+    p = sub.add_parser("train", help="train a registered model", description="Train (or resume) a model into a run folder.")
+    p.add_argument("model", choices=models.names(), help="which model")
+    p.add_argument("--data", default="chorales", help="dataset folder, or a bundled set: chorales, notes (default chorales)")
+    p.add_argument("--out", required=True, help="run folder (resumes if it holds a checkpoint)")
+    p.add_argument("--steps", type=int, default=None, help="optimiser steps (default: the model's; smaller with MUSICLIB_FAST=1)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--set", default=None, help='JSON of model settings to override, e.g. \'{"hidden": 128}\'')
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("generate", help="generate audio from a trained run")
+    p.add_argument("run_dir")
+    p.add_argument("--seconds", type=float, default=5.0)
+    p.add_argument("--out", required=True, help="output .wav file")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_generate)
+
+    p = sub.add_parser("evaluate", help="score a run against held-out music and noise; writes eval.json")
+    p.add_argument("run_dir")
+    p.add_argument("--n-clips", type=int, default=None, help="generated clips to score (default: as many as held-out clips)")
+    p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("demo", help="train tiny models on the bundled music; write audio and pictures")
+    p.add_argument("--out", default="outputs/demo", help="output folder (default: outputs/demo)")
+    p.set_defaults(func=_demo)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except (FileNotFoundError, ValueError, KeyError) as err:
+        print(f"musiclib {args.command}: error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

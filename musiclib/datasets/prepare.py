@@ -119,8 +119,22 @@ def prepare_folder(
     if out == src or src in out.parents:
         raise DatasetError(f"{out}: the output folder must not be inside the source folder {src}; choose another place.")
     files = find_audio_files(src)
-    names = [str(p.relative_to(src)) for p in files]
-    splits = assign_splits(names) if len(files) >= 3 else None
     writer = DatasetWriter(out, config, clip_seconds, description=f"prepared from {src}")
-    write_recordings(writer, zip(names, files), names, splits, progress=progress)
+    # Headers only (cheap): leave out unreadable and too-short files before splitting,
+    # so that val and test are not assigned files that will be skipped.
+    usable = []
+    for path in files:
+        name = str(path.relative_to(src))
+        try:
+            info = audio.read_info(path)
+        except (audio.AudioFileError, FileNotFoundError) as err:
+            writer.skip(name, str(err))
+            continue
+        if info.frames / info.samplerate < clip_seconds:
+            writer.skip(name, f"shorter than one clip ({info.frames / info.samplerate:.2f} s < {clip_seconds} s)")
+            continue
+        usable.append((name, path))
+    names = [name for name, _ in usable]
+    splits = assign_splits(names) if len(names) >= 3 else None
+    write_recordings(writer, usable, names, splits, progress=progress)
     return writer.finish(extra={"source_folder": str(src), "split_by": "file" if splits else "time"})

@@ -1,0 +1,191 @@
+"""Weight-free evaluation: distances between signals, and distribution scores for generated sets.
+
+Pairwise (a generated or rebuilt signal against its reference): spectral
+convergence, log-spectral distance, multi-resolution STFT distance, log-mel L1,
+mel-cepstral distortion. Set-level (generated clips against training clips):
+NDB/K, nearest-neighbour memorisation ratio, Fréchet distance on MFCC + chroma.
+Pitch: ``librosa.pyin`` statistics.
+
+Notebook: 05_data_pipeline.ipynb
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.linalg
+import scipy.stats
+
+from musiclib import dsp, features
+from musiclib.config import AudioConfig
+
+spectral_convergence = dsp.spectral_convergence
+
+
+def _match(reference: np.ndarray, estimate: np.ndarray):
+    n = min(len(reference), len(estimate))
+    return np.asarray(reference[:n], dtype=np.float32), np.asarray(estimate[:n], dtype=np.float32)
+
+
+def signal_spectral_convergence(reference: np.ndarray, estimate: np.ndarray, config: AudioConfig) -> float:
+    """Spectral convergence between the STFT magnitudes of two signals."""
+    reference, estimate = _match(reference, estimate)
+    return dsp.spectral_convergence(features.magnitude(reference, config), features.magnitude(estimate, config))
+
+
+def log_spectral_distance(reference: np.ndarray, estimate: np.ndarray, config: AudioConfig) -> float:
+    """Root-mean-square difference of the power spectra in dB, averaged over frames (dB)."""
+    reference, estimate = _match(reference, estimate)
+    p_ref = dsp.power_to_db(features.magnitude(reference, config) ** 2, amin=1e-10, top_db=None)
+    p_est = dsp.power_to_db(features.magnitude(estimate, config) ** 2, amin=1e-10, top_db=None)
+    return float(np.mean(np.sqrt(np.mean((p_ref - p_est) ** 2, axis=0))))
+
+
+MRSTFT_RESOLUTIONS = ((512, 128), (1024, 256), (2048, 512))
+
+
+def multi_resolution_stft_distance(reference: np.ndarray, estimate: np.ndarray, resolutions=MRSTFT_RESOLUTIONS) -> float:
+    """Mean over STFT resolutions of spectral convergence + mean |log magnitude difference|.
+
+    The loss of Parallel WaveGAN (Yamamoto et al., 2020), used here as a distance.
+    """
+    reference, estimate = _match(reference, estimate)
+    total = 0.0
+    for n_fft, hop in resolutions:
+        a = np.abs(dsp.stft(reference, n_fft=n_fft, hop_length=hop))
+        b = np.abs(dsp.stft(estimate, n_fft=n_fft, hop_length=hop))
+        total += dsp.spectral_convergence(a, b) + float(np.mean(np.abs(np.log(a + 1e-5) - np.log(b + 1e-5))))
+    return total / len(resolutions)
+
+
+def log_mel_l1(reference: np.ndarray, estimate: np.ndarray, config: AudioConfig) -> float:
+    """Mean absolute difference of the shared log-mel features (nats)."""
+    reference, estimate = _match(reference, estimate)
+    return float(np.mean(np.abs(features.log_mel(reference, config) - features.log_mel(estimate, config))))
+
+
+def mel_cepstral_distortion(reference: np.ndarray, estimate: np.ndarray, config: AudioConfig, n_coeffs: int = 13) -> float:
+    """MCD in dB: ``(10 / ln 10) sqrt(2 sum_d (c_d - c'_d)^2)`` over cepstra 1..n, averaged over frames.
+
+    Cepstra are the orthonormal DCT-II of the natural-log mel spectrum; the
+    energy term ``c_0`` is left out, as usual.
+    """
+    import scipy.fft
+
+    reference, estimate = _match(reference, estimate)
+    c_ref = scipy.fft.dct(features.log_mel(reference, config), type=2, norm="ortho", axis=0)[1 : n_coeffs + 1]
+    c_est = scipy.fft.dct(features.log_mel(estimate, config), type=2, norm="ortho", axis=0)[1 : n_coeffs + 1]
+    return float(np.mean(10 / np.log(10) * np.sqrt(2 * np.sum((c_ref - c_est) ** 2, axis=0))))
+
+
+# ---------------------------------------------------------------------------
+# Set-level scores
+# ---------------------------------------------------------------------------
+
+
+def clip_features(clips: np.ndarray, config: AudioConfig) -> np.ndarray:
+    """One vector per clip for the set-level scores: its log-mel, flattened. ``(n, n_mels * n_frames)``."""
+    return np.stack([features.log_mel(np.asarray(c), config).reshape(-1) for c in clips])
+
+
+def ndb_k(train_features: np.ndarray, generated_features: np.ndarray, k: int = 10, alpha: float = 0.05, seed: int = 0) -> float:
+    """Number of statistically Different Bins over K (Richardson & Weiss, 2018).
+
+    Cluster the training features into ``k`` bins with k-means; assign the
+    generated features to the nearest centre; count the bins whose share differs
+    between the two sets by a two-proportion z-test at level ``alpha``.
+    0 means the generated set fills the bins like the training set; 1, not at all.
+    """
+    from sklearn.cluster import KMeans
+
+    k = min(k, len(train_features))
+    km = KMeans(n_clusters=k, n_init=4, random_state=seed).fit(train_features)
+    p_train = np.bincount(km.labels_, minlength=k) / len(train_features)
+    p_gen = np.bincount(km.predict(generated_features), minlength=k) / len(generated_features)
+    n1, n2 = len(train_features), len(generated_features)
+    pooled = (p_train * n1 + p_gen * n2) / (n1 + n2)
+    se = np.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2)) + 1e-12
+    p_values = 2 * scipy.stats.norm.sf(np.abs(p_train - p_gen) / se)
+    return float(np.mean(p_values < alpha))
+
+
+def _nearest_distances(queries: np.ndarray, references: np.ndarray) -> np.ndarray:
+    q = queries.astype(np.float64)
+    r = references.astype(np.float64)
+    squared = (q**2).sum(1)[:, None] - 2 * q @ r.T + (r**2).sum(1)[None, :]
+    return np.sqrt(np.maximum(squared.min(axis=1), 0))
+
+
+def memorization_ratio(train_features: np.ndarray, generated_features: np.ndarray, heldout_features: np.ndarray) -> float:
+    """Median nearest-training distance of generated clips over that of held-out real clips.
+
+    About 1: generated clips are as far from the training set as new real music is.
+    Near 0: they are copies of training clips. Above 1: further than real music.
+    """
+    generated = np.median(_nearest_distances(generated_features, train_features))
+    heldout = np.median(_nearest_distances(heldout_features, train_features))
+    return float(generated / heldout)
+
+
+def frame_features(y: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Per-frame MFCC (20) and chroma (12) features, ``(n_frames, 32)``."""
+    import librosa
+
+    y = np.asarray(y, dtype=np.float32)
+    mfcc = librosa.feature.mfcc(y=y, sr=sample_rate, n_mfcc=20, n_fft=1024, hop_length=512)
+    chroma = librosa.feature.chroma_stft(y=y, sr=sample_rate, n_fft=1024, hop_length=512)
+    return np.concatenate([mfcc, chroma], axis=0).T
+
+
+def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
+    """Fréchet distance between Gaussians fitted to two feature sets ``(n, d)``.
+
+    ``|mu_a - mu_b|^2 + tr(S_a + S_b - 2 (S_a S_b)^{1/2})``, as in FID/FAD.
+    """
+    mu_a, mu_b = features_a.mean(0), features_b.mean(0)
+    cov_a = np.cov(features_a, rowvar=False) + 1e-6 * np.eye(features_a.shape[1])
+    cov_b = np.cov(features_b, rowvar=False) + 1e-6 * np.eye(features_b.shape[1])
+    root = scipy.linalg.sqrtm(cov_a @ cov_b)
+    return float(np.sum((mu_a - mu_b) ** 2) + np.trace(cov_a + cov_b - 2 * np.real(root)))
+
+
+def frechet_audio_distance(clips_a: np.ndarray, clips_b: np.ndarray, sample_rate: int) -> float:
+    """Fréchet distance on MFCC + chroma frame features of two sets of clips."""
+    fa = np.concatenate([frame_features(c, sample_rate) for c in clips_a])
+    fb = np.concatenate([frame_features(c, sample_rate) for c in clips_b])
+    return frechet_distance(fa, fb)
+
+
+def pitch_track(y: np.ndarray, sample_rate: int, fmin: float = 65.0, fmax: float = 2100.0):
+    """``librosa.pyin`` f0 (Hz, NaN where unvoiced) and the voiced flag per frame."""
+    import librosa
+
+    f0, voiced, _ = librosa.pyin(np.asarray(y, dtype=np.float32), fmin=fmin, fmax=fmax, sr=sample_rate, frame_length=2048)
+    return f0, voiced
+
+
+def pitch_statistics(y: np.ndarray, sample_rate: int, target_midi: float | None = None, tolerance_cents: float = 50.0) -> dict:
+    """Voiced fraction, median pitch, and (with ``target_midi``) the share of voiced frames within tolerance."""
+    f0, voiced = pitch_track(y, sample_rate)
+    stats = {"voiced_fraction": float(np.mean(voiced))}
+    if np.any(voiced):
+        midi = 69 + 12 * np.log2(f0[voiced] / 440.0)
+        stats["median_midi"] = float(np.median(midi))
+        if target_midi is not None:
+            stats["within_tolerance"] = float(np.mean(np.abs(midi - target_midi) * 100 <= tolerance_cents))
+    elif target_midi is not None:
+        stats["within_tolerance"] = 0.0
+    return stats
+
+
+def set_scores(generated: np.ndarray, train: np.ndarray, heldout: np.ndarray, config: AudioConfig, k: int = 10) -> dict:
+    """NDB/K, memorisation ratio and Fréchet distance of generated clips, each beside held-out real clips.
+
+    Args:
+        generated, train, heldout: ``(n, clip_samples)`` clips of equal length.
+    """
+    f_train, f_gen, f_held = (clip_features(c, config) for c in (train, generated, heldout))
+    return {
+        "ndb_k": ndb_k(f_train, f_gen, k=k),
+        "memorization_ratio": memorization_ratio(f_train, f_gen, f_held),
+        "frechet_distance": frechet_audio_distance(generated, train, config.sample_rate),
+        "rms": float(np.sqrt(np.mean(np.asarray(generated, dtype=np.float64) ** 2))),
+    }

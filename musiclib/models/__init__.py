@@ -1,0 +1,65 @@
+"""The model registry: every model that `musiclib train` knows registers itself here.
+
+A model is a :class:`ModelSpec`: how to build it, which arrays it trains on, its
+loss, and how it generates audio. The CLI and the evaluation work for any
+registered model.
+
+Notebook: 05_data_pipeline.ipynb
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import numpy as np
+
+REGISTRY: dict[str, "ModelSpec"] = {}
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """What the shared pipeline needs to know about one model.
+
+    Attributes:
+        name: The CLI name (``musiclib train NAME``).
+        description: One line for ``--help``.
+        default_config: ``fast -> dict`` of model hyper-parameters.
+        build: ``(model_config, audio_config) -> torch.nn.Module``.
+        training_arrays: ``(dataset, model_config) -> (train_array, val_array)``.
+        loss: ``(model, batch) -> scalar tensor``.
+        generate: ``(model, seconds, seed, audio_config) -> (samples,)`` float32 audio.
+    """
+
+    name: str
+    description: str
+    default_config: Callable[[bool], dict]
+    build: Callable
+    training_arrays: Callable
+    loss: Callable
+    generate: Callable
+
+
+def register(spec: ModelSpec) -> ModelSpec:
+    if spec.name in REGISTRY:
+        raise ValueError(f"model {spec.name!r} is already registered")
+    REGISTRY[spec.name] = spec
+    return spec
+
+
+def get(name: str) -> ModelSpec:
+    _load_builtin_models()
+    if name not in REGISTRY:
+        raise KeyError(f"unknown model {name!r}; registered: {', '.join(sorted(REGISTRY))}")
+    return REGISTRY[name]
+
+
+def names() -> list[str]:
+    _load_builtin_models()
+    return sorted(REGISTRY)
+
+
+def _load_builtin_models() -> None:
+    from musiclib.models import spectral_noise  # noqa: F401  (registers itself)
+
+
+__all__ = ["ModelSpec", "REGISTRY", "register", "get", "names", "np"]

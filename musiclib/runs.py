@@ -1,0 +1,118 @@
+"""A run folder: train, generate from and evaluate any registered model (what the CLI calls).
+
+``RUN_DIR/config.json`` names the model, its configuration, the audio
+configuration and the data; ``checkpoint.pt`` holds the weights; ``samples/``
+the audio previews; ``eval.json`` the scores.
+
+Notebook: 05_data_pipeline.ipynb
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from musiclib import audio, baselines, metrics, models
+from musiclib.config import AudioConfig
+from musiclib.datasets import AudioDataset
+from musiclib.training import CHECKPOINT, Trainer, TrainConfig, load_checkpoint
+from musiclib.utils import fast_mode, set_seed
+
+BUNDLED = ("chorales", "notes")
+
+
+def open_dataset(data: str | Path) -> AudioDataset:
+    """A dataset folder, or the name of a bundled set (``chorales``, ``notes``), built on first use."""
+    if str(data) in BUNDLED:
+        from musiclib.datasets import bundled
+
+        return getattr(bundled, str(data))()
+    return AudioDataset(data)
+
+
+def train(model_name: str, data: str | Path, out: str | Path, steps: int | None = None, seed: int = 0,
+          overrides: dict | None = None, progress: bool = True) -> Path:
+    """Train (or resume) ``model_name`` on ``data`` into run folder ``out``; writes a preview sample."""
+    spec = models.get(model_name)
+    out = Path(out)
+    dataset = open_dataset(data)
+    model_config = {**spec.default_config(fast_mode()), **(overrides or {})}
+    if steps is not None:
+        model_config["steps"] = steps
+    config_path = out / "config.json"
+    run_config = {"model": model_name, "model_config": model_config, "audio_config": dataset.config.to_dict(),
+                  "data": str(dataset.root), "seed": seed}
+    if config_path.exists():
+        previous = json.loads(config_path.read_text())
+        if previous["model"] != model_name or previous["audio_config"] != run_config["audio_config"]:
+            raise ValueError(f"{out}: holds a {previous['model']} run with another setup; choose a new --out folder.")
+    out.mkdir(parents=True, exist_ok=True)
+    config_path.write_text(json.dumps(run_config, indent=1) + "\n")
+    train_array, val_array = spec.training_arrays(dataset, model_config)
+    set_seed(seed)
+    model = spec.build(model_config, dataset.config)
+    train_config = TrainConfig(steps=model_config["steps"], batch_size=model_config["batch_size"],
+                               learning_rate=model_config["learning_rate"], seed=seed,
+                               checkpoint_every=max(1, model_config["steps"] // 4), progress=progress)
+
+    def preview(trainer, step):
+        y = spec.generate(trainer.model, 2.0, seed, dataset.config)
+        audio.save(out / "samples" / f"step_{step:06d}.wav", y, dataset.config.sample_rate)
+
+    Trainer(model, spec.loss, train_array, out, train_config, dataset.config, model_config, val_array, preview).fit()
+    return out
+
+
+def load(run_dir: str | Path):
+    """``(spec, model, audio_config, run_config)`` of a trained run folder."""
+    run_dir = Path(run_dir)
+    config_path = run_dir / "config.json"
+    if not config_path.exists() or not (run_dir / CHECKPOINT).exists():
+        raise FileNotFoundError(f"{run_dir}: not a trained run (needs config.json and {CHECKPOINT}). Run `musiclib train` first.")
+    run_config = json.loads(config_path.read_text())
+    spec = models.get(run_config["model"])
+    audio_config = AudioConfig.from_dict(run_config["audio_config"])
+    state = load_checkpoint(run_dir / CHECKPOINT)
+    model = spec.build(state["model_config"], audio_config)
+    model.load_state_dict(state["model"])
+    model.eval()
+    return spec, model, audio_config, run_config
+
+
+def generate(run_dir: str | Path, seconds: float, out: str | Path, seed: int = 0) -> Path:
+    """Generate ``seconds`` of audio from a run and write it to ``out``."""
+    spec, model, audio_config, _ = load(run_dir)
+    set_seed(seed)
+    y = spec.generate(model, seconds, seed, audio_config)
+    if not np.all(np.isfinite(y)):
+        raise FloatingPointError(f"{run_dir}: the model produced NaN or infinite samples")
+    return audio.save(out, y, audio_config.sample_rate)
+
+
+def evaluate(run_dir: str | Path, n_clips: int | None = None, seed: int = 0) -> dict:
+    """Score generated clips against the held-out split, beside real held-out music and white noise.
+
+    Writes and returns ``eval.json``: NDB/K, memorisation ratio, Fréchet distance and RMS
+    for the model, for held-out real clips (the target) and for noise (the floor).
+    """
+    spec, model, audio_config, run_config = load(run_dir)
+    dataset = AudioDataset(run_config["data"])
+    train_clips = np.asarray(dataset.clips("train"))
+    heldout = np.concatenate([np.asarray(dataset.clips("val")), np.asarray(dataset.clips("test"))])
+    n = min(n_clips or len(heldout), len(heldout))
+    clip_seconds = dataset.clip_samples / audio_config.sample_rate
+    set_seed(seed)
+    generated = np.stack([spec.generate(model, clip_seconds, seed + i, audio_config)[: dataset.clip_samples] for i in range(n)])
+    noise = baselines.white_noise_clips(n, dataset.clip_samples, baselines.rms(train_clips), seed=seed)
+    reference = heldout[:n]
+    other = heldout[n:] if len(heldout) - n >= 4 else heldout
+    results = {
+        "model": run_config["model"],
+        "n_clips": n,
+        "generated": metrics.set_scores(generated, train_clips, other, audio_config),
+        "heldout_real": metrics.set_scores(reference, train_clips, other, audio_config),
+        "white_noise": metrics.set_scores(noise, train_clips, other, audio_config),
+    }
+    Path(run_dir, "eval.json").write_text(json.dumps(results, indent=1) + "\n")
+    return results

@@ -1,0 +1,172 @@
+"""The PyTorch training loop every model shares: seeded, resumable, with atomic checkpoints.
+
+A checkpoint holds the model, the optimiser, the step, the RNG state, the audio
+configuration and the model configuration, and loads with
+``torch.load(weights_only=True)``. Batches follow a permutation derived from
+``(seed, epoch)``, so a run resumed from a checkpoint ends with exactly the
+weights of an uninterrupted one (on CPU).
+
+Notebook: 05_data_pipeline.ipynb
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from musiclib.config import AudioConfig
+from musiclib.utils import get_device, set_seed
+
+CHECKPOINT = "checkpoint.pt"
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """How long and how to train.
+
+    Attributes:
+        steps: Optimiser steps in total (a resumed run continues up to this number).
+        batch_size: Examples per step.
+        learning_rate: Adam's step size.
+        seed: Seeds the weights, the batch order and any sampling.
+        checkpoint_every: Steps between checkpoints (and validation).
+        device: ``None`` picks CUDA → MPS → CPU.
+        progress: Show a tqdm bar.
+    """
+
+    steps: int = 200
+    batch_size: int = 16
+    learning_rate: float = 1e-3
+    seed: int = 0
+    checkpoint_every: int = 50
+    device: str | None = None
+    progress: bool = True
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    """Write ``state`` to ``path`` atomically: a temporary file in the same folder, then a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path, map_location="cpu") -> dict:
+    return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def batch_indices(n: int, batch_size: int, seed: int, step: int) -> np.ndarray:
+    """Indices of the batch used at ``step``: epoch ``e`` follows permutation ``rng(seed, e)``."""
+    per_epoch = max(1, n // batch_size)
+    epoch, offset = divmod(step, per_epoch)
+    order = np.random.default_rng([seed, epoch]).permutation(n)
+    return order[offset * batch_size : (offset + 1) * batch_size] if n >= batch_size else order
+
+
+class Trainer:
+    """Train ``model`` by minimising ``loss_fn(model, batch)`` with Adam, resuming from ``run_dir`` if a checkpoint is there.
+
+    Args:
+        model: A ``torch.nn.Module``.
+        loss_fn: ``(model, batch_tensor) -> scalar tensor``.
+        train_data: Array ``(n, ...)`` (memory maps fine); batches are float32 tensors on the device.
+        run_dir: Where ``checkpoint.pt`` and ``history.json`` go.
+        config: :class:`TrainConfig`.
+        audio_config, model_config: Stored in every checkpoint.
+        val_data: Optional array scored by ``loss_fn`` at every checkpoint.
+        on_checkpoint: Optional ``(trainer, step) -> None`` hook, e.g. to write an audio preview.
+    """
+
+    def __init__(self, model, loss_fn: Callable, train_data, run_dir, config: TrainConfig, audio_config: AudioConfig,
+                 model_config: dict, val_data=None, on_checkpoint: Callable | None = None):
+        self.device = get_device(config.device)
+        self.model = model.to(self.device)
+        self.loss_fn = loss_fn
+        self.train_data = train_data
+        self.val_data = val_data
+        self.run_dir = Path(run_dir)
+        self.config = config
+        self.audio_config = audio_config
+        self.model_config = model_config
+        self.on_checkpoint = on_checkpoint
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate)
+        self.step = 0
+        self.history: list[dict] = []
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.run_dir / CHECKPOINT
+
+    def state(self) -> dict:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "step": self.step,
+            "torch_rng": torch.get_rng_state(),
+            "audio_config": self.audio_config.to_dict(),
+            "model_config": self.model_config,
+            "history": self.history,
+        }
+
+    def resume(self) -> bool:
+        """Load the checkpoint in ``run_dir`` if there is one. Returns whether it did."""
+        if not self.checkpoint_path.exists():
+            return False
+        state = load_checkpoint(self.checkpoint_path, map_location=self.device)
+        if state["audio_config"] != self.audio_config.to_dict():
+            raise ValueError(f"{self.checkpoint_path}: trained with another AudioConfig; use a new run folder.")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step = int(state["step"])
+        torch.set_rng_state(state["torch_rng"])
+        self.history = list(state["history"])
+        return True
+
+    def _batch(self, data, indices) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(data[np.sort(indices)], dtype=np.float32)).to(self.device)
+
+    def validate(self) -> float | None:
+        if self.val_data is None or len(self.val_data) == 0:
+            return None
+        self.model.eval()
+        with torch.no_grad():
+            losses = [float(self.loss_fn(self.model, self._batch(self.val_data, np.arange(i, min(i + 64, len(self.val_data))))))
+                      for i in range(0, len(self.val_data), 64)]
+        self.model.train()
+        return float(np.mean(losses))
+
+    def fit(self) -> list[dict]:
+        """Train until ``config.steps``; checkpoint every ``checkpoint_every`` steps and at the end."""
+        if not self.resume():
+            set_seed(self.config.seed)
+        self.model.train()
+        bar = tqdm(total=self.config.steps, initial=self.step, desc="training", unit="step", disable=not self.config.progress)
+        running = []
+        while self.step < self.config.steps:
+            batch = self._batch(self.train_data, batch_indices(len(self.train_data), self.config.batch_size, self.config.seed, self.step))
+            loss = self.loss_fn(self.model, batch)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"loss became {loss.item()} at step {self.step}; lower the learning rate.")
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.step += 1
+            running.append(loss.item())
+            bar.update(1)
+            bar.set_postfix(loss=f"{running[-1]:.4f}")
+            if self.step % self.config.checkpoint_every == 0 or self.step == self.config.steps:
+                record = {"step": self.step, "train_loss": float(np.mean(running)), "val_loss": self.validate()}
+                self.history.append(record)
+                running = []
+                save_checkpoint(self.checkpoint_path, self.state())
+                (self.run_dir / "history.json").write_text(json.dumps(self.history, indent=1) + "\n")
+                if self.on_checkpoint:
+                    self.on_checkpoint(self, self.step)
+        bar.close()
+        return self.history

@@ -1,0 +1,191 @@
+import json
+import os
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from musiclib import AudioConfig, signals
+from musiclib.datasets import AudioDataset, DatasetError, adapters, bundled, gruv, public
+from musiclib.datasets.prepare import prepare_folder
+from musiclib.datasets.spectrogram import SpectrogramClips
+
+SR = 22050
+CONFIG = AudioConfig()
+
+
+def _write_music(folder, n_files=4, seconds=3.0):
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n_files):
+        y = signals.chord(notes=(48 + i, 52 + i, 55 + i), seconds=seconds, sample_rate=44100, seed=i)
+        sub = folder / ("nested" if i % 2 else ".") / f"song{i}.{['wav', 'flac', 'ogg', 'mp3'][i % 4]}"
+        sub.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(sub, np.stack([y, 0.5 * y]).T, 44100)
+
+
+def _snapshot(folder):
+    return {p.relative_to(folder): (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*")}
+
+
+def test_prepare_folder_splits_by_file_and_reports_bad_files(tmp_path):
+    src = tmp_path / "music"
+    _write_music(src, n_files=5)
+    (src / "broken.wav").write_text("not audio")
+    (src / "short.wav").parent.mkdir(exist_ok=True)
+    sf.write(src / "short.wav", np.zeros(1000) + 0.1, SR)
+    (src / "readme.txt").write_text("ignored")
+    before = _snapshot(src)
+    ds = prepare_folder(src, tmp_path / "ds", CONFIG, clip_seconds=1.0, progress=False)
+    assert _snapshot(src) == before, "the source folder must not change"
+    assert sum(ds.manifest["counts"].values()) >= 5 * 2
+    assert all(ds.manifest["counts"][s] > 0 for s in ("train", "val", "test"))
+    sources = {s["source"]: s["split"] for s in ds.manifest["sources"]}
+    assert len(set(sources.values())) == 3 and ds.manifest["split_by"] == "file"
+    skipped = (ds.root / "skipped.txt").read_text()
+    assert "broken.wav" in skipped and "short.wav" in skipped and "shorter than one clip" in skipped
+    clips = ds.clips("train")
+    assert clips.dtype == np.float32 and clips.shape[1] == SR and np.abs(clips).max() <= 0.95 + 1e-6
+    ds.verify()
+
+
+def test_prepare_one_file_splits_in_time(tmp_path):
+    src = tmp_path / "one"
+    _write_music(src, n_files=1, seconds=10.0)
+    ds = prepare_folder(src, tmp_path / "ds", CONFIG, progress=False)
+    assert ds.manifest["split_by"] == "time" and ds.manifest["counts"]["test"] >= 1
+
+
+@pytest.mark.parametrize("setup,message", [
+    (lambda p: None, "no such folder"),
+    (lambda p: p.mkdir(), "is empty"),
+    (lambda p: (p.mkdir(), (p / "a.txt").write_text("x")), "no wav, flac, ogg or mp3"),
+    (lambda p: (p.mkdir(), sf.write(p / "tiny.wav", np.ones(100) * 0.1, SR)), "no training clips"),
+])
+def test_prepare_clear_errors(tmp_path, setup, message):
+    src = tmp_path / "src"
+    setup(src)
+    with pytest.raises(DatasetError, match=message):
+        prepare_folder(src, tmp_path / "out", CONFIG, progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_prepare_refuses_output_inside_source_and_nonempty_output(tmp_path):
+    src = tmp_path / "music"
+    _write_music(src, n_files=3)
+    with pytest.raises(DatasetError, match="inside the source"):
+        prepare_folder(src, src / "ds", CONFIG, progress=False)
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep.txt").write_text("mine")
+    with pytest.raises(DatasetError, match="not empty"):
+        prepare_folder(src, tmp_path / "full", CONFIG, progress=False)
+    assert (tmp_path / "full" / "keep.txt").read_text() == "mine"
+
+
+def test_bundled_chorales_rebuild_gives_same_bytes(tmp_path):
+    a = bundled.build_chorales(tmp_path / "a", fast=True, progress=False)
+    b = bundled.build_chorales(tmp_path / "b", fast=True, progress=False)
+    assert a.manifest["checksums"] == b.manifest["checksums"]
+    assert len(set(a.manifest["chorales"])) == 12
+    train, test = {s["source"] for s in a.manifest["sources"] if s["split"] == "train"}, {s["source"] for s in a.manifest["sources"] if s["split"] == "test"}
+    assert train and test and not train & test
+    assert a.seconds("train") + a.seconds("val") + a.seconds("test") >= 120
+
+
+def test_bundled_notes_are_labelled():
+    ds = bundled.notes(fast=True)
+    labels = ds.labels("train")
+    assert len(labels) == len(ds.clips("train")) > 50
+    assert {"pitch", "instrument", "instrument_id", "velocity"} <= set(labels[0])
+    assert len({l["instrument"] for l in labels}) == len(bundled.NOTE_INSTRUMENTS)
+
+
+@pytest.mark.parametrize("form", ["rfft", "seed"])
+def test_gruv_blocks_round_trip_and_shift(tmp_path, form):
+    ds = bundled.chorales(fast=True)
+    blocks = gruv.GruvBlocks.build(ds, "test", tmp_path / form, block_size=2048, form=form)
+    assert blocks.x.shape == (len(ds.clips("test")), 10, gruv.feature_size(2048, form))
+    np.testing.assert_array_equal(blocks.x[:, 1:], blocks.y[:, :-1])
+    full = np.concatenate([blocks.x[0], blocks.y[0, -1:]])
+    rebuilt = blocks.sequence_to_audio(full)[: ds.clip_samples]
+    assert np.max(np.abs(rebuilt - ds.clips("test")[0])) <= 1e-5
+    assert isinstance(blocks.x, np.memmap)
+
+
+def test_gruv_rfft_is_four_times_smaller():
+    seed_bytes = gruv.feature_size(2048, "seed") * 8
+    rfft_bytes = gruv.feature_size(2048, "rfft") * 4
+    assert 3.9 < seed_bytes / rfft_bytes <= 4.0
+
+
+def test_spectrogram_clips_global_normalisation_and_inverse():
+    ds = bundled.chorales(fast=True)
+    train = SpectrogramClips(ds, "train", kind="mel")
+    test = SpectrogramClips(ds, "test", kind="mel", normalizer=train.normalizer)
+    assert train.data.shape[1:] == (CONFIG.n_mels, CONFIG.seconds_to_frames(1.0))
+    assert -1.5 < train.data.min() and train.data.max() < 1.5
+    np.testing.assert_allclose(train.normalizer.denormalize(train.normalizer.normalize(np.array([-3.0, 1.0]))), [-3.0, 1.0], atol=1e-5)
+    # a brand-new random spectrogram can be mapped back to audio: one global map, no per-file numbers
+    y = train.to_audio(np.random.default_rng(0).uniform(-1, 1, train.data.shape[1:]).astype(np.float32), n_iter=4)
+    assert y.shape == (ds.clip_samples,) and np.all(np.isfinite(y))
+    assert test.to_audio(test.data[:2], n_iter=4).shape == (2, ds.clip_samples)
+
+
+def test_torch_and_tf_adapters_see_the_same_rows():
+    import torch
+
+    x = np.arange(24, dtype=np.float32).reshape(6, 4)
+    y = -x
+    torch_ds = adapters.ArrayDataset(x, y)
+    xb, yb = torch_ds[2]
+    assert torch.equal(xb, torch.tensor(x[2])) and torch.equal(yb, torch.tensor(y[2]))
+    loader = torch.utils.data.DataLoader(torch_ds, batch_size=3)
+    assert next(iter(loader))[0].shape == (3, 4)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    tf_ds = adapters.tf_dataset(x, y, batch_size=6, shuffle=False)
+    bx, by = next(iter(tf_ds))
+    np.testing.assert_array_equal(bx.numpy(), x)
+    np.testing.assert_array_equal(by.numpy(), y)
+
+
+def _make_nsynth_replica(root):
+    for split, folder in public.NSYNTH_SPLITS.items():
+        (root / folder / "audio").mkdir(parents=True)
+        examples = {}
+        for i, (family, pitch) in enumerate([("keyboard", 60), ("guitar", 64), ("keyboard", 67)]):
+            name = f"{family}_acoustic_00{i}-0{pitch}-100"
+            sf.write(root / folder / "audio" / f"{name}.wav", signals.sine(440 * 2 ** ((pitch - 69) / 12), 4.0, 16000), 16000, subtype="PCM_16")
+            examples[name] = {"pitch": pitch, "velocity": 100, "instrument_family_str": family,
+                              "instrument_source_str": "acoustic", "sample_rate": 16000, "note_str": name}
+        (root / folder / "examples.json").write_text(json.dumps(examples))
+
+
+def test_nsynth_loader_on_a_tiny_replica(tmp_path):
+    _make_nsynth_replica(tmp_path / "nsynth")
+    ds = public.prepare_nsynth(tmp_path / "nsynth", tmp_path / "out", CONFIG)
+    assert ds.manifest["counts"] == {"train": 3, "val": 3, "test": 3}
+    labels = ds.labels("val")
+    assert [l["pitch"] for l in labels] == [60, 64, 67] or sorted(l["pitch"] for l in labels) == [60, 64, 67]
+    assert set(ds.manifest["instruments"]) == {"keyboard", "guitar"}
+    only_guitar = public.prepare_nsynth(tmp_path / "nsynth", tmp_path / "g", CONFIG, families=["guitar"])
+    assert only_guitar.manifest["counts"]["train"] == 1
+
+
+def test_maestro_loader_on_a_tiny_replica(tmp_path):
+    root = tmp_path / "maestro"
+    rows = []
+    for i, split in enumerate(["train", "train", "validation", "test"]):
+        rel = f"2018/piece{i}.wav"
+        (root / "2018").mkdir(parents=True, exist_ok=True)
+        sf.write(root / rel, signals.chord(notes=(60 + i, 64 + i), seconds=3.0, sample_rate=44100), 44100)
+        rows.append(f"Composer,Title {i},{split},2018,2018/piece{i}.midi,{rel},3.0")
+    (root / "maestro-v3.0.0.csv").write_text(
+        "canonical_composer,canonical_title,split,year,midi_filename,audio_filename,duration\n" + "\n".join(rows) + "\n")
+    ds = public.prepare_maestro(root, tmp_path / "out", CONFIG)
+    assert ds.manifest["counts"] == {"train": 6, "val": 3, "test": 3}
+    with pytest.raises(DatasetError, match="maestro-v"):
+        public.maestro_index(tmp_path)
+
+
+def test_not_a_dataset_error(tmp_path):
+    with pytest.raises(DatasetError, match="musiclib prepare"):
+        AudioDataset(tmp_path)
