@@ -5,7 +5,7 @@ then kept as the latest), ``BackupAndRestore`` (an interrupted ``fit`` resumes a
 the epoch it reached) and a progress logger. The audio configuration is written
 beside them so a Keras run carries it like a PyTorch one.
 
-Notebooks: 06_lstm_fft_blocks.ipynb, 10_vae.ipynb (the Keras models)
+Notebook: none yet; the Keras sequence and VAE models (issues 4 and 6) will train with it.
 """
 from __future__ import annotations
 
