@@ -11,8 +11,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable
 
-import numpy as np
-
 REGISTRY: dict[str, "ModelSpec"] = {}
 
 
@@ -62,4 +60,4 @@ def _load_builtin_models() -> None:
     from musiclib.models import spectral_noise  # noqa: F401  (registers itself)
 
 
-__all__ = ["ModelSpec", "REGISTRY", "register", "get", "names", "np"]
+__all__ = ["ModelSpec", "REGISTRY", "register", "get", "names"]
