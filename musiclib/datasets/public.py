@@ -20,7 +20,7 @@ import numpy as np
 from musiclib import audio
 from musiclib.config import AudioConfig
 from musiclib.datasets.prepare import write_recordings
-from musiclib.datasets.store import AudioDataset, DatasetError, DatasetWriter, split_clips
+from musiclib.datasets.store import AudioDataset, DatasetError, DatasetWriter
 
 NSYNTH_SPLITS = {"train": "nsynth-train", "val": "nsynth-valid", "test": "nsynth-test"}
 MAESTRO_SPLITS = {"train": "train", "validation": "val", "test": "test"}
@@ -105,4 +105,4 @@ def prepare_maestro(root: str | Path, out: str | Path, config: AudioConfig | Non
     return writer.finish(extra={"public": "maestro"})
 
 
-__all__ = ["nsynth_examples", "prepare_nsynth", "maestro_index", "prepare_maestro", "split_clips"]
+__all__ = ["nsynth_examples", "prepare_nsynth", "maestro_index", "prepare_maestro"]
