@@ -30,8 +30,11 @@ def _train(args) -> int:
 def _generate(args) -> int:
     from musiclib import runs
 
-    path = runs.generate(args.run_dir, args.seconds, args.out, seed=args.seed)
-    print(f"wrote {args.seconds} s to {path}")
+    path, prime_seconds = runs.generate(args.run_dir, args.seconds, args.out, seed=args.seed)
+    if prime_seconds:
+        print(f"wrote {path}: 0-{prime_seconds:.2f} s is the held-out prime, {prime_seconds:.2f}-{prime_seconds + args.seconds:.2f} s is generated")
+    else:
+        print(f"wrote {args.seconds} s to {path}")
     return 0
 
 

@@ -52,16 +52,30 @@ def train(model_name: str, data: str | Path, out: str | Path, steps: int | None 
     train_array, val_array = spec.training_arrays(dataset, model_config)
     set_seed(seed)
     model = spec.build(model_config, dataset.config)
+    if spec.prepare is not None:
+        spec.prepare(model, dataset, model_config)
     train_config = TrainConfig(steps=model_config["steps"], batch_size=model_config["batch_size"],
-                               learning_rate=model_config["learning_rate"], seed=seed,
-                               checkpoint_every=max(1, model_config["steps"] // 4), progress=progress)
+                               learning_rate=model_config["learning_rate"], optimizer=model_config.get("optimizer", "adam"),
+                               seed=seed, checkpoint_every=max(1, model_config["steps"] // 4), progress=progress)
+    preview_prime = heldout_primes(dataset, spec, 1, seed)
 
     def preview(trainer, step):
-        y = spec.generate(trainer.model, 2.0, seed, dataset.config)
+        y = spec.generate(trainer.model, 1, 2.0, seed, dataset.config, preview_prime)[0]
         audio.save(out / "samples" / f"step_{step:06d}.wav", y, dataset.config.sample_rate)
 
     Trainer(model, spec.loss, train_array, out, train_config, dataset.config, model_config, val_array, preview).fit()
     return out
+
+
+def heldout_primes(dataset: AudioDataset, spec: models.ModelSpec, n: int, seed: int = 0) -> np.ndarray | None:
+    """``(n, samples)``: the first ``spec.prime_seconds`` of held-out clips (test split, then val), or ``None`` for models that need no prime."""
+    if spec.prime_seconds <= 0:
+        return None
+    heldout = np.concatenate([np.asarray(dataset.clips("test")), np.asarray(dataset.clips("val"))])
+    if len(heldout) == 0:
+        raise ValueError(f"{dataset.root}: no held-out clips to prime {spec.name} with; prepare the data with val/test splits.")
+    n_samples = min(heldout.shape[1], int(round(spec.prime_seconds * dataset.sample_rate)))
+    return heldout[(seed + np.arange(n)) % len(heldout), :n_samples]
 
 
 def load(run_dir: str | Path):
@@ -80,21 +94,33 @@ def load(run_dir: str | Path):
     return spec, model, audio_config, run_config
 
 
-def generate(run_dir: str | Path, seconds: float, out: str | Path, seed: int = 0) -> Path:
-    """Generate ``seconds`` of audio from a run and write it to ``out``."""
-    spec, model, audio_config, _ = load(run_dir)
+def generate(run_dir: str | Path, seconds: float, out: str | Path, seed: int = 0) -> tuple[Path, float]:
+    """Generate ``seconds`` of audio from a run and write it to ``out``.
+
+    A sequence model's file starts with its held-out prime, so it can be heard in context.
+
+    Returns:
+        ``(path, prime_seconds)``: the file and how many of its first seconds are the prime (0 for none).
+    """
+    spec, model, audio_config, run_config = load(run_dir)
+    prime = heldout_primes(AudioDataset(run_config["data"]), spec, 1, seed) if spec.prime_seconds > 0 else None
     set_seed(seed)
-    y = spec.generate(model, seconds, seed, audio_config)
+    y = spec.generate(model, 1, seconds, seed, audio_config, prime)[0]
     if not np.all(np.isfinite(y)):
         raise FloatingPointError(f"{run_dir}: the model produced NaN or infinite samples")
-    return audio.save(out, y, audio_config.sample_rate)
+    if prime is not None:
+        y = np.concatenate([prime[0], y])
+    prime_seconds = 0.0 if prime is None else prime.shape[1] / audio_config.sample_rate
+    return audio.save(out, y, audio_config.sample_rate), prime_seconds
 
 
 def evaluate(run_dir: str | Path, n_clips: int | None = None, seed: int = 0) -> dict:
     """Score generated clips against the held-out split, beside real held-out music and white noise.
 
     Writes and returns ``eval.json``: NDB/K, memorisation ratio, Fréchet distance and RMS
-    for the model, for held-out real clips (the target) and for noise (the floor).
+    for the model, for held-out real clips (the target) and for noise (the floor); a
+    sequence model's clips continue held-out primes, and its one-step scores beside its
+    baselines are added under ``heldout_one_step``.
     """
     spec, model, audio_config, run_config = load(run_dir)
     dataset = AudioDataset(run_config["data"])
@@ -103,7 +129,7 @@ def evaluate(run_dir: str | Path, n_clips: int | None = None, seed: int = 0) -> 
     n = min(n_clips or len(heldout), len(heldout))
     clip_seconds = dataset.clip_samples / audio_config.sample_rate
     set_seed(seed)
-    generated = np.stack([spec.generate(model, clip_seconds, seed + i, audio_config)[: dataset.clip_samples] for i in range(n)])
+    generated = spec.generate(model, n, clip_seconds, seed, audio_config, heldout_primes(dataset, spec, n, seed))[:, : dataset.clip_samples]
     noise = baselines.white_noise_clips(n, dataset.clip_samples, baselines.rms(train_clips), seed=seed)
     reference = heldout[:n]
     other = heldout[n:] if len(heldout) - n >= 4 else heldout
@@ -114,5 +140,7 @@ def evaluate(run_dir: str | Path, n_clips: int | None = None, seed: int = 0) -> 
         "heldout_real": metrics.set_scores(reference, train_clips, other, audio_config),
         "white_noise": metrics.set_scores(noise, train_clips, other, audio_config),
     }
+    if spec.heldout_scores is not None:
+        results["heldout_one_step"] = spec.heldout_scores(model, dataset, run_config["model_config"])
     Path(run_dir, "eval.json").write_text(json.dumps(results, indent=1) + "\n")
     return results

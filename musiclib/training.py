@@ -33,7 +33,8 @@ class TrainConfig:
     Attributes:
         steps: Optimiser steps in total (a resumed run continues up to this number).
         batch_size: Examples per step.
-        learning_rate: Adam's step size.
+        learning_rate: The optimiser's step size.
+        optimizer: ``"adam"`` (default) or ``"rmsprop"`` (what Keras-era seeds used).
         seed: Seeds the weights, the batch order and any sampling.
         checkpoint_every: Steps between checkpoints (and validation).
         device: ``None`` picks CUDA → MPS → CPU.
@@ -43,6 +44,7 @@ class TrainConfig:
     steps: int = 200
     batch_size: int = 16
     learning_rate: float = 1e-3
+    optimizer: str = "adam"
     seed: int = 0
     checkpoint_every: int = 50
     device: str | None = None
@@ -69,13 +71,27 @@ def batch_indices(n: int, batch_size: int, seed: int, step: int) -> np.ndarray:
     return order[offset * batch_size : (offset + 1) * batch_size] if n >= batch_size else order
 
 
+OPTIMIZERS = {"adam": torch.optim.Adam, "rmsprop": torch.optim.RMSprop}
+
+
+def make_optimizer(name: str, parameters, learning_rate: float) -> torch.optim.Optimizer:
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; choose one of {sorted(OPTIMIZERS)}")
+    return OPTIMIZERS[name](parameters, lr=learning_rate)
+
+
+def n_examples(data) -> int:
+    return len(data[0]) if isinstance(data, (tuple, list)) else len(data)
+
+
 class Trainer:
-    """Train ``model`` by minimising ``loss_fn(model, batch)`` with Adam, resuming from ``run_dir`` if a checkpoint is there.
+    """Train ``model`` by minimising ``loss_fn(model, batch)``, resuming from ``run_dir`` if a checkpoint is there.
 
     Args:
         model: A ``torch.nn.Module``.
         loss_fn: ``(model, batch_tensor) -> scalar tensor``.
-        train_data: Array ``(n, ...)`` (memory maps fine); batches are float32 tensors on the device.
+        train_data: Array ``(n, ...)`` (memory maps fine), or a tuple of such arrays of equal length
+            (e.g. inputs and targets); a batch is a float32 tensor on the device, or a tuple of them.
         run_dir: Where ``checkpoint.pt`` and ``history.json`` go.
         config: :class:`TrainConfig`.
         audio_config, model_config: Stored in every checkpoint.
@@ -95,7 +111,7 @@ class Trainer:
         self.audio_config = audio_config
         self.model_config = model_config
         self.on_checkpoint = on_checkpoint
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate)
+        self.optimizer = make_optimizer(config.optimizer, self.model.parameters(), config.learning_rate)
         self.step = 0
         self.history: list[dict] = []
 
@@ -128,16 +144,18 @@ class Trainer:
         self.history = list(state["history"])
         return True
 
-    def _batch(self, data, indices) -> torch.Tensor:
+    def _batch(self, data, indices):
+        if isinstance(data, (tuple, list)):
+            return tuple(self._batch(part, indices) for part in data)
         return torch.from_numpy(np.asarray(data[np.sort(indices)], dtype=np.float32)).to(self.device)
 
     def validate(self) -> float | None:
-        if self.val_data is None or len(self.val_data) == 0:
+        if self.val_data is None or n_examples(self.val_data) == 0:
             return None
         self.model.eval()
         with torch.no_grad():
-            losses = [float(self.loss_fn(self.model, self._batch(self.val_data, np.arange(i, min(i + 64, len(self.val_data))))))
-                      for i in range(0, len(self.val_data), 64)]
+            losses = [float(self.loss_fn(self.model, self._batch(self.val_data, np.arange(i, min(i + 64, n_examples(self.val_data))))))
+                      for i in range(0, n_examples(self.val_data), 64)]
         self.model.train()
         return float(np.mean(losses))
 
@@ -149,7 +167,7 @@ class Trainer:
         bar = tqdm(total=self.config.steps, initial=self.step, desc="training", unit="step", disable=not self.config.progress)
         running = []
         while self.step < self.config.steps:
-            batch = self._batch(self.train_data, batch_indices(len(self.train_data), self.config.batch_size, self.config.seed, self.step))
+            batch = self._batch(self.train_data, batch_indices(n_examples(self.train_data), self.config.batch_size, self.config.seed, self.step))
             loss = self.loss_fn(self.model, batch)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"loss became {loss.item()} at step {self.step}; lower the learning rate.")

@@ -4,6 +4,7 @@ Notebook: 00_setup.ipynb
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import sys
@@ -74,6 +75,19 @@ def get_device(prefer: str | None = None):
     if mps is not None and mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """Run the block with ``n`` torch CPU threads, then restore the previous number."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def in_colab() -> bool:

@@ -25,7 +25,14 @@ class ModelSpec:
         build: ``(model_config, audio_config) -> torch.nn.Module``.
         training_arrays: ``(dataset, model_config) -> (train_array, val_array)``.
         loss: ``(model, batch) -> scalar tensor``.
-        generate: ``(model, seconds, seed, audio_config) -> (samples,)`` float32 audio.
+        generate: ``(model, n, seconds, seed, audio_config, prime) -> (n, samples)`` float32 audio.
+            ``prime`` is ``None`` or ``(n, prime_samples)`` held-out audio to continue; the
+            result holds only the new audio, never the prime.
+        prime_seconds: How much held-out audio a sequence model is primed with (0: none).
+        prepare: Optional ``(model, dataset, model_config) -> None`` that stores data
+            statistics (e.g. normalisation) in the model's buffers before training.
+        heldout_scores: Optional ``(model, dataset, model_config) -> dict`` of model-specific
+            held-out scores (e.g. one-step error against a baseline) for ``evaluate``.
     """
 
     name: str
@@ -35,6 +42,9 @@ class ModelSpec:
     training_arrays: Callable
     loss: Callable
     generate: Callable
+    prime_seconds: float = 0.0
+    prepare: Callable | None = None
+    heldout_scores: Callable | None = None
 
 
 def register(spec: ModelSpec) -> ModelSpec:
@@ -57,7 +67,7 @@ def names() -> list[str]:
 
 
 def _load_builtin_models() -> None:
-    from musiclib.models import spectral_noise  # noqa: F401  (registers itself)
+    from musiclib.models import gruv_lstm, sample_lstm, spectral_noise  # noqa: F401  (they register themselves)
 
 
 __all__ = ["ModelSpec", "REGISTRY", "register", "get", "names"]

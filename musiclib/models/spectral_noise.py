@@ -43,17 +43,17 @@ def loss(model: SpectralNoise, batch: torch.Tensor) -> torch.Tensor:
     return torch.mean((model.log_magnitude[None, :] - batch) ** 2)
 
 
-def generate(model: SpectralNoise, seconds: float, seed: int, audio_config: AudioConfig) -> np.ndarray:
-    """Random-phase noise whose every frame has the learned magnitude spectrum (Griffin-Lim-free: phase is random by design)."""
+def generate(model: SpectralNoise, n: int, seconds: float, seed: int, audio_config: AudioConfig, prime=None) -> np.ndarray:
+    """``(n, samples)`` random-phase noise whose every frame has the learned magnitude spectrum (the phase is random by design)."""
     from musiclib import dsp
 
     n_samples = int(round(seconds * audio_config.sample_rate))
     n_frames = n_samples // audio_config.hop_length + 1
     rng = np.random.default_rng(seed)
-    magnitude = np.exp(model.log_magnitude.detach().cpu().numpy())[:, None]
-    phase = rng.uniform(0, 2 * np.pi, (audio_config.n_freqs, n_frames))
-    y = dsp.istft((magnitude * np.exp(1j * phase)).astype(np.complex64), hop_length=audio_config.hop_length, length=n_samples)
-    return y.astype(np.float32)
+    magnitude = np.exp(model.log_magnitude.detach().cpu().numpy())[None, :, None]
+    phase = rng.uniform(0, 2 * np.pi, (n, audio_config.n_freqs, n_frames))
+    spectra = (magnitude * np.exp(1j * phase)).astype(np.complex64)
+    return np.stack([dsp.istft(s, hop_length=audio_config.hop_length, length=n_samples) for s in spectra]).astype(np.float32)
 
 
 SPEC = register(ModelSpec("spectral-noise", "noise shaped like the training data's average spectrum (baseline)",

@@ -1,0 +1,55 @@
+"""Layers that match their Keras counterparts one to one, and weight copying from Keras.
+
+PyTorch's ``nn.LSTM`` carries two bias vectors per gate (``b_ih`` and ``b_hh``);
+only their sum matters, and Keras keeps one. :func:`keras_lstm` drops the
+second, so a PyTorch model has exactly the parameter count of the Keras model
+it mirrors, and Keras weights can be copied in to give the same outputs.
+
+Notebook: 06_lstm_fft_blocks.ipynb
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def keras_lstm(input_size: int, hidden_size: int) -> torch.nn.LSTM:
+    """A batch-first ``nn.LSTM`` with one bias per gate, like ``keras.layers.LSTM``.
+
+    Parameters: ``4 * (input_size * hidden_size + hidden_size**2 + hidden_size)``.
+    Gate order (input, forget, cell, output) is the same in both frameworks.
+    """
+    lstm = torch.nn.LSTM(input_size, hidden_size, batch_first=True)
+    del lstm.bias_hh_l0
+    lstm.register_buffer("bias_hh_l0", torch.zeros(4 * hidden_size))
+    lstm._init_flat_weights()
+    return lstm
+
+
+def count_parameters(model) -> int:
+    """Trainable parameters of a torch module or a Keras model."""
+    if isinstance(model, torch.nn.Module):
+        return sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return int(model.count_params())
+
+
+def _tensor(array) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+
+
+@torch.no_grad()
+def copy_dense(keras_dense, linear: torch.nn.Linear) -> None:
+    """``keras.layers.Dense`` (kernel ``(in, out)``) → ``nn.Linear`` (weight ``(out, in)``)."""
+    kernel, bias = keras_dense.get_weights()
+    linear.weight.copy_(_tensor(kernel.T))
+    linear.bias.copy_(_tensor(bias))
+
+
+@torch.no_grad()
+def copy_lstm(keras_lstm_layer, lstm: torch.nn.LSTM) -> None:
+    """``keras.layers.LSTM`` → a :func:`keras_lstm` (kernel, recurrent kernel, one bias)."""
+    kernel, recurrent, bias = keras_lstm_layer.get_weights()
+    lstm.weight_ih_l0.copy_(_tensor(kernel.T))
+    lstm.weight_hh_l0.copy_(_tensor(recurrent.T))
+    lstm.bias_ih_l0.copy_(_tensor(bias))
+    lstm.bias_hh_l0.zero_()

@@ -1,0 +1,149 @@
+"""Issue 4: the GRUV LSTM and the sample-level LSTM (seeds 002 and 003)."""
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from musiclib import baselines, cli, runs, set_seed
+from musiclib.datasets import AudioDataset, gruv
+from musiclib.models import gruv_lstm, sample_lstm
+from musiclib.models.layers import count_parameters, keras_lstm
+
+
+def test_keras_style_lstm_has_one_bias_and_matches_torch_lstm():
+    set_seed(0)
+    reference = torch.nn.LSTM(5, 7, batch_first=True)
+    single = keras_lstm(5, 7)
+    assert count_parameters(single) == 4 * (5 * 7 + 7 * 7 + 7) == count_parameters(reference) - 4 * 7
+    with torch.no_grad():
+        single.weight_ih_l0.copy_(reference.weight_ih_l0)
+        single.weight_hh_l0.copy_(reference.weight_hh_l0)
+        single.bias_ih_l0.copy_(reference.bias_ih_l0 + reference.bias_hh_l0)
+    x = torch.randn(3, 11, 5)
+    torch.testing.assert_close(single(x)[0], reference(x)[0])
+
+
+def test_gruv_seed_replica_parameter_count_in_both_frameworks():
+    config = gruv_lstm.seed_config(fast=True)
+    size = gruv.feature_size(config["block_size"], config["form"])
+    assert count_parameters(gruv_lstm.build(config, None)) == 16_786_432
+    assert count_parameters(gruv_lstm.build_keras(size, config["hidden_size"])) == 16_786_432
+
+
+def test_gruv_keras_and_torch_give_the_same_outputs():
+    import keras
+
+    keras.utils.set_random_seed(0)
+    keras_model = gruv_lstm.build_keras(18, 8)
+    model = gruv_lstm.load_keras_weights(gruv_lstm.GruvLSTM(18, 8), keras_model)
+    assert count_parameters(model) == keras_model.count_params()
+    x = np.random.default_rng(0).standard_normal((2, 6, 18)).astype(np.float32)
+    with torch.no_grad():
+        np.testing.assert_allclose(model(torch.from_numpy(x))[0].numpy(), keras_model.predict(x, verbose=0), atol=1e-5)
+
+
+def test_sample_lstm_replica_count_keras_parity_and_relu_lesson():
+    import keras
+
+    assert count_parameters(sample_lstm.SampleLSTM(3, 100)) == 48_250
+    keras.utils.set_random_seed(0)
+    keras_model = sample_lstm.build_keras(3, 100)
+    assert keras_model.count_params() == 48_250
+    model = sample_lstm.load_keras_weights(sample_lstm.SampleLSTM(3, 100), keras_model)
+    x = np.random.default_rng(0).standard_normal((64, 3)).astype(np.float32)
+    with torch.no_grad():
+        ours = model(torch.from_numpy(x)).numpy()
+        through_lstm = model.head(model.lstm(torch.from_numpy(x)[:, None])[0][:, 0]).squeeze(-1).numpy()
+    np.testing.assert_allclose(ours, keras_model.predict(x[:, None, :], verbose=0)[:, 0], atol=1e-5)
+    np.testing.assert_allclose(ours, through_lstm, atol=1e-6)
+    set_seed(0)
+    relu = sample_lstm.SampleLSTM(3, 100, output_activation="relu")
+    with torch.no_grad():
+        assert relu(torch.randn(4096, 3) * 3).min() >= 0  # a ReLU output can never be a negative sample
+
+
+def test_free_running_equals_the_seeds_refeeding():
+    set_seed(0)
+    model = gruv_lstm.GruvLSTM(10, 6).eval()
+    model.residual_std.fill_(0.3)
+    prime = torch.randn(2, 4, 10)
+    stateful = gruv_lstm.free_run(model, prime, 12, temperature=1.0, seed=5)
+    refed = gruv_lstm.refeed_run(model, prime, 12, temperature=1.0, seed=5)
+    assert stateful.shape == (2, 12, 10)
+    torch.testing.assert_close(stateful, refed, atol=1e-5, rtol=1e-5)
+
+
+def test_windowed_overlap_add_removes_block_edge_clicks():
+    rng = np.random.default_rng(0)
+    t = np.arange(2048) / 22050
+    # Blocks of tones that start with unrelated phases, as independently generated blocks do.
+    blocks = np.stack([np.sin(2 * np.pi * 440 * t + rng.uniform(0, 2 * np.pi)) for _ in range(20)]).astype(np.float32)
+    rectangular = gruv.blocks_to_audio(blocks)
+    windowed = gruv.blocks_to_audio(blocks * gruv.synthesis_window(2048), hop=1024)
+    assert gruv.boundary_click_ratio(rectangular, 2048) > 5
+    assert gruv.boundary_click_ratio(windowed, 1024) < 1.5
+    y = rng.standard_normal(5000).astype(np.float32)
+    np.testing.assert_allclose(gruv.blocks_to_audio(gruv.to_blocks(y, 512, 256), 256)[: len(y)], y, atol=1e-5)
+    with pytest.raises(ValueError, match="hop must be"):
+        gruv.to_blocks(y, 512, 100)
+
+
+@pytest.fixture(scope="module")
+def gruv_run(tmp_path_factory):
+    os.environ["MUSICLIB_FAST"] = "1"
+    run = tmp_path_factory.mktemp("gruv") / "run"
+    runs.train("gruv", "chorales", run, progress=False)
+    return run
+
+
+def test_gruv_beats_persistence_on_heldout_blocks(gruv_run):
+    spec, model, _, run_config = runs.load(gruv_run)
+    scores = spec.heldout_scores(model, AudioDataset(run_config["data"]), run_config["model_config"])
+    assert scores["one_step_mse"] <= 0.9 * scores["persistence_mse"]
+
+
+def test_gruv_free_running_ten_seconds(gruv_run):
+    spec, model, audio_config, run_config = runs.load(gruv_run)
+    dataset = AudioDataset(run_config["data"])
+    clip = np.asarray(dataset.clips("test")[:1])
+    half = clip.shape[1] // 2
+    y, n_prime = gruv_lstm.continue_audio(model, clip[:, :half], 10.0, run_config["model_config"], audio_config.sample_rate)
+    generated = y[0, n_prime:]
+    assert len(generated) == 10 * audio_config.sample_rate and np.all(np.isfinite(generated))
+    train_rms = baselines.rms(np.asarray(dataset.clips("train")))
+    assert 0.1 * train_rms <= baselines.rms(generated) <= 10 * train_rms
+    assert min(baselines.rms(generated[i : i + 22050]) for i in range(0, len(generated), 22050)) > 0.01 * train_rms
+    first_block = generated[:2048]
+    truth = clip[0, n_prime : n_prime + 2048]
+    assert np.linalg.norm(first_block - truth) > 0.2 * np.linalg.norm(truth)
+
+
+def test_cli_gruv_and_sample_lstm(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MUSICLIB_FAST", "1")
+    for name, settings in (("gruv", {"hidden_size": 32}), ("sample-lstm", {"windows": 5000, "hidden_size": 16})):
+        run = tmp_path / name
+        assert cli.main(["train", name, "--out", str(run), "--steps", "40", "--set", json.dumps(settings)]) == 0
+        assert cli.main(["generate", str(run), "--seconds", "0.5", "--out", str(tmp_path / f"{name}.wav")]) == 0
+        assert "held-out prime" in capsys.readouterr().out
+        from musiclib import audio
+
+        y, sr = audio.load(tmp_path / f"{name}.wav")
+        assert np.all(np.isfinite(y)) and baselines.rms(y) > 1e-3
+        assert cli.main(["evaluate", str(run), "--n-clips", "4"]) == 0
+        scores = json.loads((run / "eval.json").read_text())["heldout_one_step"]
+        assert {"one_step_mse", "persistence_mse", "mean_predictor_mse"} <= set(scores)
+
+
+def test_sample_lstm_scores_beside_its_baselines():
+    rng = np.random.default_rng(0)
+    t = np.arange(40_000) / 8000
+    clips = (np.sin(2 * np.pi * 200 * t) + 0.01 * rng.standard_normal(len(t))).astype(np.float32).reshape(4, -1)
+    rows = sample_lstm.windows(clips, 3, 5000, scale=1.0)
+    assert rows.shape == (5000, 4)
+    scores = sample_lstm.baseline_mses(rows, sample_lstm.windows(clips, 3, 2000, scale=1.0, seed=1))
+    # A sinusoid obeys x[t] = 2cos(w) x[t-1] - x[t-2]: linear prediction is near perfect, persistence is not.
+    assert scores["linear_prediction_mse"] < 0.1 * scores["persistence_mse"] < scores["mean_predictor_mse"]
