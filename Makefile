@@ -32,6 +32,8 @@ lab: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/dsp.py
+	$(BIN)/python benchmarks/sequence_generation.py
+	$(BIN)/python benchmarks/sequence_generation.py --seed-size
 
 clean:
 	rm -rf $(VENV) outputs

@@ -27,7 +27,7 @@ import torch
 from musiclib.config import AudioConfig
 from musiclib.datasets import gruv
 from musiclib.models import ModelSpec, register
-from musiclib.models.layers import copy_dense, copy_lstm, keras_lstm
+from musiclib.models.layers import copy_dense, copy_lstm, keras_lstm, lstm_step
 
 RESIDUAL_MOMENTUM = 0.99
 
@@ -58,6 +58,11 @@ class GruvLSTM(torch.nn.Module):
     def forward(self, x: torch.Tensor, state=None):
         """``x``: ``(batch, blocks, d)`` → ``(prediction of the next block at every position, LSTM state)``."""
         hidden, state = self.lstm(self.encode(x), state)
+        return self.decode(hidden), state
+
+    def step(self, block: torch.Tensor, state):
+        """One block ``(batch, d)`` with the state carried from before → ``(prediction (batch, d), state)``."""
+        hidden, state = lstm_step(self.lstm, self.encode(block), state)
         return self.decode(hidden), state
 
 
@@ -105,13 +110,13 @@ def free_run(model: GruvLSTM, prime: torch.Tensor, n_blocks: int, temperature: f
     """
     generator = torch.Generator().manual_seed(seed)
     prediction, state = model(prime)
-    block = _noise(model, prediction[:, -1:], temperature, generator)
+    block = _noise(model, prediction[:, -1], temperature, generator)
     blocks = [block]
     for _ in range(n_blocks - 1):
-        prediction, state = model(block, state)
+        prediction, state = model.step(block, state)
         block = _noise(model, prediction, temperature, generator)
         blocks.append(block)
-    return torch.cat(blocks, dim=1)
+    return torch.stack(blocks, dim=1)
 
 
 @torch.no_grad()
@@ -121,7 +126,7 @@ def refeed_run(model: GruvLSTM, prime: torch.Tensor, n_blocks: int, temperature:
     sequence = prime
     for _ in range(n_blocks):
         prediction, _ = model(sequence)
-        sequence = torch.cat([sequence, _noise(model, prediction[:, -1:], temperature, generator)], dim=1)
+        sequence = torch.cat([sequence, _noise(model, prediction[:, -1], temperature, generator)[:, None]], dim=1)
     return sequence[:, prime.shape[1]:]
 
 

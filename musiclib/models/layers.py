@@ -26,6 +26,29 @@ def keras_lstm(input_size: int, hidden_size: int) -> torch.nn.LSTM:
     return lstm
 
 
+def lstm_step(lstm: torch.nn.LSTM, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]):
+    """One time step of a one-layer ``lstm``, written out.
+
+    Equal to ``lstm(x[:, None], state)``, but on a CPU ``nn.LSTM`` re-packs its weights
+    for oneDNN on every call, which costs more than the step itself when a generation
+    loop calls it once per block.
+
+    Args:
+        x: ``(batch, input_size)``.
+        state: ``(h, c)``, each ``(1, batch, hidden_size)`` as ``nn.LSTM`` returns them.
+
+    Returns:
+        ``(h_new, (h, c))``: ``(batch, hidden_size)`` output and the new state.
+    """
+    h, c = state
+    gates = (torch.nn.functional.linear(x, lstm.weight_ih_l0, lstm.bias_ih_l0)
+             + torch.nn.functional.linear(h[0], lstm.weight_hh_l0, lstm.bias_hh_l0))
+    input_gate, forget_gate, cell_input, output_gate = gates.chunk(4, dim=-1)
+    c_new = torch.sigmoid(forget_gate) * c[0] + torch.sigmoid(input_gate) * torch.tanh(cell_input)
+    h_new = torch.sigmoid(output_gate) * torch.tanh(c_new)
+    return h_new, (h_new[None], c_new[None])
+
+
 def count_parameters(model) -> int:
     """Trainable parameters of a torch module or a Keras model."""
     if isinstance(model, torch.nn.Module):
