@@ -5,7 +5,7 @@ then kept as the latest), ``BackupAndRestore`` (an interrupted ``fit`` resumes a
 the epoch it reached) and a progress logger. The audio configuration is written
 beside them so a Keras run carries it like a PyTorch one.
 
-Notebook: none yet; the Keras sequence and VAE models (issues 4 and 6) will train with it.
+Notebook: 06_lstm_fft_blocks.ipynb
 """
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ from pathlib import Path
 
 from musiclib.config import AudioConfig
 
+# Imported before keras, these keep TensorFlow's start-up log out of notebooks and test output.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 
 def callbacks(run_dir: str | Path, audio_config: AudioConfig, model_config: dict | None = None, progress: bool = True) -> list:
