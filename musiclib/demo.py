@@ -82,6 +82,33 @@ def pipeline_demo(out: Path, config: AudioConfig) -> dict:
     return {"dataset": str(chorales), **{f"frechet_{k}": scores[k]["frechet_distance"] for k in ("heldout_real", "generated", "white_noise")}}
 
 
+def sequence_model_demo(out: Path, config: AudioConfig) -> dict:
+    """A small GRUV LSTM on the short chorale set: free-running audio from a held-out prime, and its one-step scores."""
+    import matplotlib.pyplot as plt
+
+    from musiclib import plot, runs
+    from musiclib.datasets import bundled
+    from musiclib.models import gruv_lstm
+
+    chorales = bundled.chorales(fast=True, config=config)
+    run = runs.train("gruv", chorales.root, out / "run_gruv", steps=300, progress=False)
+    spec, model, _, run_config = runs.load(run)
+    prime = runs.heldout_primes(chorales, spec, 1, seed=0)
+    y, n_prime = gruv_lstm.continue_audio(model, prime, 8.0, run_config["model_config"], config.sample_rate)
+    audio.save(out / "gruv_prime_then_generated.wav", y[0], config.sample_rate)
+    scores = gruv_lstm.heldout_scores(model, chorales, run_config["model_config"])
+
+    fig, axes = plt.subplots(1, 2, figsize=(13, 3.5), gridspec_kw={"width_ratios": [3, 1]})
+    plot.spectrogram(features.log_mel(y[0], config), config.sample_rate, config.hop_length, ax=axes[0], mel=True, units="ln",
+                     title="GRUV LSTM: held-out prime (left of the line), then free-running")
+    axes[0].axvline(n_prime / config.sample_rate, color="w", lw=2)
+    names = ["model", "persistence", "mean"]
+    axes[1].bar(names, [scores[k] for k in ("one_step_mse", "persistence_mse", "mean_predictor_mse")], color=["C0", "C3", "C7"])
+    axes[1].set(ylabel="held-out one-step MSE", title="next FFT block")
+    _save_figure(fig, out / "gruv_lstm.png")
+    return {"prime_seconds": n_prime / config.sample_rate, **{k: round(v, 4) for k, v in scores.items()}}
+
+
 def run_demo(out: str | Path, config: AudioConfig | None = None) -> dict:
     """Run every demo step, write ``summary.json`` and return it."""
     from musiclib.plot import use_headless_backend_if_needed
@@ -91,7 +118,7 @@ def run_demo(out: str | Path, config: AudioConfig | None = None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     config = config or AudioConfig()
     summary = {"audio_config": config.to_dict(), "steps": {}}
-    steps = [("signal_path", signal_path_demo), ("data_and_baseline", pipeline_demo)]
+    steps = [("signal_path", signal_path_demo), ("data_and_baseline", pipeline_demo), ("sequence_model", sequence_model_demo)]
     for name, step in steps:
         start = time.perf_counter()
         print(f"[demo] {name} ...", flush=True)
