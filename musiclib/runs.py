@@ -56,6 +56,7 @@ def train(model_name: str, data: str | Path, out: str | Path, steps: int | None 
         spec.prepare(model, dataset, model_config)
     train_config = TrainConfig(steps=model_config["steps"], batch_size=model_config["batch_size"],
                                learning_rate=model_config["learning_rate"], optimizer=model_config.get("optimizer", "adam"),
+                               betas=tuple(model_config.get("betas", (0.9, 0.999))),
                                seed=seed, checkpoint_every=max(1, model_config["steps"] // 4), progress=progress)
     preview_prime = heldout_primes(dataset, spec, 1, seed)
 

@@ -35,6 +35,7 @@ class TrainConfig:
         batch_size: Examples per step.
         learning_rate: The optimiser's step size.
         optimizer: ``"adam"`` (default) or ``"rmsprop"`` (what Keras-era seeds used).
+        betas: Adam's ``(beta1, beta2)``; GANs use a small beta1 such as 0.5.
         seed: Seeds the weights, the batch order and any sampling.
         checkpoint_every: Steps between checkpoints (and validation).
         device: ``None`` picks CUDA → MPS → CPU.
@@ -45,6 +46,7 @@ class TrainConfig:
     batch_size: int = 16
     learning_rate: float = 1e-3
     optimizer: str = "adam"
+    betas: tuple[float, float] = (0.9, 0.999)
     seed: int = 0
     checkpoint_every: int = 50
     device: str | None = None
@@ -74,9 +76,11 @@ def batch_indices(n: int, batch_size: int, seed: int, step: int) -> np.ndarray:
 OPTIMIZERS = {"adam": torch.optim.Adam, "rmsprop": torch.optim.RMSprop}
 
 
-def make_optimizer(name: str, parameters, learning_rate: float) -> torch.optim.Optimizer:
+def make_optimizer(name: str, parameters, learning_rate: float, betas=(0.9, 0.999)) -> torch.optim.Optimizer:
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; choose one of {sorted(OPTIMIZERS)}")
+    if name == "adam":
+        return torch.optim.Adam(parameters, lr=learning_rate, betas=tuple(betas))
     return OPTIMIZERS[name](parameters, lr=learning_rate)
 
 
@@ -86,6 +90,12 @@ def n_examples(data) -> int:
 
 class Trainer:
     """Train ``model`` by minimising ``loss_fn(model, batch)``, resuming from ``run_dir`` if a checkpoint is there.
+
+    Adversarial models take turns instead: a model with a ``phases`` attribute (e.g.
+    ``("discriminator", "generator")``) and a ``phase_parameters(phase)`` method gets one
+    optimiser per phase, and each step calls ``loss_fn(model, batch, phase)`` and steps
+    that phase's optimiser, in order. A loss function may return ``(loss, logs)`` where
+    ``logs`` is a dict of floats (e.g. ``D(x)``) to average into the history.
 
     Args:
         model: A ``torch.nn.Module``.
@@ -111,7 +121,12 @@ class Trainer:
         self.audio_config = audio_config
         self.model_config = model_config
         self.on_checkpoint = on_checkpoint
-        self.optimizer = make_optimizer(config.optimizer, self.model.parameters(), config.learning_rate)
+        self.phases = tuple(getattr(model, "phases", ()))
+        if self.phases:
+            self.optimizers = {phase: make_optimizer(config.optimizer, model.phase_parameters(phase), config.learning_rate, config.betas)
+                               for phase in self.phases}
+        else:
+            self.optimizers = {"": make_optimizer(config.optimizer, self.model.parameters(), config.learning_rate, config.betas)}
         self.step = 0
         self.history: list[dict] = []
 
@@ -122,7 +137,7 @@ class Trainer:
     def state(self) -> dict:
         return {
             "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
+            "optimizer": {phase: optimizer.state_dict() for phase, optimizer in self.optimizers.items()},
             "step": self.step,
             "torch_rng": torch.get_rng_state(),
             "audio_config": self.audio_config.to_dict(),
@@ -138,7 +153,8 @@ class Trainer:
         if state["audio_config"] != self.audio_config.to_dict():
             raise ValueError(f"{self.checkpoint_path}: trained with another AudioConfig; use a new run folder.")
         self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        for phase, optimizer in self.optimizers.items():
+            optimizer.load_state_dict(state["optimizer"][phase])
         self.step = int(state["step"])
         torch.set_rng_state(state["torch_rng"])
         self.history = list(state["history"])
@@ -149,8 +165,20 @@ class Trainer:
             return tuple(self._batch(part, indices) for part in data)
         return torch.from_numpy(np.asarray(data[np.sort(indices)], dtype=np.float32)).to(self.device)
 
+    def _optimise(self, batch, phase: str = "") -> dict:
+        """One optimiser step (of one phase); returns the losses and logs as floats."""
+        result = self.loss_fn(self.model, batch, phase) if phase else self.loss_fn(self.model, batch)
+        loss, logs = result if isinstance(result, tuple) else (result, {})
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"{phase or 'the'} loss became {loss.item()} at step {self.step}; lower the learning rate.")
+        optimizer = self.optimizers[phase]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return {f"loss_{phase}" if phase else "train_loss": loss.item(), **logs}
+
     def validate(self) -> float | None:
-        if self.val_data is None or n_examples(self.val_data) == 0:
+        if self.phases or self.val_data is None or n_examples(self.val_data) == 0:
             return None
         self.model.eval()
         with torch.no_grad():
@@ -165,23 +193,21 @@ class Trainer:
             set_seed(self.config.seed)
         self.model.train()
         bar = tqdm(total=self.config.steps, initial=self.step, desc="training", unit="step", disable=not self.config.progress)
-        running = []
+        running: dict[str, list[float]] = {}
         while self.step < self.config.steps:
             batch = self._batch(self.train_data, batch_indices(n_examples(self.train_data), self.config.batch_size, self.config.seed, self.step))
-            loss = self.loss_fn(self.model, batch)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss became {loss.item()} at step {self.step}; lower the learning rate.")
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
+            logs = {}
+            for phase in self.phases or ("",):
+                logs.update(self._optimise(batch, phase))
             self.step += 1
-            running.append(loss.item())
+            for name, value in logs.items():
+                running.setdefault(name, []).append(value)
             bar.update(1)
-            bar.set_postfix(loss=f"{running[-1]:.4f}")
+            bar.set_postfix({name: f"{value:.4f}" for name, value in logs.items() if name.startswith(("loss", "train"))})
             if self.step % self.config.checkpoint_every == 0 or self.step == self.config.steps:
-                record = {"step": self.step, "train_loss": float(np.mean(running)), "val_loss": self.validate()}
+                record = {"step": self.step, **{name: float(np.mean(values)) for name, values in running.items()}, "val_loss": self.validate()}
                 self.history.append(record)
-                running = []
+                running = {}
                 save_checkpoint(self.checkpoint_path, self.state())
                 (self.run_dir / "history.json").write_text(json.dumps(self.history, indent=1) + "\n")
                 if self.on_checkpoint:

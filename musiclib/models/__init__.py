@@ -67,7 +67,7 @@ def names() -> list[str]:
 
 
 def _load_builtin_models() -> None:
-    from musiclib.models import gruv_lstm, sample_lstm, spectral_noise  # noqa: F401  (they register themselves)
+    from musiclib.models import dcgan, gruv_lstm, sample_lstm, spectral_noise  # noqa: F401  (they register themselves)
 
 
 __all__ = ["ModelSpec", "REGISTRY", "register", "get", "names"]

@@ -1,0 +1,260 @@
+"""The spectrogram DCGAN of seeds 000/001, as the seed built it and fixed.
+
+``dcgan-seed`` is an exact replica: 20-d noise ``(B, 20, 1, 1)`` → five
+``ConvTranspose2d`` with SELU after every layer (the last too, so the output is
+unbounded) → a ``(B, 1, 64, 16)`` mel-power image; a discriminator of five
+``Conv2d`` + SELU → FC 64 → sigmoid; BCE; Adam 2e-4, betas (0.5, 0.999); DCGAN
+N(0, 0.02) initialisation. 253,913 and 73,485 parameters. Its data, like the seed's:
+mel *power* with no log and no normalisation (n_fft 1024, hop 512, 64 mels), 16 frames.
+
+``dcgan`` is the fix: the shared log-mel (80 mels, hop 256) scaled to [-1, 1] by one
+global normaliser, 64-frame images (0.74 s), a tanh output, spectral normalisation
+in the discriminator and the hinge loss, so that the discriminator cannot saturate
+and the generator keeps a gradient.
+
+Notebook: 08_spectrogram_gan.ipynb
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from musiclib import features
+from musiclib.config import AudioConfig
+from musiclib.datasets.spectrogram import SpectrogramClips
+from musiclib.models import ModelSpec, register
+
+SEED_IMAGE = (64, 16)
+FIXED_FRAMES = 64
+
+
+def seed_audio_config(sample_rate: int) -> AudioConfig:
+    """The seed's spectrogram settings (n_fft 1024, hop 512, 64 mels) at ``sample_rate``."""
+    return AudioConfig(sample_rate=sample_rate, n_fft=1024, hop_length=512, n_mels=64)
+
+
+class SeedGenerator(nn.Module):
+    """``(B, 20, 1, 1)`` noise → ``(B, 1, 64, 16)``; kernel (3, 2) everywhere, SELU after every layer."""
+
+    def __init__(self, noise_size: int = 20):
+        super().__init__()
+        # (height, width) after each layer: (3, 2) → (7, 4) → (15, 8) → (31, 9) → (64, 16)
+        self.net = nn.Sequential(
+            nn.ConvTranspose2d(noise_size, 256, (3, 2)), nn.SELU(),
+            nn.ConvTranspose2d(256, 128, (3, 2), stride=2), nn.SELU(),
+            nn.ConvTranspose2d(128, 32, (3, 2), stride=2), nn.SELU(),
+            nn.ConvTranspose2d(32, 8, (3, 2), stride=(2, 1)), nn.SELU(),
+            nn.ConvTranspose2d(8, 1, (3, 2), stride=2, padding=(0, 1), output_padding=(1, 0)), nn.SELU(),
+        )
+        self.noise_size = noise_size
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)
+
+    def noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return torch.randn((n, self.noise_size, 1, 1), generator=generator)
+
+
+class SeedDiscriminator(nn.Module):
+    """``(B, 1, 64, 16)`` → ``(B, 1)`` probability of "real"; five Conv2d + SELU to ``(128, 2, 2)``, FC 64, sigmoid."""
+
+    def __init__(self):
+        super().__init__()
+        # (height, width): (32, 8) → (16, 4) → (8, 4) → (4, 4) → (2, 2)
+        self.net = nn.Sequential(
+            nn.Conv2d(1, 4, (3, 2), stride=2, padding=(1, 0)), nn.SELU(),
+            nn.Conv2d(4, 16, (3, 2), stride=2, padding=(1, 0)), nn.SELU(),
+            nn.Conv2d(16, 32, (2, 1), stride=(2, 1)), nn.SELU(),
+            nn.Conv2d(32, 64, (3, 1), stride=(2, 1), padding=(1, 0)), nn.SELU(),
+            nn.Conv2d(64, 128, (2, 2), stride=2), nn.SELU(),
+            nn.Flatten(), nn.Linear(128 * 2 * 2, 64), nn.SELU(), nn.Linear(64, 1), nn.Sigmoid(),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def _up(in_channels: int, out_channels: int) -> nn.Sequential:
+    return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(in_channels, out_channels, 3, padding=1),
+                         nn.BatchNorm2d(out_channels), nn.LeakyReLU(0.2))
+
+
+class FixedGenerator(nn.Module):
+    """``(B, noise_size)`` → ``(B, 1, n_mels, 64)`` in [-1, 1]: a linear layer to ``(C, n_mels/16, 4)``, four ×2 upsampling blocks, tanh."""
+
+    def __init__(self, n_mels: int = 80, noise_size: int = 64, width: int = 32):
+        super().__init__()
+        if n_mels % 16:
+            raise ValueError(f"n_mels must be a multiple of 16 for four x2 upsamplings, got {n_mels}")
+        self.start = (8 * width, n_mels // 16, FIXED_FRAMES // 16)
+        self.project = nn.Linear(noise_size, int(np.prod(self.start)))
+        self.net = nn.Sequential(_up(8 * width, 4 * width), _up(4 * width, 2 * width), _up(2 * width, width), _up(width, width),
+                                 nn.Conv2d(width, 1, 3, padding=1), nn.Tanh())
+        self.noise_size = noise_size
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(self.project(z).view(-1, *self.start))
+
+    def noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return torch.randn((n, self.noise_size), generator=generator)
+
+
+class FixedDiscriminator(nn.Module):
+    """``(B, 1, n_mels, 64)`` → ``(B, 1)`` unbounded score; spectrally normalised convolutions (a 1-Lipschitz critic, roughly)."""
+
+    def __init__(self, n_mels: int = 80, width: int = 32):
+        super().__init__()
+        sn = nn.utils.parametrizations.spectral_norm
+        layers, channels = [], 1
+        for out in (width, 2 * width, 4 * width, 8 * width):
+            layers += [sn(nn.Conv2d(channels, out, 4, stride=2, padding=1)), nn.LeakyReLU(0.2)]
+            channels = out
+        self.net = nn.Sequential(*layers, nn.Flatten(), sn(nn.Linear(channels * (n_mels // 16) * (FIXED_FRAMES // 16), 1)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class GAN(nn.Module):
+    """A generator and a discriminator trained in turns (see :class:`~musiclib.training.Trainer`).
+
+    Buffers ``low``/``high`` hold the global normaliser of the fixed version (unused by the replica).
+    """
+
+    phases = ("discriminator", "generator")
+
+    def __init__(self, generator: nn.Module, discriminator: nn.Module, objective: str):
+        super().__init__()
+        self.generator, self.discriminator, self.objective = generator, discriminator, objective
+        self.register_buffer("low", torch.zeros(()))
+        self.register_buffer("high", torch.ones(()))
+
+    def phase_parameters(self, phase: str):
+        return (self.discriminator if phase == "discriminator" else self.generator).parameters()
+
+    def sample(self, n: int, seed: int = 0) -> torch.Tensor:
+        """``n`` generated images, ``(n, 1, H, W)``, from noise seeded by ``seed``."""
+        z = self.generator.noise(n, torch.Generator().manual_seed(seed)).to(self.low.device)
+        was_training = self.training
+        self.eval()
+        with torch.no_grad():
+            images = self.generator(z)
+        self.train(was_training)
+        return images
+
+
+def dcgan_init(module: nn.Module) -> None:
+    """DCGAN initialisation (Radford et al. 2016): convolution weights ~ N(0, 0.02)."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+
+
+def loss(model: GAN, batch: torch.Tensor, phase: str):
+    """One phase's loss, plus the seed's diagnostics: D(x) and D(G(z)) (probabilities for BCE, raw scores for hinge)."""
+    real = batch[:, None]
+    z = model.generator.noise(len(real)).to(real.device)
+    fake = model.generator(z)
+    if phase == "discriminator":
+        d_real, d_fake = model.discriminator(real), model.discriminator(fake.detach())
+        if model.objective == "bce":
+            loss_d = (nn.functional.binary_cross_entropy(d_real, torch.ones_like(d_real))
+                      + nn.functional.binary_cross_entropy(d_fake, torch.zeros_like(d_fake)))
+        else:
+            loss_d = torch.relu(1 - d_real).mean() + torch.relu(1 + d_fake).mean()
+        return loss_d, {"D(x)": float(d_real.detach().mean()), "D(G(z))": float(d_fake.detach().mean())}
+    d_fake = model.discriminator(fake)
+    if model.objective == "bce":
+        return nn.functional.binary_cross_entropy(d_fake, torch.ones_like(d_fake)), {}
+    return -d_fake.mean(), {}
+
+
+def seed_images(dataset, split: str) -> np.ndarray:
+    """The seed's data from a dataset split: mel power, no log, no normalisation, ``(n, 64, 16)`` crops."""
+    config = seed_audio_config(dataset.sample_rate)
+    fb = features.filterbank(config)
+    crops = []
+    for clip in dataset.clips(split):
+        power = fb @ features.magnitude(np.asarray(clip), config) ** 2
+        crops += [power[:, i : i + SEED_IMAGE[1]] for i in range(0, power.shape[1] - SEED_IMAGE[1] + 1, SEED_IMAGE[1])]
+    return np.stack(crops).astype(np.float32)
+
+
+def fixed_images(dataset, split: str, normalizer=None) -> tuple[np.ndarray, object]:
+    """Globally normalised log-mel crops ``(n, n_mels, 64)`` in about [-1, 1]: the first and the last 64 frames of each clip."""
+    clips = SpectrogramClips(dataset, split, "mel", normalizer)
+    data = clips.data
+    if data.shape[-1] < FIXED_FRAMES:
+        raise ValueError(f"{dataset.root}: clips give {data.shape[-1]} frames; the DCGAN needs {FIXED_FRAMES} (use clips of 1 s or more)")
+    return np.concatenate([data[..., :FIXED_FRAMES], data[..., -FIXED_FRAMES:]]), clips.normalizer
+
+
+def seed_config(fast: bool) -> dict:
+    return {"version": "seed", "learning_rate": 2e-4, "betas": [0.5, 0.999], "batch_size": 128, "steps": 100 if fast else 5000}
+
+
+def default_config(fast: bool) -> dict:
+    return {"version": "fixed", "noise_size": 64, "width": 16 if fast else 32, "learning_rate": 2e-4, "betas": [0.5, 0.999],
+            "batch_size": 32, "steps": 300 if fast else 5000}
+
+
+def build(model_config: dict, audio_config: AudioConfig) -> GAN:
+    if model_config["version"] == "seed":
+        model = GAN(SeedGenerator(), SeedDiscriminator(), "bce")
+        model.apply(dcgan_init)
+    else:
+        width = model_config["width"]
+        model = GAN(FixedGenerator(audio_config.n_mels, model_config["noise_size"], width),
+                    FixedDiscriminator(audio_config.n_mels, width), "hinge")
+    model.model_config = dict(model_config)
+    return model
+
+
+def training_arrays(dataset, model_config: dict):
+    if model_config["version"] == "seed":
+        return seed_images(dataset, "train"), None
+    train, _ = fixed_images(dataset, "train")
+    return train, None
+
+
+@torch.no_grad()
+def prepare(model: GAN, dataset, model_config: dict) -> None:
+    if model_config["version"] != "seed":
+        normalizer = SpectrogramClips(dataset, "train", "mel").normalizer
+        model.low.fill_(normalizer.low)
+        model.high.fill_(normalizer.high)
+
+
+def images_to_log_mel(model: GAN, images: torch.Tensor, audio_config: AudioConfig) -> tuple[np.ndarray, AudioConfig]:
+    """Generated images → ``(natural-log mel (n, mels, frames), the AudioConfig they are in)``."""
+    images = images[:, 0].cpu().numpy()
+    if model.model_config["version"] == "seed":
+        # SELU can go negative; power cannot. Clamp, then take the magnitude's log.
+        return np.log(np.maximum(np.sqrt(np.maximum(images, 0)), features.LOG_FLOOR)), seed_audio_config(audio_config.sample_rate)
+    low, high = float(model.low), float(model.high)
+    return (images + 1) / 2 * (high - low) + low, audio_config
+
+
+def generate(model: GAN, n: int, seconds: float, seed: int, audio_config: AudioConfig, prime=None, vocoder=None) -> np.ndarray:
+    """``(n, samples)``: independent images side by side until ``seconds`` are filled, inverted by Griffin-Lim (32 iterations) or a vocoder.
+
+    ``vocoder``, if given, maps ``(n, n_mels, frames)`` log-mel (in ``audio_config``) to ``(n, samples)`` audio.
+    """
+    n_samples = int(round(seconds * audio_config.sample_rate))
+    image_frames = SEED_IMAGE[1] if model.model_config["version"] == "seed" else FIXED_FRAMES
+    hop = seed_audio_config(audio_config.sample_rate).hop_length if model.model_config["version"] == "seed" else audio_config.hop_length
+    per_clip = -(-n_samples // (image_frames * hop))
+    log_mel, config = images_to_log_mel(model, model.sample(n * per_clip, seed), audio_config)
+    log_mel = log_mel.reshape(n, per_clip, *log_mel.shape[1:]).transpose(0, 2, 1, 3).reshape(n, log_mel.shape[1], -1)
+    if vocoder is not None:
+        return np.asarray(vocoder(log_mel), dtype=np.float32)[:, :n_samples]
+    # Invert every frame generated (a centred STFT of L samples has L / hop + 1 frames), then trim.
+    length = (log_mel.shape[-1] - 1) * config.hop_length
+    y = features.log_mel_to_audio(log_mel, config, n_iter=32, seed=seed, length=length)
+    return np.asarray(y, dtype=np.float32)[:, :n_samples]
+
+
+SEED_SPEC = register(ModelSpec("dcgan-seed", "the seed's spectrogram DCGAN, exactly (mel power, SELU output, BCE)",
+                               seed_config, build, training_arrays, loss, generate))
+SPEC = register(ModelSpec("dcgan", "the DCGAN fixed: normalised log-mel, tanh output, spectral norm and hinge loss",
+                          default_config, build, training_arrays, loss, generate, prepare=prepare))

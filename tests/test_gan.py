@@ -1,0 +1,63 @@
+"""Issue 5 (in progress): the seed's spectrogram DCGAN, its fixed version, and adversarial training in the shared loop."""
+import json
+
+import numpy as np
+import torch
+
+from musiclib import AudioConfig, baselines, cli, set_seed
+from musiclib.models import dcgan
+from musiclib.models.layers import count_parameters
+from musiclib.training import Trainer, TrainConfig
+
+
+def test_seed_replica_shapes_and_parameter_counts():
+    model = dcgan.build(dcgan.seed_config(fast=True), AudioConfig())
+    assert count_parameters(model.generator) == 253_913
+    assert count_parameters(model.discriminator) == 73_485
+    images = model.generator(model.generator.noise(5))
+    assert images.shape == (5, 1, 64, 16)
+    probabilities = model.discriminator(images)
+    assert probabilities.shape == (5, 1) and torch.all((probabilities > 0) & (probabilities < 1))
+    weights = model.generator.net[2].weight.detach()
+    assert abs(float(weights.std()) - 0.02) < 0.002  # DCGAN initialisation
+
+
+def test_fixed_generator_is_bounded_and_matches_the_audio_config():
+    model = dcgan.build(dcgan.default_config(fast=True), AudioConfig())
+    images = model.sample(4, seed=1)
+    assert images.shape == (4, 1, 80, dcgan.FIXED_FRAMES)
+    assert float(images.abs().max()) <= 1
+    torch.testing.assert_close(images, model.sample(4, seed=1))
+
+
+def _gan_trainer(run_dir, steps):
+    set_seed(0)
+    model = dcgan.build(dcgan.seed_config(fast=True), AudioConfig())
+    data = np.abs(np.random.default_rng(0).standard_normal((40, 64, 16))).astype(np.float32)
+    config = TrainConfig(steps=steps, batch_size=8, learning_rate=2e-4, betas=(0.5, 0.999), seed=1, checkpoint_every=3,
+                         progress=False, device="cpu")
+    return Trainer(model, dcgan.loss, data, run_dir, config, AudioConfig(), {"version": "seed"})
+
+
+def test_adversarial_training_resumes_exactly_and_logs_like_the_seed(tmp_path):
+    straight = _gan_trainer(tmp_path / "straight", 8)
+    history = straight.fit()
+    assert {"loss_discriminator", "loss_generator", "D(x)", "D(G(z))"} <= set(history[-1])
+    _gan_trainer(tmp_path / "resumed", 4).fit()
+    resumed = _gan_trainer(tmp_path / "resumed", 8)
+    resumed.fit()
+    for a, b in zip(straight.model.state_dict().values(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_cli_trains_both_dcgans_and_generates_audio(tmp_path, monkeypatch):
+    monkeypatch.setenv("MUSICLIB_FAST", "1")
+    for name in ("dcgan-seed", "dcgan"):
+        run = tmp_path / name
+        assert cli.main(["train", name, "--out", str(run), "--steps", "6"]) == 0
+        assert "D(G(z))" in json.loads((run / "history.json").read_text())[-1]
+        assert cli.main(["generate", str(run), "--seconds", "1.5", "--out", str(tmp_path / f"{name}.wav")]) == 0
+        from musiclib import audio
+
+        y, sr = audio.load(tmp_path / f"{name}.wav")
+        assert len(y) == int(1.5 * sr) and np.all(np.isfinite(y)) and baselines.rms(y) > 0
