@@ -7,21 +7,12 @@ spectral convergence at least 2x faster than librosa.griffinlim.
 Usage: python benchmarks/dsp.py [--seconds 60] [--repeat 5]
 """
 import argparse
-import time
 
 import librosa
 import numpy as np
 
 from musiclib import dsp, signals
-
-
-def best_time(fn, repeat):
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return min(times), result
+from timing import best_time
 
 
 def main():

@@ -10,22 +10,13 @@ seed's 16.8 M-parameter replica).
 Usage: python benchmarks/sequence_generation.py [--seconds 30] [--seed-size]
 """
 import argparse
-import time
 
 import torch
 
 from musiclib import set_seed
 from musiclib.datasets import gruv
 from musiclib.models import gruv_lstm
-
-
-def best_time(fn, repeat):
-    times, result = [], None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return min(times), result
+from timing import best_time
 
 
 def main():
