@@ -72,11 +72,14 @@ def heldout_primes(dataset: AudioDataset, spec: models.ModelSpec, n: int, seed: 
     """``(n, samples)``: the first ``spec.prime_seconds`` of held-out clips (test split, then val), or ``None`` for models that need no prime."""
     if spec.prime_seconds <= 0:
         return None
-    heldout = np.concatenate([np.asarray(dataset.clips("test")), np.asarray(dataset.clips("val"))])
-    if len(heldout) == 0:
+    test, val = dataset.clips("test"), dataset.clips("val")
+    total = len(test) + len(val)
+    if total == 0:
         raise ValueError(f"{dataset.root}: no held-out clips to prime {spec.name} with; prepare the data with val/test splits.")
-    n_samples = min(heldout.shape[1], int(round(spec.prime_seconds * dataset.sample_rate)))
-    return heldout[(seed + np.arange(n)) % len(heldout), :n_samples]
+    n_samples = min(dataset.clip_samples, int(round(spec.prime_seconds * dataset.sample_rate)))
+    # Read only the clips used, from the memory maps (held-out splits can be large).
+    picked = [test[i] if i < len(test) else val[i - len(test)] for i in (seed + np.arange(n)) % total]
+    return np.stack([np.asarray(clip[:n_samples]) for clip in picked])
 
 
 def load(run_dir: str | Path):
@@ -104,7 +107,7 @@ def generate(run_dir: str | Path, seconds: float, out: str | Path, seed: int = 0
         ``(path, prime_seconds)``: the file and how many of its first seconds are the prime (0 for none).
     """
     spec, model, audio_config, run_config = load(run_dir)
-    prime = heldout_primes(AudioDataset(run_config["data"]), spec, 1, seed) if spec.prime_seconds > 0 else None
+    prime = heldout_primes(AudioDataset(run_config["data"]), spec, 1, seed)
     set_seed(seed)
     y = spec.generate(model, 1, seconds, seed, audio_config, prime)[0]
     if not np.all(np.isfinite(y)):

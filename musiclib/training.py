@@ -73,15 +73,16 @@ def batch_indices(n: int, batch_size: int, seed: int, step: int) -> np.ndarray:
     return order[offset * batch_size : (offset + 1) * batch_size] if n >= batch_size else order
 
 
-OPTIMIZERS = {"adam": torch.optim.Adam, "rmsprop": torch.optim.RMSprop}
+OPTIMIZERS = {
+    "adam": lambda parameters, lr, betas: torch.optim.Adam(parameters, lr=lr, betas=tuple(betas)),
+    "rmsprop": lambda parameters, lr, betas: torch.optim.RMSprop(parameters, lr=lr),
+}
 
 
 def make_optimizer(name: str, parameters, learning_rate: float, betas=(0.9, 0.999)) -> torch.optim.Optimizer:
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; choose one of {sorted(OPTIMIZERS)}")
-    if name == "adam":
-        return torch.optim.Adam(parameters, lr=learning_rate, betas=tuple(betas))
-    return OPTIMIZERS[name](parameters, lr=learning_rate)
+    return OPTIMIZERS[name](parameters, learning_rate, betas)
 
 
 def n_examples(data) -> int:

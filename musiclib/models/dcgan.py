@@ -16,6 +16,8 @@ Notebook: 08_spectrogram_gan.ipynb
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 from torch import nn
@@ -24,6 +26,7 @@ from musiclib import features
 from musiclib.config import AudioConfig
 from musiclib.datasets.spectrogram import SpectrogramClips
 from musiclib.models import ModelSpec, register
+from musiclib.models.layers import eval_mode
 
 SEED_IMAGE = (64, 16)
 FIXED_FRAMES = 64
@@ -136,12 +139,8 @@ class GAN(nn.Module):
     def sample(self, n: int, seed: int = 0) -> torch.Tensor:
         """``n`` generated images, ``(n, 1, H, W)``, from noise seeded by ``seed``."""
         z = self.generator.noise(n, torch.Generator().manual_seed(seed)).to(self.low.device)
-        was_training = self.training
-        self.eval()
-        with torch.no_grad():
-            images = self.generator(z)
-        self.train(was_training)
-        return images
+        with eval_mode(self):
+            return self.generator(z)
 
 
 def dcgan_init(module: nn.Module) -> None:
@@ -180,9 +179,17 @@ def seed_images(dataset, split: str) -> np.ndarray:
     return np.stack(crops).astype(np.float32)
 
 
+@functools.lru_cache(maxsize=1)
+def _train_spectrograms(root: str) -> SpectrogramClips:
+    """The training split's normalised log-mels, computed once for both the training arrays and the model's normaliser."""
+    from musiclib.datasets import AudioDataset
+
+    return SpectrogramClips(AudioDataset(root), "train", "mel")
+
+
 def fixed_images(dataset, split: str, normalizer=None) -> tuple[np.ndarray, object]:
     """Globally normalised log-mel crops ``(n, n_mels, 64)`` in about [-1, 1]: the first and the last 64 frames of each clip."""
-    clips = SpectrogramClips(dataset, split, "mel", normalizer)
+    clips = _train_spectrograms(str(dataset.root)) if split == "train" and normalizer is None else SpectrogramClips(dataset, split, "mel", normalizer)
     data = clips.data
     if data.shape[-1] < FIXED_FRAMES:
         raise ValueError(f"{dataset.root}: clips give {data.shape[-1]} frames; the DCGAN needs {FIXED_FRAMES} (use clips of 1 s or more)")
@@ -220,7 +227,7 @@ def training_arrays(dataset, model_config: dict):
 @torch.no_grad()
 def prepare(model: GAN, dataset, model_config: dict) -> None:
     if model_config["version"] != "seed":
-        normalizer = SpectrogramClips(dataset, "train", "mel").normalizer
+        normalizer = _train_spectrograms(str(dataset.root)).normalizer
         model.low.fill_(normalizer.low)
         model.high.fill_(normalizer.high)
 

@@ -24,10 +24,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from musiclib import baselines
 from musiclib.config import AudioConfig
 from musiclib.datasets import gruv
 from musiclib.models import ModelSpec, register
-from musiclib.models.layers import copy_dense, copy_lstm, keras_lstm, lstm_step
+from musiclib.models.layers import copy_dense, copy_lstm, eval_mode, keras_lstm, lstm_step
 
 RESIDUAL_MOMENTUM = 0.99
 
@@ -207,16 +208,15 @@ def continue_audio(model: GruvLSTM, prime: np.ndarray, seconds: float, model_con
     """
     b, h = model_config["block_size"], model_config["hop"]
     temperature = model_config["temperature"] if temperature is None else temperature
+    prime = np.asarray(prime)
     # Only whole prime blocks: a zero-padded last block would teach the model a fade-out.
-    usable = (np.asarray(prime).shape[-1] // h) * h if h == b else (np.asarray(prime).shape[-1] // h - 1) * h
-    prime_feats = audio_to_features(model, np.asarray(prime)[..., :usable], model_config)
+    usable = (prime.shape[-1] // h) * h if h == b else (prime.shape[-1] // h - 1) * h
+    prime_feats = audio_to_features(model, prime[..., :usable], model_config)
     if h != b:
         prime_feats = prime_feats[:, :-1]  # the last windowed block is half padding
     n_new = int(np.ceil(seconds * sample_rate / h)) + 1
-    was_training = model.training
-    model.eval()
-    generated = free_run(model, prime_feats, n_new, temperature, seed)
-    model.train(was_training)
+    with eval_mode(model):
+        generated = free_run(model, prime_feats, n_new, temperature, seed)
     y = features_to_audio(model, torch.cat([prime_feats, generated], dim=1), model_config)
     n_prime = prime_feats.shape[1] * h - (b - h)
     return y[:, : n_prime + int(round(seconds * sample_rate))], n_prime
@@ -229,28 +229,27 @@ def generate(model: GruvLSTM, n: int, seconds: float, seed: int, audio_config: A
     return y[:, n_prime:]
 
 
-@torch.no_grad()
 def one_step_mse(model: GruvLSTM, x, y, batch_size: int = 64) -> float:
     """Teacher-forced one-step MSE over ``(n, blocks, d)`` inputs and targets."""
-    was_training = model.training
-    model.eval()
     device = model.feature_mean.device
     total, count = 0.0, 0
-    for i in range(0, len(x), batch_size):
-        xb = torch.from_numpy(np.asarray(x[i : i + batch_size], dtype=np.float32)).to(device)
-        yb = torch.from_numpy(np.asarray(y[i : i + batch_size], dtype=np.float32)).to(device)
-        total += float(((model(xb)[0] - yb) ** 2).sum())
-        count += yb.numel()
-    model.train(was_training)
+    with eval_mode(model):
+        for i in range(0, len(x), batch_size):
+            xb = torch.from_numpy(np.asarray(x[i : i + batch_size], dtype=np.float32)).to(device)
+            yb = torch.from_numpy(np.asarray(y[i : i + batch_size], dtype=np.float32)).to(device)
+            total += float(((model(xb)[0] - yb) ** 2).sum())
+            count += yb.numel()
     return total / count
 
 
 def heldout_scores(model: GruvLSTM, dataset, model_config: dict) -> dict:
     """One-step MSE on held-out blocks (normalised units): the model, persistence (repeat the last block) and the mean (predict 0)."""
-    x = np.concatenate([np.asarray(blocks(dataset, model_config, s).x) for s in ("val", "test")])
-    y = np.concatenate([np.asarray(blocks(dataset, model_config, s).y) for s in ("val", "test")])
+    heldout = [blocks(dataset, model_config, split) for split in ("val", "test")]
+    x = np.concatenate([np.asarray(part.x) for part in heldout])
+    y = np.concatenate([np.asarray(part.y) for part in heldout])
     model_mse = one_step_mse(model, x, y)
-    persistence = float(np.mean((np.asarray(y, np.float64) - x) ** 2))
+    # y is x one block later, so the whole sequence is x followed by the last target.
+    persistence = baselines.one_step_persistence_mse(np.concatenate([x, y[:, -1:]], axis=1))
     mean = float(np.mean(np.asarray(y, np.float64) ** 2))
     return {"one_step_mse": model_mse, "persistence_mse": persistence, "mean_predictor_mse": mean,
             "improvement_over_persistence": 1 - model_mse / persistence}

@@ -9,6 +9,8 @@ Notebook: 06_lstm_fft_blocks.ipynb
 """
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import torch
 
@@ -47,6 +49,18 @@ def lstm_step(lstm: torch.nn.LSTM, x: torch.Tensor, state: tuple[torch.Tensor, t
     c_new = torch.sigmoid(forget_gate) * c[0] + torch.sigmoid(input_gate) * torch.tanh(cell_input)
     h_new = torch.sigmoid(output_gate) * torch.tanh(c_new)
     return h_new, (h_new[None], c_new[None])
+
+
+@contextlib.contextmanager
+def eval_mode(model: torch.nn.Module):
+    """Run the block with ``model.eval()`` and no gradients, then restore the training flag it had."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield model
+    finally:
+        model.train(was_training)
 
 
 def count_parameters(model) -> int:

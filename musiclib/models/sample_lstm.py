@@ -23,7 +23,7 @@ import torch
 
 from musiclib.config import AudioConfig
 from musiclib.models import ModelSpec, register
-from musiclib.models.layers import copy_dense, copy_lstm, keras_lstm
+from musiclib.models.layers import copy_dense, copy_lstm, eval_mode, keras_lstm
 from musiclib.utils import torch_threads
 
 OUTPUT_ACTIVATIONS = ("relu", "leaky_relu", "linear")
@@ -173,24 +173,18 @@ def free_run(model: SampleLSTM, prime: torch.Tensor, n_samples: int, temperature
 def generate(model: SampleLSTM, n: int, seconds: float, seed: int, audio_config: AudioConfig, prime=None) -> np.ndarray:
     if prime is None:
         raise ValueError("the sample LSTM continues audio: pass a prime (held-out audio), as `musiclib generate` does.")
-    was_training = model.training
-    model.eval()
     prime = torch.as_tensor(np.asarray(prime[:n], dtype=np.float32), device=model.scale.device) / model.scale
-    y = free_run(model, prime, int(round(seconds * audio_config.sample_rate)), model.model_config["temperature"], seed)
-    model.train(was_training)
+    with eval_mode(model):
+        y = free_run(model, prime, int(round(seconds * audio_config.sample_rate)), model.model_config["temperature"], seed)
     return (y * model.scale).cpu().numpy().astype(np.float32)
 
 
-@torch.no_grad()
 def predict(model: SampleLSTM, rows: np.ndarray, batch_size: int = 8192) -> np.ndarray:
     """Teacher-forced predictions for ``(n, look_back + 1)`` rows (the last column, the target, is ignored)."""
-    was_training = model.training
-    model.eval()
     device = model.scale.device
-    out = np.concatenate([model(torch.from_numpy(np.ascontiguousarray(rows[i : i + batch_size, :-1])).to(device)).cpu().numpy()
-                          for i in range(0, len(rows), batch_size)])
-    model.train(was_training)
-    return out
+    with eval_mode(model):
+        return np.concatenate([model(torch.from_numpy(np.ascontiguousarray(rows[i : i + batch_size, :-1])).to(device)).cpu().numpy()
+                               for i in range(0, len(rows), batch_size)])
 
 
 def linear_predictor(train_rows: np.ndarray) -> np.ndarray:
