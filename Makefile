@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/dsp.py
 	$(BIN)/python benchmarks/sequence_generation.py
 	$(BIN)/python benchmarks/sequence_generation.py --seed-size
+	$(BIN)/python benchmarks/vocoder_speed.py
 
 clean:
 	rm -rf $(VENV) outputs

@@ -30,8 +30,11 @@ def _train(args) -> int:
 def _generate(args) -> int:
     from musiclib import runs
 
-    path, prime_seconds = runs.generate(args.run_dir, args.seconds, args.out, seed=args.seed)
-    if prime_seconds:
+    path, prime_seconds = runs.generate(args.run_dir, args.seconds, args.out, seed=args.seed, vocoder=args.vocoder)
+    spec = runs.load(args.run_dir)[0]
+    if spec.vocoder:
+        print(f"wrote {path}: 0-{prime_seconds:.2f} s is a held-out clip, then the vocoder's rendering of its log-mel")
+    elif prime_seconds:
         print(f"wrote {path}: 0-{prime_seconds:.2f} s is the held-out prime, {prime_seconds:.2f}-{prime_seconds + args.seconds:.2f} s is generated")
     else:
         print(f"wrote {args.seconds} s to {path}")
@@ -41,7 +44,7 @@ def _generate(args) -> int:
 def _evaluate(args) -> int:
     from musiclib import runs
 
-    print(json.dumps(runs.evaluate(args.run_dir, n_clips=args.n_clips), indent=1))
+    print(json.dumps(runs.evaluate(args.run_dir, n_clips=args.n_clips, vocoder=args.vocoder), indent=1))
     return 0
 
 
@@ -81,11 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=5.0)
     p.add_argument("--out", required=True, help="output .wav file")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--vocoder", default=None, help="a trained melgan run folder to render spectrograms with (default: Griffin-Lim, 32 iterations)")
     p.set_defaults(func=_generate)
 
     p = sub.add_parser("evaluate", help="score a run against held-out music and noise; writes eval.json")
     p.add_argument("run_dir")
-    p.add_argument("--n-clips", type=int, default=None, help="generated clips to score (default: as many as held-out clips)")
+    p.add_argument("--n-clips", type=int, default=None,
+                   help="generated clips to score (default: one per held-out prime, or as many as training clips for unprimed models)")
+    p.add_argument("--vocoder", default=None, help="a trained melgan run folder to render spectrograms with (default: Griffin-Lim)")
     p.set_defaults(func=_evaluate)
 
     p = sub.add_parser("demo", help="train tiny models on the bundled music; write audio and pictures")

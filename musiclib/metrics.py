@@ -82,8 +82,14 @@ def mel_cepstral_distortion(reference: np.ndarray, estimate: np.ndarray, config:
 
 
 def clip_features(clips: np.ndarray, config: AudioConfig) -> np.ndarray:
-    """One vector per clip for the set-level scores: its log-mel, flattened. ``(n, n_mels * n_frames)``."""
-    return np.stack([features.log_mel(np.asarray(c), config).reshape(-1) for c in clips])
+    """One vector per clip for the set-level scores: the mean and standard deviation of each log-mel band over time.
+
+    ``(n, 2 * n_mels)``. Pooling over time describes what a clip sounds like (which
+    pitches and timbres, how steady) without caring where in the clip a note starts,
+    which a flattened spectrogram would.
+    """
+    log_mels = np.stack([features.log_mel(np.asarray(c), config) for c in clips])
+    return np.concatenate([log_mels.mean(axis=-1), log_mels.std(axis=-1)], axis=1)
 
 
 def ndb_k(train_features: np.ndarray, generated_features: np.ndarray, k: int = 10, alpha: float = 0.05, seed: int = 0) -> float:

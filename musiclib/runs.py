@@ -57,7 +57,8 @@ def train(model_name: str, data: str | Path, out: str | Path, steps: int | None 
     train_config = TrainConfig(steps=model_config["steps"], batch_size=model_config["batch_size"],
                                learning_rate=model_config["learning_rate"], optimizer=model_config.get("optimizer", "adam"),
                                betas=tuple(model_config.get("betas", (0.9, 0.999))),
-                               seed=seed, checkpoint_every=max(1, model_config["steps"] // 4), progress=progress)
+                               seed=seed, checkpoint_every=model_config.get("checkpoint_every", max(1, model_config["steps"] // 4)),
+                               progress=progress)
     preview_prime = heldout_primes(dataset, spec, 1, seed)
 
     def preview(trainer, step):
@@ -98,18 +99,38 @@ def load(run_dir: str | Path):
     return spec, model, audio_config, run_config
 
 
-def generate(run_dir: str | Path, seconds: float, out: str | Path, seed: int = 0) -> tuple[Path, float]:
+def load_vocoder(vocoder_dir: str | Path | None, spec: models.ModelSpec, audio_config: AudioConfig):
+    """The ``vocode`` function of a trained vocoder run, checked against the model it will speak for (``None`` → Griffin-Lim)."""
+    if vocoder_dir is None:
+        return None
+    if not spec.accepts_vocoder:
+        raise ValueError(f"{spec.name} does not produce log-mel spectrograms; --vocoder applies to spectrogram models "
+                         f"({', '.join(name for name in models.names() if models.get(name).accepts_vocoder)})")
+    vocoder_spec, vocoder, vocoder_config, _ = load(vocoder_dir)
+    if not vocoder_spec.vocoder:
+        raise ValueError(f"{vocoder_dir}: holds a {vocoder_spec.name} run, not a vocoder; train one with `musiclib train melgan`")
+    if vocoder_config != audio_config:
+        raise ValueError(f"{vocoder_dir}: the vocoder was trained on features {vocoder_config}, "
+                         f"but the model makes {audio_config}; train the vocoder on data with the model's AudioConfig")
+    return vocoder.vocode
+
+
+def generate(run_dir: str | Path, seconds: float, out: str | Path, seed: int = 0, vocoder: str | Path | None = None) -> tuple[Path, float]:
     """Generate ``seconds`` of audio from a run and write it to ``out``.
 
-    A sequence model's file starts with its held-out prime, so it can be heard in context.
+    A sequence model's file starts with its held-out prime, so it can be heard in context;
+    a vocoder's file holds a held-out clip and then the vocoder's rendering of it.
+    ``vocoder`` is a vocoder run folder that renders a spectrogram model's output instead of Griffin-Lim.
 
     Returns:
         ``(path, prime_seconds)``: the file and how many of its first seconds are the prime (0 for none).
     """
     spec, model, audio_config, run_config = load(run_dir)
+    vocode = load_vocoder(vocoder, spec, audio_config)
     prime = heldout_primes(AudioDataset(run_config["data"]), spec, 1, seed)
     set_seed(seed)
-    y = spec.generate(model, 1, seconds, seed, audio_config, prime)[0]
+    extra = {"vocoder": vocode} if vocode is not None else {}
+    y = spec.generate(model, 1, seconds, seed, audio_config, prime, **extra)[0]
     if not np.all(np.isfinite(y)):
         raise FloatingPointError(f"{run_dir}: the model produced NaN or infinite samples")
     if prime is not None:
@@ -118,8 +139,12 @@ def generate(run_dir: str | Path, seconds: float, out: str | Path, seed: int = 0
     return audio.save(out, y, audio_config.sample_rate), prime_seconds
 
 
-def evaluate(run_dir: str | Path, n_clips: int | None = None, seed: int = 0) -> dict:
+def evaluate(run_dir: str | Path, n_clips: int | None = None, seed: int = 0, vocoder: str | Path | None = None) -> dict:
     """Score generated clips against the held-out split, beside real held-out music and white noise.
+
+    A model that needs no prime generates as many clips as the training split has (by
+    default), so that NDB/K's per-bin test can tell a model from noise; a primed model
+    continues one held-out prime per clip. ``vocoder`` as in :func:`generate`.
 
     Writes and returns ``eval.json``: NDB/K, memorisation ratio, Fréchet distance and RMS
     for the model, for held-out real clips (the target) and for noise (the floor); a
@@ -127,18 +152,26 @@ def evaluate(run_dir: str | Path, n_clips: int | None = None, seed: int = 0) -> 
     baselines are added under ``heldout_one_step``.
     """
     spec, model, audio_config, run_config = load(run_dir)
+    vocode = load_vocoder(vocoder, spec, audio_config)
     dataset = AudioDataset(run_config["data"])
     train_clips = np.asarray(dataset.clips("train"))
     heldout = np.concatenate([np.asarray(dataset.clips("val")), np.asarray(dataset.clips("test"))])
-    n = min(n_clips or len(heldout), len(heldout))
+    primed = spec.prime_seconds > 0
+    n = n_clips or (len(heldout) if primed else len(train_clips))
+    if primed:
+        n = min(n, len(heldout))
     clip_seconds = dataset.clip_samples / audio_config.sample_rate
     set_seed(seed)
-    generated = spec.generate(model, n, clip_seconds, seed, audio_config, heldout_primes(dataset, spec, n, seed))[:, : dataset.clip_samples]
+    extra = {"vocoder": vocode} if vocode is not None else {}
+    generated = spec.generate(model, n, clip_seconds, seed, audio_config, heldout_primes(dataset, spec, n, seed), **extra)
+    generated = generated[:, : dataset.clip_samples]
     noise = baselines.white_noise_clips(n, dataset.clip_samples, baselines.rms(train_clips), seed=seed)
-    reference = heldout[:n]
-    other = heldout[n:] if len(heldout) - n >= 4 else heldout
+    n_reference = min(n, len(heldout))
+    reference = heldout[:n_reference]
+    other = heldout[n_reference:] if len(heldout) - n_reference >= 4 else heldout
     results = {
         "model": run_config["model"],
+        "inverter": "griffin_lim_32" if vocoder is None else str(vocoder),
         "n_clips": n,
         "generated": metrics.set_scores(generated, train_clips, other, audio_config),
         "heldout_real": metrics.set_scores(reference, train_clips, other, audio_config),

@@ -95,7 +95,9 @@ class Trainer:
     Adversarial models take turns instead: a model with a ``phases`` attribute (e.g.
     ``("discriminator", "generator")``) and a ``phase_parameters(phase)`` method gets one
     optimiser per phase, and each step calls ``loss_fn(model, batch, phase)`` and steps
-    that phase's optimiser, in order. A loss function may return ``(loss, logs)`` where
+    that phase's optimiser, in order. A model may also have ``active_phases(step)``, naming
+    the phases that run at a step (e.g. a warm-up before the adversarial game starts).
+    A loss function may return ``(loss, logs)`` where
     ``logs`` is a dict of floats (e.g. ``D(x)``) to average into the history.
 
     Args:
@@ -198,7 +200,8 @@ class Trainer:
         while self.step < self.config.steps:
             batch = self._batch(self.train_data, batch_indices(n_examples(self.train_data), self.config.batch_size, self.config.seed, self.step))
             logs = {}
-            for phase in self.phases or ("",):
+            phases = self.model.active_phases(self.step) if hasattr(self.model, "active_phases") else self.phases
+            for phase in phases or ("",):
                 logs.update(self._optimise(batch, phase))
             self.step += 1
             for name, value in logs.items():

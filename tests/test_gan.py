@@ -1,4 +1,4 @@
-"""Issue 5 (in progress): the seed's spectrogram DCGAN, its fixed version, and adversarial training in the shared loop."""
+"""Issue 5: the seed's spectrogram DCGAN, its fixed version, and adversarial training in the shared loop."""
 import json
 
 import numpy as np

@@ -33,6 +33,10 @@ class ModelSpec:
             statistics (e.g. normalisation) in the model's buffers before training.
         heldout_scores: Optional ``(model, dataset, model_config) -> dict`` of model-specific
             held-out scores (e.g. one-step error against a baseline) for ``evaluate``.
+        vocoder: The model renders given audio's log-mel instead of making new music;
+            its ``prime`` is the held-out audio to re-synthesise.
+        accepts_vocoder: ``generate`` takes a ``vocoder=`` callable (log-mel → audio) to use
+            instead of Griffin-Lim.
     """
 
     name: str
@@ -45,6 +49,8 @@ class ModelSpec:
     prime_seconds: float = 0.0
     prepare: Callable | None = None
     heldout_scores: Callable | None = None
+    vocoder: bool = False
+    accepts_vocoder: bool = False
 
 
 def register(spec: ModelSpec) -> ModelSpec:
@@ -67,7 +73,7 @@ def names() -> list[str]:
 
 
 def _load_builtin_models() -> None:
-    from musiclib.models import dcgan, gruv_lstm, sample_lstm, spectral_noise  # noqa: F401  (they register themselves)
+    from musiclib.models import dcgan, gruv_lstm, melgan, sample_lstm, spectral_noise  # noqa: F401  (they register themselves)
 
 
 __all__ = ["ModelSpec", "REGISTRY", "register", "get", "names"]

@@ -247,6 +247,9 @@ def generate(model: GAN, n: int, seconds: float, seed: int, audio_config: AudioC
 
     ``vocoder``, if given, maps ``(n, n_mels, frames)`` log-mel (in ``audio_config``) to ``(n, samples)`` audio.
     """
+    if vocoder is not None and model.model_config["version"] == "seed":
+        raise ValueError("the seed replica makes mel power in its own settings (64 bands, hop 512), which no vocoder here "
+                         "was trained on; use Griffin-Lim for dcgan-seed, or the fixed dcgan with the vocoder")
     n_samples = int(round(seconds * audio_config.sample_rate))
     image_frames = SEED_IMAGE[1] if model.model_config["version"] == "seed" else FIXED_FRAMES
     hop = seed_audio_config(audio_config.sample_rate).hop_length if model.model_config["version"] == "seed" else audio_config.hop_length
@@ -262,6 +265,6 @@ def generate(model: GAN, n: int, seconds: float, seed: int, audio_config: AudioC
 
 
 SEED_SPEC = register(ModelSpec("dcgan-seed", "the seed's spectrogram DCGAN, exactly (mel power, SELU output, BCE)",
-                               seed_config, build, training_arrays, loss, generate))
+                               seed_config, build, training_arrays, loss, generate, accepts_vocoder=True))
 SPEC = register(ModelSpec("dcgan", "the DCGAN fixed: normalised log-mel, tanh output, spectral norm and hinge loss",
-                          default_config, build, training_arrays, loss, generate, prepare=prepare))
+                          default_config, build, training_arrays, loss, generate, prepare=prepare, accepts_vocoder=True))

@@ -1,0 +1,317 @@
+"""MelGAN (Kumar et al., NeurIPS 2019): a GAN that turns log-mel frames into a waveform.
+
+What the seed's name promised. The generator upsamples mel frames by 8, 8, 2
+and 2 (product = the hop length, checked at construction), each upsampling
+followed by a residual stack with dilations 1, 3 and 9, all convolutions
+weight-normalised, tanh at the end. Three discriminators look at the audio at
+1, 1/2 and 1/4 of the sample rate. Objective: hinge loss, plus feature matching
+(L1 between the discriminators' inner activations on real and generated audio)
+with weight 10; Adam 1e-4, betas (0.5, 0.9).
+
+One addition: a reconstruction loss (multi-resolution STFT loss, as in Parallel
+WaveGAN, Yamamoto et al. 2020, plus 10 × log-mel L1, as in HiFi-GAN). It trains the
+generator alone for the first ``warmup_steps``, then stays in the generator's
+objective with ``reconstruction_weight``. The paper's objective alone needs days on
+a GPU; ``{"warmup_steps": 0, "reconstruction_weight": 0}`` gives it back.
+
+Conditioning is :func:`musiclib.features.log_mel` of the dataset's own
+:class:`~musiclib.config.AudioConfig`, the features every model in musiclib
+produces, so any of them can speak through the vocoder.
+
+Notebook: 09_melgan_vocoder.ipynb
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import weight_norm
+
+from musiclib import features, metrics
+from musiclib.config import AudioConfig
+from musiclib.models import ModelSpec, register
+from musiclib.models.layers import eval_mode
+
+UPSAMPLE_RATIOS = (8, 8, 2, 2)
+DILATIONS = (1, 3, 9)
+FEATURE_MATCHING_WEIGHT = 10.0
+STFT_RESOLUTIONS = ((512, 128, 512), (1024, 256, 1024), (256, 64, 256))
+
+
+def _conv(*args, **kwargs) -> nn.Module:
+    return weight_norm(nn.Conv1d(*args, **kwargs))
+
+
+class ResidualUnit(nn.Module):
+    """``x + f(x)`` with ``f`` = LeakyReLU, dilated conv (kernel 3), LeakyReLU, 1×1 conv; the skip has its own 1×1 conv."""
+
+    def __init__(self, channels: int, dilation: int):
+        super().__init__()
+        self.block = nn.Sequential(
+            nn.LeakyReLU(0.2), nn.ReflectionPad1d(dilation), _conv(channels, channels, 3, dilation=dilation),
+            nn.LeakyReLU(0.2), _conv(channels, channels, 1),
+        )
+        self.skip = _conv(channels, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.skip(x) + self.block(x)
+
+
+class Generator(nn.Module):
+    """``(B, n_mels, frames)`` log-mel → ``(B, 1, frames * hop)`` waveform in [-1, 1].
+
+    Args:
+        n_mels: Mel bands of the conditioning.
+        hop_length: Samples per frame; must equal the product of ``ratios``.
+        ngf: Channels of the last stage; the first has ``ngf * 2 ** len(ratios)``.
+        ratios: Upsampling factors, in order.
+    """
+
+    def __init__(self, n_mels: int = 80, hop_length: int = 256, ngf: int = 32, ratios=UPSAMPLE_RATIOS):
+        super().__init__()
+        if int(np.prod(ratios)) != hop_length:
+            raise ValueError(f"the upsampling ratios {tuple(ratios)} multiply to {int(np.prod(ratios))}, "
+                             f"but the hop length is {hop_length}; they must be equal")
+        channels = ngf * 2 ** len(ratios)
+        layers = [nn.ReflectionPad1d(3), _conv(n_mels, channels, 7)]
+        for r in ratios:
+            layers += [nn.LeakyReLU(0.2),
+                       weight_norm(nn.ConvTranspose1d(channels, channels // 2, 2 * r, stride=r,
+                                                      padding=r // 2 + r % 2, output_padding=r % 2))]
+            channels //= 2
+            layers += [ResidualUnit(channels, d) for d in DILATIONS]
+        layers += [nn.LeakyReLU(0.2), nn.ReflectionPad1d(3), _conv(channels, 1, 7), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+        self.hop_length = hop_length
+
+    def forward(self, log_mel: torch.Tensor) -> torch.Tensor:
+        return self.net(log_mel)
+
+
+class ScaleDiscriminator(nn.Module):
+    """One MelGAN discriminator: strided grouped convolutions; returns every layer's output (the last is the score map)."""
+
+    def __init__(self, ndf: int = 16, n_layers: int = 4, stride: int = 4, max_channels: int = 1024):
+        super().__init__()
+        layers = [nn.Sequential(nn.ReflectionPad1d(7), _conv(1, ndf, 15), nn.LeakyReLU(0.2))]
+        channels = ndf
+        for _ in range(n_layers):
+            out = min(channels * stride, max_channels)
+            layers.append(nn.Sequential(_conv(channels, out, stride * 10 + 1, stride=stride, padding=stride * 5, groups=channels // 4),
+                                        nn.LeakyReLU(0.2)))
+            channels = out
+        out = min(channels * 2, max_channels)
+        layers.append(nn.Sequential(_conv(channels, out, 5, padding=2), nn.LeakyReLU(0.2)))
+        layers.append(_conv(out, 1, 3, padding=1))
+        self.layers = nn.ModuleList(layers)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        outputs = []
+        for layer in self.layers:
+            x = layer(x)
+            outputs.append(x)
+        return outputs
+
+
+class MultiScaleDiscriminator(nn.Module):
+    """``n_scales`` discriminators, each on the audio average-pooled by 2 once more."""
+
+    def __init__(self, n_scales: int = 3, ndf: int = 16, n_layers: int = 4, stride: int = 4, max_channels: int = 1024):
+        super().__init__()
+        self.discriminators = nn.ModuleList(ScaleDiscriminator(ndf, n_layers, stride, max_channels) for _ in range(n_scales))
+        self.pool = nn.AvgPool1d(4, stride=2, padding=1, count_include_pad=False)
+
+    def forward(self, audio: torch.Tensor) -> list[list[torch.Tensor]]:
+        results = []
+        for discriminator in self.discriminators:
+            results.append(discriminator(audio))
+            audio = self.pool(audio)
+        return results
+
+
+def stft_loss(real: torch.Tensor, fake: torch.Tensor, resolutions=STFT_RESOLUTIONS) -> torch.Tensor:
+    """Multi-resolution STFT loss: spectral convergence + L1 of log magnitudes, averaged over resolutions. ``(B, T)`` inputs."""
+    total = real.new_zeros(())
+    for n_fft, hop, win in resolutions:
+        window = torch.hann_window(win, device=real.device)
+        a = torch.stft(real, n_fft, hop, win, window, return_complex=True).abs()
+        b = torch.stft(fake, n_fft, hop, win, window, return_complex=True).abs()
+        convergence = torch.linalg.norm(a - b) / (torch.linalg.norm(a) + 1e-7)
+        total = total + convergence + (torch.log(a + 1e-5) - torch.log(b + 1e-5)).abs().mean()
+    return total / len(resolutions)
+
+
+class LogMel(nn.Module):
+    """:func:`musiclib.features.log_mel` in torch (differentiable): ``(B, T)`` audio → ``(B, n_mels, frames)``."""
+
+    def __init__(self, config: AudioConfig):
+        super().__init__()
+        self.config = config
+        self.register_buffer("filterbank", torch.from_numpy(features.filterbank(config)), persistent=False)
+        self.register_buffer("window", torch.hann_window(config.n_fft), persistent=False)
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        c = self.config
+        spec = torch.stft(audio, c.n_fft, c.hop_length, window=self.window, center=c.center, pad_mode="constant", return_complex=True)
+        return torch.log(torch.clamp(self.filterbank @ spec.abs(), min=features.LOG_FLOOR))
+
+
+class MelGAN(nn.Module):
+    """The vocoder: generator + multi-scale discriminator, trained by :class:`~musiclib.training.Trainer`.
+
+    The first ``warmup_steps`` train the generator alone on the reconstruction loss
+    (phase ``"reconstruction"``); then the discriminators and the generator take turns.
+    ``mel_mean``/``mel_std`` buffers standardise the log-mel input (training statistics).
+    """
+
+    phases = ("reconstruction", "discriminator", "generator")
+
+    def __init__(self, generator: Generator, discriminator: MultiScaleDiscriminator, config: AudioConfig,
+                 reconstruction_weight: float, warmup_steps: int):
+        super().__init__()
+        self.generator, self.discriminator = generator, discriminator
+        self.log_mel = LogMel(config)
+        self.reconstruction_weight, self.warmup_steps = reconstruction_weight, warmup_steps
+        self.register_buffer("mel_mean", torch.zeros(()))
+        self.register_buffer("mel_std", torch.ones(()))
+        self._fake = None
+
+    def active_phases(self, step: int) -> tuple[str, ...]:
+        return ("reconstruction",) if step < self.warmup_steps else ("discriminator", "generator")
+
+    def phase_parameters(self, phase: str):
+        return (self.discriminator if phase == "discriminator" else self.generator).parameters()
+
+    def forward(self, log_mel: torch.Tensor) -> torch.Tensor:
+        """``(B, n_mels, frames)`` natural-log mel → ``(B, frames * hop)`` audio."""
+        return self.generator((log_mel - self.mel_mean) / self.mel_std)[:, 0]
+
+    def reconstruction_loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        """Multi-resolution STFT loss + 10 × L1 between the log-mels of ``real`` and ``fake`` ``(B, T)``."""
+        return stft_loss(real, fake) + 10 * (self.log_mel(real) - self.log_mel(fake)).abs().mean()
+
+    def vocode(self, log_mel, batch_size: int = 16) -> np.ndarray:
+        """``(n, n_mels, frames)`` (or one ``(n_mels, frames)``) natural-log mel → ``(n, frames * hop)`` float32 audio."""
+        log_mel = np.asarray(log_mel, dtype=np.float32)
+        single = log_mel.ndim == 2
+        log_mel = log_mel[None] if single else log_mel
+        device = self.mel_mean.device
+        with eval_mode(self), torch.nn.utils.parametrize.cached():
+            out = [self(torch.from_numpy(log_mel[i : i + batch_size]).to(device)).cpu().numpy()
+                   for i in range(0, len(log_mel), batch_size)]
+        audio = np.concatenate(out)
+        return audio[0] if single else audio
+
+
+def loss(model: MelGAN, batch, phase: str):
+    """Reconstruction during warm-up; then hinge loss for the discriminators and, for the generator,
+    hinge + 10 × feature matching + ``reconstruction_weight`` × reconstruction."""
+    log_mel, real = batch
+    if phase == "reconstruction":
+        return model.reconstruction_loss(real, model(log_mel))
+    if phase == "discriminator":
+        # The generator phase comes next with unchanged generator weights, so it reuses this output and its graph.
+        model._fake = model(log_mel)
+        scores_real = [outputs[-1] for outputs in model.discriminator(real[:, None])]
+        scores_fake = [outputs[-1] for outputs in model.discriminator(model._fake.detach()[:, None])]
+        loss_d = sum(torch.relu(1 - r).mean() + torch.relu(1 + f).mean() for r, f in zip(scores_real, scores_fake))
+        return loss_d, {"D(x)": float(np.mean([r.detach().mean().item() for r in scores_real])),
+                        "D(G(z))": float(np.mean([f.detach().mean().item() for f in scores_fake]))}
+    fake, model._fake = model._fake, None
+    if fake is None:
+        fake = model(log_mel)
+    outputs_fake = model.discriminator(fake[:, None])
+    with torch.no_grad():
+        outputs_real = model.discriminator(real[:, None])
+    adversarial = sum(-outputs[-1].mean() for outputs in outputs_fake)
+    n_scales, n_layers = len(outputs_fake), len(outputs_fake[0]) - 1
+    matching = sum(nn.functional.l1_loss(f, r) for of, orl in zip(outputs_fake, outputs_real) for f, r in zip(of[:-1], orl[:-1]))
+    matching = matching * 4 / (n_layers * n_scales)
+    reconstruction = model.reconstruction_loss(real, fake) if model.reconstruction_weight else fake.new_zeros(())
+    total = adversarial + FEATURE_MATCHING_WEIGHT * matching + model.reconstruction_weight * reconstruction
+    return total, {"feature_matching": matching.item(), "reconstruction": reconstruction.item()}
+
+
+def paper_config() -> dict:
+    """The paper's size: ngf 32, ndf 16, 4 layers per discriminator, 3 scales, 8192-sample segments."""
+    return {"ngf": 32, "ndf": 16, "max_channels": 1024, "n_scales": 3, "segment_frames": 32, "reconstruction_weight": 1.0,
+            "warmup_steps": 10000, "learning_rate": 1e-4, "betas": [0.5, 0.9], "batch_size": 16, "steps": 20000}
+
+
+def default_config(fast: bool) -> dict:
+    """The tiny CPU vocoder: ngf 16, ndf 8, discriminator channels capped at 256, 4096-sample segments."""
+    steps = 600 if fast else 4000
+    return {**paper_config(), "ngf": 16, "ndf": 8, "max_channels": 256, "segment_frames": 16, "learning_rate": 1e-3,
+            "batch_size": 8, "steps": steps, "warmup_steps": steps * 3 // 4}
+
+
+def build(model_config: dict, audio_config: AudioConfig) -> MelGAN:
+    generator = Generator(audio_config.n_mels, audio_config.hop_length, model_config["ngf"])
+    discriminator = MultiScaleDiscriminator(model_config["n_scales"], model_config["ndf"], max_channels=model_config["max_channels"])
+    model = MelGAN(generator, discriminator, audio_config, model_config["reconstruction_weight"], model_config["warmup_steps"])
+    model.model_config = dict(model_config)
+    return model
+
+
+def segments(dataset, split: str, segment_frames: int, stride_frames: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Aligned pairs from every clip: ``(n, n_mels, segment_frames)`` log-mel and ``(n, segment_frames * hop)`` audio.
+
+    Mel frame ``t`` of a clip is centred on sample ``t * hop``; its segment of audio is
+    ``[t * hop, (t + 1) * hop)``.
+    """
+    config = dataset.config
+    hop, stride = config.hop_length, stride_frames or segment_frames // 4
+    mels, waves = [], []
+    for clip in dataset.clips(split):
+        clip = np.asarray(clip, dtype=np.float32)
+        log_mel = features.log_mel(clip, config)
+        for t in range(0, len(clip) // hop - segment_frames + 1, stride):
+            mels.append(log_mel[:, t : t + segment_frames])
+            waves.append(clip[t * hop : (t + segment_frames) * hop])
+    if not mels:
+        raise ValueError(f"{dataset.root}: clips are shorter than one {segment_frames}-frame segment; use longer clips")
+    return np.stack(mels), np.stack(waves)
+
+
+def training_arrays(dataset, model_config: dict):
+    return segments(dataset, "train", model_config["segment_frames"]), None
+
+
+@torch.no_grad()
+def prepare(model: MelGAN, dataset, model_config: dict) -> None:
+    """Store the training log-mel's mean and standard deviation, which standardise the generator's input."""
+    log_mel, _ = segments(dataset, "train", model_config["segment_frames"], stride_frames=model_config["segment_frames"])
+    model.mel_mean.fill_(float(log_mel.mean()))
+    model.mel_std.fill_(float(log_mel.std()))
+
+
+def heldout_clips(dataset) -> np.ndarray:
+    return np.concatenate([np.asarray(dataset.clips("val")), np.asarray(dataset.clips("test"))])
+
+
+def compare_with_griffin_lim(model: MelGAN, clips: np.ndarray, config: AudioConfig, n_iter: int = 32) -> dict:
+    """Re-synthesise ``clips`` from their log-mel with the vocoder and with Griffin-Lim; mean distances to the originals."""
+    log_mel = np.stack([features.log_mel(c, config) for c in clips])
+    length = clips.shape[1]
+    rebuilt = {"vocoder": model.vocode(log_mel)[:, :length],
+               f"griffin_lim_{n_iter}": features.log_mel_to_audio(log_mel, config, n_iter=n_iter, length=length)}
+    return {name: {"mrstft": float(np.mean([metrics.multi_resolution_stft_distance(a, b) for a, b in zip(clips, y)])),
+                   "log_mel_l1": float(np.mean([metrics.log_mel_l1(a, b, config) for a, b in zip(clips, y)]))}
+            for name, y in rebuilt.items()}
+
+
+def heldout_scores(model: MelGAN, dataset, model_config: dict) -> dict:
+    return compare_with_griffin_lim(model, heldout_clips(dataset), dataset.config)
+
+
+def generate(model: MelGAN, n: int, seconds: float, seed: int, audio_config: AudioConfig, prime=None) -> np.ndarray:
+    """Re-synthesis: the vocoder's rendering of the held-out audio in ``prime`` ``(n, samples)`` from its log-mel."""
+    if prime is None:
+        raise ValueError("a vocoder needs audio (or a log-mel) to render; it does not invent music by itself")
+    log_mel = np.stack([features.log_mel(p, audio_config) for p in prime])
+    return model.vocode(log_mel)[:, : prime.shape[1]]
+
+
+SPEC = register(ModelSpec("melgan", "MelGAN vocoder: log-mel frames to waveform (Kumar et al. 2019)", default_config, build,
+                          training_arrays, loss, generate, prime_seconds=1.0, prepare=prepare, heldout_scores=heldout_scores,
+                          vocoder=True))

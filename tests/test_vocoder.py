@@ -1,0 +1,93 @@
+"""Issue 5: the MelGAN vocoder, its training phases, and spectrogram models speaking through it from the CLI."""
+import numpy as np
+import pytest
+import torch
+
+from musiclib import AudioConfig, audio, cli, features, set_seed
+from musiclib.datasets import bundled
+from musiclib.models import melgan
+from musiclib.models.layers import count_parameters
+from musiclib.training import Trainer, TrainConfig
+
+
+def test_paper_generator_has_the_published_parameter_count():
+    generator = melgan.Generator(n_mels=80, hop_length=256, ngf=32)
+    assert count_parameters(generator) == 4_266_050
+    assert generator(torch.zeros(2, 80, 5)).shape == (2, 1, 5 * 256)
+
+
+def test_upsampling_must_multiply_to_the_hop_length():
+    with pytest.raises(ValueError, match="hop length is 512"):
+        melgan.Generator(hop_length=512)
+
+
+def test_multi_scale_discriminator_sees_three_resolutions():
+    outputs = melgan.MultiScaleDiscriminator(n_scales=3, ndf=4, max_channels=64)(torch.zeros(2, 1, 4096))
+    assert len(outputs) == 3
+    lengths = [scale[0].shape[-1] for scale in outputs]
+    assert lengths == [4096, 2048, 1024]
+
+
+def test_torch_log_mel_equals_the_shared_features():
+    config = AudioConfig()
+    y = np.random.default_rng(0).standard_normal(4096).astype(np.float32) * 0.1
+    ours = melgan.LogMel(config)(torch.from_numpy(y)[None])[0].numpy()
+    np.testing.assert_allclose(ours, features.log_mel(y, config), atol=2e-3)
+
+
+def test_segments_pair_each_audio_segment_with_its_mel_frames():
+    dataset = bundled.chorales(fast=True)
+    log_mel, waves = melgan.segments(dataset, "val", segment_frames=8)
+    hop = dataset.config.hop_length
+    assert log_mel.shape[1:] == (dataset.config.n_mels, 8) and waves.shape[1] == 8 * hop
+    # Away from the segment's edges (where the STFT pads), the segment's own log-mel is the clip's.
+    own = features.log_mel(waves[3], dataset.config)
+    edge = dataset.config.n_fft // (2 * hop)
+    np.testing.assert_allclose(own[:, edge : 8 - edge], log_mel[3][:, edge : 8 - edge], atol=1e-3)
+
+
+def _vocoder_trainer(run_dir, steps):
+    set_seed(0)
+    config = {**melgan.default_config(fast=True), "ngf": 4, "ndf": 4, "max_channels": 32, "warmup_steps": 3}
+    model = melgan.build(config, AudioConfig())
+    rng = np.random.default_rng(0)
+    data = (rng.standard_normal((12, 80, 16)).astype(np.float32) - 5, 0.1 * rng.standard_normal((12, 4096)).astype(np.float32))
+    train_config = TrainConfig(steps=steps, batch_size=4, learning_rate=1e-4, betas=(0.5, 0.9), seed=2, checkpoint_every=2,
+                               progress=False, device="cpu")
+    return Trainer(model, melgan.loss, data, run_dir, train_config, AudioConfig(), config)
+
+
+def test_warmup_then_adversarial_phases_resume_exactly(tmp_path):
+    straight = _vocoder_trainer(tmp_path / "straight", 6)
+    history = straight.fit()
+    assert "loss_reconstruction" in history[0] and "loss_discriminator" not in history[0]
+    assert {"loss_discriminator", "loss_generator", "feature_matching", "D(x)"} <= set(history[-1])
+    _vocoder_trainer(tmp_path / "resumed", 3).fit()
+    resumed = _vocoder_trainer(tmp_path / "resumed", 6)
+    resumed.fit()
+    for a, b in zip(straight.model.state_dict().values(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_cli_vocoder_renders_held_out_audio_and_speaks_for_the_dcgan(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MUSICLIB_FAST", "1")
+    vocoder = tmp_path / "melgan"
+    assert cli.main(["train", "melgan", "--out", str(vocoder), "--steps", "3", "--set", '{"warmup_steps": 1}']) == 0
+    assert cli.main(["generate", str(vocoder), "--out", str(tmp_path / "resynthesis.wav")]) == 0
+    assert "vocoder's rendering" in capsys.readouterr().out
+    y, sr = audio.load(tmp_path / "resynthesis.wav")
+    assert len(y) == 2 * sr and np.all(np.isfinite(y))
+
+    gan = tmp_path / "dcgan"
+    assert cli.main(["train", "dcgan", "--out", str(gan), "--steps", "2"]) == 0
+    assert cli.main(["generate", str(gan), "--seconds", "1.0", "--vocoder", str(vocoder), "--out", str(tmp_path / "gan.wav")]) == 0
+    y, sr = audio.load(tmp_path / "gan.wav")
+    assert len(y) == sr and np.all(np.isfinite(y))
+    # A vocoder cannot speak for a model without log-mel output, nor can a non-vocoder be used as one.
+    assert cli.main(["generate", str(gan), "--vocoder", str(gan), "--out", str(tmp_path / "x.wav")]) == 2
+    assert "not a vocoder" in capsys.readouterr().err
+    seed_gan = tmp_path / "dcgan-seed"
+    assert cli.main(["train", "dcgan-seed", "--out", str(seed_gan), "--steps", "1"]) == 0
+    assert cli.main(["generate", str(seed_gan), "--vocoder", str(vocoder), "--out", str(tmp_path / "x.wav")]) == 2
+    assert "64 bands, hop 512" in capsys.readouterr().err
+    assert not (tmp_path / "x.wav").exists()
