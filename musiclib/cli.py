@@ -30,7 +30,9 @@ def _train(args) -> int:
 def _generate(args) -> int:
     from musiclib import runs
 
-    path, prime_seconds = runs.generate(args.run_dir, args.seconds, args.out, seed=args.seed, vocoder=args.vocoder)
+    labels = {name: value for name, value in (("pitch", args.pitch), ("instrument", args.instrument)) if value is not None}
+    path, prime_seconds = runs.generate(args.run_dir, args.seconds, args.out, seed=args.seed, vocoder=args.vocoder,
+                                        mode=args.mode, **labels)
     spec = runs.load(args.run_dir)[0]
     if spec.vocoder:
         print(f"wrote {path}: 0-{prime_seconds:.2f} s is a held-out clip, then the vocoder's rendering of its log-mel")
@@ -85,6 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output .wav file")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--vocoder", default=None, help="a trained melgan run folder to render spectrograms with (default: Griffin-Lim, 32 iterations)")
+    p.add_argument("--mode", choices=("autonomous", "continue", "condition"), default=None,
+                   help="VAE generation mode: sample the prior, vary a held-out clip, or ask a cvae for --pitch/--instrument")
+    p.add_argument("--pitch", type=int, default=None, help="MIDI pitch for --mode condition (a pitch of the training notes)")
+    p.add_argument("--instrument", default=None, help="instrument for --mode condition (e.g. organ, flute, reed, pluck)")
     p.set_defaults(func=_generate)
 
     p = sub.add_parser("evaluate", help="score a run against held-out music and noise; writes eval.json")

@@ -47,9 +47,10 @@ def train(model_name: str, data: str | Path, out: str | Path, steps: int | None 
         previous = json.loads(config_path.read_text())
         if previous["model"] != model_name or previous["audio_config"] != run_config["audio_config"]:
             raise ValueError(f"{out}: holds a {previous['model']} run with another setup; choose a new --out folder.")
+    # A model may record facts about its data in model_config here (e.g. a CVAE's label vocabulary).
+    train_array, val_array = spec.training_arrays(dataset, model_config)
     out.mkdir(parents=True, exist_ok=True)
     config_path.write_text(json.dumps(run_config, indent=1) + "\n")
-    train_array, val_array = spec.training_arrays(dataset, model_config)
     set_seed(seed)
     model = spec.build(model_config, dataset.config)
     if spec.prepare is not None:
@@ -69,18 +70,35 @@ def train(model_name: str, data: str | Path, out: str | Path, steps: int | None 
     return out
 
 
-def heldout_primes(dataset: AudioDataset, spec: models.ModelSpec, n: int, seed: int = 0) -> np.ndarray | None:
-    """``(n, samples)``: the first ``spec.prime_seconds`` of held-out clips (test split, then val), or ``None`` for models that need no prime."""
-    if spec.prime_seconds <= 0:
-        return None
+def heldout_audio(dataset: AudioDataset, n: int, seconds: float, seed: int = 0) -> np.ndarray:
+    """``(n, samples)``: the first ``seconds`` of held-out clips (test split, then val), starting at clip ``seed``."""
     test, val = dataset.clips("test"), dataset.clips("val")
     total = len(test) + len(val)
     if total == 0:
-        raise ValueError(f"{dataset.root}: no held-out clips to prime {spec.name} with; prepare the data with val/test splits.")
-    n_samples = min(dataset.clip_samples, int(round(spec.prime_seconds * dataset.sample_rate)))
+        raise ValueError(f"{dataset.root}: no held-out clips to start from; prepare the data with val/test splits.")
+    n_samples = min(dataset.clip_samples, int(round(seconds * dataset.sample_rate)))
     # Read only the clips used, from the memory maps (held-out splits can be large).
     picked = [test[i] if i < len(test) else val[i - len(test)] for i in (seed + np.arange(n)) % total]
     return np.stack([np.asarray(clip[:n_samples]) for clip in picked])
+
+
+def heldout_primes(dataset: AudioDataset, spec: models.ModelSpec, n: int, seed: int = 0) -> np.ndarray | None:
+    """``(n, samples)``: the first ``spec.prime_seconds`` of held-out clips, or ``None`` for models that need no prime."""
+    if spec.prime_seconds <= 0:
+        return None
+    return heldout_audio(dataset, n, spec.prime_seconds, seed)
+
+
+def generation_options(spec: models.ModelSpec, dataset: AudioDataset, n: int, seed: int, mode: str | None = None,
+                       **labels) -> tuple[np.ndarray | None, dict]:
+    """``(prime, keyword arguments)`` for ``spec.generate``: the held-out prime and the mode a model supports."""
+    if mode is not None and mode not in spec.modes:
+        hint = "; a conditional model does: `musiclib train cvae --data notes`" if mode == "condition" else ""
+        raise ValueError(f"{spec.name} generates in modes {list(spec.modes) or ['(one mode only)']}, not {mode!r}{hint}")
+    if spec.modes and mode == "continue":
+        return heldout_audio(dataset, n, dataset.clip_samples / dataset.sample_rate, seed), {"mode": mode, **labels}
+    options = {"mode": mode, **labels} if spec.modes and mode else {}
+    return heldout_primes(dataset, spec, n, seed), options
 
 
 def load(run_dir: str | Path):
@@ -115,22 +133,25 @@ def load_vocoder(vocoder_dir: str | Path | None, spec: models.ModelSpec, audio_c
     return vocoder.vocode
 
 
-def generate(run_dir: str | Path, seconds: float, out: str | Path, seed: int = 0, vocoder: str | Path | None = None) -> tuple[Path, float]:
+def generate(run_dir: str | Path, seconds: float, out: str | Path, seed: int = 0, vocoder: str | Path | None = None,
+             mode: str | None = None, **labels) -> tuple[Path, float]:
     """Generate ``seconds`` of audio from a run and write it to ``out``.
 
     A sequence model's file starts with its held-out prime, so it can be heard in context;
     a vocoder's file holds a held-out clip and then the vocoder's rendering of it.
     ``vocoder`` is a vocoder run folder that renders a spectrogram model's output instead of Griffin-Lim.
+    ``mode`` (and ``pitch=``, ``instrument=`` labels) pick a generation mode of models that have
+    several (the VAEs); ``"continue"`` starts from a held-out clip, which the file plays first.
 
     Returns:
         ``(path, prime_seconds)``: the file and how many of its first seconds are the prime (0 for none).
     """
     spec, model, audio_config, run_config = load(run_dir)
     vocode = load_vocoder(vocoder, spec, audio_config)
-    prime = heldout_primes(AudioDataset(run_config["data"]), spec, 1, seed)
+    prime, options = generation_options(spec, AudioDataset(run_config["data"]), 1, seed, mode, **labels)
     set_seed(seed)
     extra = {"vocoder": vocode} if vocode is not None else {}
-    y = spec.generate(model, 1, seconds, seed, audio_config, prime, **extra)[0]
+    y = spec.generate(model, 1, seconds, seed, audio_config, prime, **extra, **options)[0]
     if not np.all(np.isfinite(y)):
         raise FloatingPointError(f"{run_dir}: the model produced NaN or infinite samples")
     if prime is not None:

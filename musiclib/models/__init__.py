@@ -37,6 +37,8 @@ class ModelSpec:
             its ``prime`` is the held-out audio to re-synthesise.
         accepts_vocoder: ``generate`` takes a ``vocoder=`` callable (log-mel → audio) to use
             instead of Griffin-Lim.
+        modes: Generation modes ``generate`` accepts as ``mode=`` (the first is the default);
+            ``"continue"`` starts from held-out audio.
     """
 
     name: str
@@ -51,6 +53,7 @@ class ModelSpec:
     heldout_scores: Callable | None = None
     vocoder: bool = False
     accepts_vocoder: bool = False
+    modes: tuple[str, ...] = ()
 
 
 def register(spec: ModelSpec) -> ModelSpec:
@@ -73,7 +76,7 @@ def names() -> list[str]:
 
 
 def _load_builtin_models() -> None:
-    from musiclib.models import dcgan, gruv_lstm, melgan, sample_lstm, spectral_noise  # noqa: F401  (they register themselves)
+    from musiclib.models import dcgan, gruv_lstm, melgan, sample_lstm, spectral_noise, vae  # noqa: F401  (they register themselves)
 
 
 __all__ = ["ModelSpec", "REGISTRY", "register", "get", "names"]

@@ -1,0 +1,314 @@
+"""Autoencoder, VAE and conditional VAE on normalised log-mel images (seed 004), in PyTorch and Keras.
+
+All three share one convolutional shape. The encoder takes a ``(1, n_mels, 64)``
+image (0.74 s of the shared log-mel, scaled to [-1, 1] by one global normaliser)
+through four stride-2 convolutions to ``(8w, n_mels/16, 4)`` and a dense layer; the
+decoder mirrors it with ×2 nearest-neighbour upsampling and 3×3 convolutions.
+
+- ``ae``: the dense layer gives a code ``z``; loss = mean squared error. Nothing
+  makes the codes fill any particular region, so a random ``z`` decodes to noise.
+- ``vae``: the dense layer gives a mean and a log-variance; ``z = mu + sigma * eps``
+  (the reparameterisation trick keeps the sampling differentiable); loss =
+  MSE + ``beta`` × KL(q(z|x) ‖ N(0, I)) / (pixels). With a Gaussian decoder of
+  variance 1/2 per pixel, ``beta = 1`` is exactly the negative ELBO per pixel; smaller
+  ``beta`` trades a looser prior fit for sharper reconstructions.
+- ``cvae``: the VAE with the labels (one-hot pitch and instrument) appended to the
+  encoder's features and to ``z``: ask the decoder for a pitch and a timbre.
+
+Notebook: 10_vae.ipynb
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from musiclib.config import AudioConfig
+from musiclib.datasets.spectrogram import SpectrogramClips
+from musiclib.models import ModelSpec, register
+from musiclib.models.layers import eval_mode
+
+FRAMES = 64
+MODES = ("autonomous", "continue", "condition")
+
+
+def label_vocabulary(dataset) -> dict:
+    """The pitches and instruments of a labelled dataset's training split (what a CVAE can be asked for)."""
+    labels = dataset.labels("train")
+    if not labels or "pitch" not in labels[0] or "instrument" not in labels[0]:
+        raise ValueError(f"{dataset.root}: the conditional VAE needs clips labelled with pitch and instrument, "
+                         "like the bundled Notes set (--data notes)")
+    return {"pitches": sorted({int(l["pitch"]) for l in labels}), "instruments": sorted({l["instrument"] for l in labels})}
+
+
+def one_hot(labels: list[dict], vocabulary: dict) -> np.ndarray:
+    """``(n, n_pitches + n_instruments)`` float32 condition vectors."""
+    pitches, instruments = vocabulary["pitches"], vocabulary["instruments"]
+    out = np.zeros((len(labels), len(pitches) + len(instruments)), np.float32)
+    for i, label in enumerate(labels):
+        if int(label["pitch"]) not in pitches or label["instrument"] not in instruments:
+            raise ValueError(f"no training data for pitch {label['pitch']} and instrument {label['instrument']!r}; "
+                             f"choose a pitch in {pitches} and an instrument in {instruments}")
+        out[i, pitches.index(int(label["pitch"]))] = 1
+        out[i, len(pitches) + instruments.index(label["instrument"])] = 1
+    return out
+
+
+class Encoder(nn.Module):
+    """``(B, 1, n_mels, 64)`` (+ ``(B, c)`` condition) → ``(B, out_size)``."""
+
+    def __init__(self, n_mels: int, width: int, out_size: int, condition_size: int = 0):
+        super().__init__()
+        layers, channels = [], 1
+        for out in (width, 2 * width, 4 * width, 8 * width):
+            layers += [nn.Conv2d(channels, out, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
+            channels = out
+        self.conv = nn.Sequential(*layers, nn.Flatten())
+        self.dense = nn.Linear(channels * (n_mels // 16) * (FRAMES // 16) + condition_size, out_size)
+
+    def forward(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.conv(x)
+        return self.dense(h if condition is None else torch.cat([h, condition], dim=1))
+
+
+class Decoder(nn.Module):
+    """``(B, latent + c)`` → ``(B, 1, n_mels, 64)``: dense, four ×2 upsamplings with 3×3 convolutions, a linear output."""
+
+    def __init__(self, n_mels: int, width: int, latent_size: int, condition_size: int = 0):
+        super().__init__()
+        self.start = (8 * width, n_mels // 16, FRAMES // 16)
+        self.dense = nn.Linear(latent_size + condition_size, int(np.prod(self.start)))
+        layers, channels = [], 8 * width
+        for out in (4 * width, 2 * width, width, width):
+            layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(channels, out, 3, padding=1), nn.LeakyReLU(0.2)]
+            channels = out
+        self.net = nn.Sequential(*layers, nn.Conv2d(channels, 1, 3, padding=1))
+
+    def forward(self, z: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
+        z = z if condition is None else torch.cat([z, condition], dim=1)
+        return self.net(torch.nn.functional.leaky_relu(self.dense(z), 0.2).view(-1, *self.start))
+
+
+class SpectrogramVAE(nn.Module):
+    """Autoencoder (``variational=False``) or (conditional) VAE on normalised log-mel images.
+
+    Buffers ``low``/``high`` hold the global normaliser, so a decoded image can be turned
+    back into natural-log mel without the training data.
+    """
+
+    def __init__(self, n_mels: int = 80, width: int = 16, latent_size: int = 16, variational: bool = True,
+                 beta: float = 1.0, condition_size: int = 0):
+        super().__init__()
+        if n_mels % 16:
+            raise ValueError(f"n_mels must be a multiple of 16 for four stride-2 layers, got {n_mels}")
+        self.variational, self.beta, self.latent_size, self.condition_size = variational, beta, latent_size, condition_size
+        self.encoder = Encoder(n_mels, width, 2 * latent_size if variational else latent_size, condition_size)
+        self.decoder = Decoder(n_mels, width, latent_size, condition_size)
+        self.register_buffer("low", torch.zeros(()))
+        self.register_buffer("high", torch.ones(()))
+
+    def encode(self, x: torch.Tensor, condition=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(mu, log_var)``, each ``(B, latent)``; an autoencoder's log-variance is ``-inf`` (no noise)."""
+        h = self.encoder(x, condition)
+        if not self.variational:
+            return h, torch.full_like(h, -float("inf"))
+        mu, log_var = h.chunk(2, dim=1)
+        return mu, log_var
+
+    def forward(self, x: torch.Tensor, condition=None):
+        mu, log_var = self.encode(x, condition)
+        z = mu + torch.exp(0.5 * log_var) * torch.randn_like(mu) if self.variational and self.training else mu
+        return self.decoder(z, condition), mu, log_var
+
+    def decode(self, z, condition=None) -> np.ndarray:
+        """Latent codes ``(n, latent)`` → images ``(n, n_mels, 64)`` in normalised units."""
+        with eval_mode(self):
+            z = torch.as_tensor(np.asarray(z, np.float32), device=self.low.device)
+            c = None if condition is None else torch.as_tensor(np.asarray(condition, np.float32), device=self.low.device)
+            return self.decoder(z, c)[:, 0].cpu().numpy()
+
+    def encode_images(self, images, condition=None) -> np.ndarray:
+        """Images ``(n, n_mels, 64)`` → the mean latent codes ``(n, latent)``."""
+        with eval_mode(self):
+            x = torch.as_tensor(np.asarray(images, np.float32), device=self.low.device)[:, None]
+            c = None if condition is None else torch.as_tensor(np.asarray(condition, np.float32), device=self.low.device)
+            return self.encode(x, c)[0].cpu().numpy()
+
+    def to_log_mel(self, images: np.ndarray) -> np.ndarray:
+        low, high = float(self.low), float(self.high)
+        return (np.asarray(images) + 1) / 2 * (high - low) + low
+
+
+def loss(model: SpectrogramVAE, batch):
+    """MSE per pixel + ``beta`` × KL per pixel (0 for the autoencoder)."""
+    images, condition = (batch[0], batch[1]) if isinstance(batch, tuple) else (batch, None)
+    x = images[:, None]
+    reconstruction, mu, log_var = model(x, condition)
+    mse = ((reconstruction - x) ** 2).mean()
+    if not model.variational:
+        return mse
+    kl = 0.5 * (mu**2 + log_var.exp() - 1 - log_var).sum(dim=1).mean() / x[0].numel()
+    return mse + model.beta * kl
+
+
+# ---------------------------------------------------------------------------
+# Keras twin (the seed's framework): same layers, same parameter count
+# ---------------------------------------------------------------------------
+
+
+def build_keras(n_mels: int = 80, width: int = 16, latent_size: int = 16, variational: bool = True, condition_size: int = 0):
+    """``(encoder, decoder)`` Keras models with the PyTorch model's layers and parameter counts.
+
+    The encoder maps ``[image (n_mels, 64, 1)]`` (+ ``[condition]``) to ``2 * latent`` numbers
+    (mean and log-variance) for a VAE, ``latent`` for an autoencoder; the decoder maps
+    ``[z]`` (+ ``[condition]``) to an image.
+    """
+    import keras
+    from keras import layers
+
+    image = keras.Input((n_mels, FRAMES, 1))
+    inputs, h = [image], image
+    for out in (width, 2 * width, 4 * width, 8 * width):
+        h = layers.LeakyReLU(0.2)(layers.Conv2D(out, 4, strides=2, padding="same")(h))
+    h = layers.Flatten()(h)
+    if condition_size:
+        condition = keras.Input((condition_size,))
+        inputs.append(condition)
+        h = layers.Concatenate()([h, condition])
+    encoder = keras.Model(inputs, layers.Dense(2 * latent_size if variational else latent_size)(h), name="encoder")
+
+    z = keras.Input((latent_size,))
+    inputs, h = [z], z
+    if condition_size:
+        condition = keras.Input((condition_size,))
+        inputs.append(condition)
+        h = layers.Concatenate()([z, condition])
+    h = layers.LeakyReLU(0.2)(layers.Dense(8 * width * (n_mels // 16) * (FRAMES // 16))(h))
+    h = layers.Reshape((n_mels // 16, FRAMES // 16, 8 * width))(h)
+    for out in (4 * width, 2 * width, width, width):
+        h = layers.LeakyReLU(0.2)(layers.Conv2D(out, 3, padding="same")(layers.UpSampling2D(2)(h)))
+    decoder = keras.Model(inputs, layers.Conv2D(1, 3, padding="same")(h), name="decoder")
+    return encoder, decoder
+
+
+def keras_vae_loss(encoder, decoder, images, beta: float = 1.0, seed: int = 0):
+    """The same loss in Keras ops (``images``: ``(B, n_mels, 64, 1)``), for a custom training step."""
+    import keras
+
+    h = encoder(images)
+    mu, log_var = keras.ops.split(h, 2, axis=1)
+    z = mu + keras.ops.exp(0.5 * log_var) * keras.random.normal(keras.ops.shape(mu), seed=seed)
+    reconstruction = decoder(z)
+    mse = keras.ops.mean((reconstruction - images) ** 2)
+    pixels = float(np.prod(images.shape[1:]))
+    kl = keras.ops.mean(keras.ops.sum(0.5 * (mu**2 + keras.ops.exp(log_var) - 1 - log_var), axis=1)) / pixels
+    return mse + beta * kl
+
+
+# ---------------------------------------------------------------------------
+# The shared pipeline: data, build, generation modes
+# ---------------------------------------------------------------------------
+
+
+def images(dataset, split: str, normalizer=None) -> tuple[np.ndarray, object]:
+    """``(n, n_mels, 64)`` normalised log-mel images (the first 64 frames of each clip) and the normaliser."""
+    clips = SpectrogramClips(dataset, split, "mel", normalizer)
+    if clips.data.shape[-1] < FRAMES:
+        raise ValueError(f"{dataset.root}: clips give {clips.data.shape[-1]} frames; the VAE needs {FRAMES} (clips of 1 s or more)")
+    return clips.data[..., :FRAMES], clips.normalizer
+
+
+def default_config(fast: bool, variational: bool = True, conditional: bool = False) -> dict:
+    return {"variational": variational, "conditional": conditional, "width": 16, "latent_size": 16, "beta": 0.5,
+            "learning_rate": 1e-3, "batch_size": 32, "steps": 600 if fast else 5000}
+
+
+def build(model_config: dict, audio_config: AudioConfig) -> SpectrogramVAE:
+    vocabulary = model_config.get("vocabulary")
+    condition_size = len(vocabulary["pitches"]) + len(vocabulary["instruments"]) if model_config["conditional"] else 0
+    model = SpectrogramVAE(audio_config.n_mels, model_config["width"], model_config["latent_size"],
+                           model_config["variational"], model_config["beta"], condition_size)
+    model.model_config = dict(model_config)
+    return model
+
+
+def training_arrays(dataset, model_config: dict):
+    train, normalizer = images(dataset, "train")
+    val, _ = images(dataset, "val", normalizer)
+    if not model_config["conditional"]:
+        return train, val
+    vocabulary = label_vocabulary(dataset)
+    model_config["vocabulary"] = vocabulary
+    val_labels = [l for l in dataset.labels("val") if int(l["pitch"]) in vocabulary["pitches"]]
+    val_mask = [int(l["pitch"]) in vocabulary["pitches"] for l in dataset.labels("val")]
+    return (train, one_hot(dataset.labels("train"), vocabulary)), (val[np.array(val_mask, bool)], one_hot(val_labels, vocabulary))
+
+
+@torch.no_grad()
+def prepare(model: SpectrogramVAE, dataset, model_config: dict) -> None:
+    _, normalizer = images(dataset, "train")
+    model.low.fill_(normalizer.low)
+    model.high.fill_(normalizer.high)
+
+
+def _to_audio(model, images_: np.ndarray, n_samples: int, seed: int, audio_config: AudioConfig, vocoder=None) -> np.ndarray:
+    """``(n, per_clip, n_mels, 64)`` images → ``(n, n_samples)``: each clip's images side by side, then inverted."""
+    from musiclib import features
+
+    n, per_clip = images_.shape[:2]
+    log_mel = model.to_log_mel(images_).transpose(0, 2, 1, 3).reshape(n, images_.shape[2], per_clip * FRAMES)
+    if vocoder is not None:
+        y = np.asarray(vocoder(log_mel), np.float32)
+    else:
+        y = features.log_mel_to_audio(log_mel, audio_config, n_iter=32, seed=seed, length=(log_mel.shape[-1] - 1) * audio_config.hop_length)
+    return np.asarray(y, np.float32)[:, :n_samples]
+
+
+def generate(model: SpectrogramVAE, n: int, seconds: float, seed: int, audio_config: AudioConfig, prime=None, vocoder=None,
+             mode: str = "autonomous", pitch: int | None = None, instrument: str | None = None, variation: float = 0.5) -> np.ndarray:
+    """``(n, samples)`` audio in one of the seed's three modes, one decoded image (0.74 s) after another.
+
+    - ``autonomous``: decode independent ``z ~ N(0, I)`` (with random labels for a CVAE, unless given).
+    - ``continue``: encode the first 64 frames of each clip of ``prime``, then walk from that code:
+      each next image adds ``variation`` × N(0, I) to the previous code.
+    - ``condition``: a CVAE decodes random ``z`` with the requested ``pitch`` and ``instrument``.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    rng = np.random.default_rng(seed)
+    n_samples = int(round(seconds * audio_config.sample_rate))
+    per_clip = -(-n_samples // (FRAMES * audio_config.hop_length))
+    condition = None
+    if model.condition_size:
+        vocabulary = model.model_config["vocabulary"]
+        labels = [{"pitch": pitch if pitch is not None else int(rng.choice(vocabulary["pitches"])),
+                   "instrument": instrument if instrument is not None else str(rng.choice(vocabulary["instruments"]))} for _ in range(n)]
+        condition = np.repeat(one_hot(labels, vocabulary), per_clip, axis=0)
+    elif mode == "condition":
+        raise ValueError("mode 'condition' needs a conditional model: train one with `musiclib train cvae --data notes`")
+    z = rng.standard_normal((n, per_clip, model.latent_size)).astype(np.float32)
+    if mode == "continue":
+        if prime is None:
+            raise ValueError("mode 'continue' needs audio to start from")
+        from musiclib import features
+        from musiclib.datasets.spectrogram import Normalizer
+
+        normalizer = Normalizer(float(model.low), float(model.high))
+        seeds = np.stack([normalizer.normalize(features.log_mel(np.asarray(p), audio_config))[:, :FRAMES] for p in prime])
+        if seeds.shape[-1] < FRAMES:
+            raise ValueError(f"mode 'continue' needs at least {FRAMES} frames of audio to encode")
+        start = model.encode_images(seeds, None if condition is None else condition[::per_clip])
+        z = start[:, None] + variation * np.cumsum(z, axis=1)
+    decoded = model.decode(z.reshape(n * per_clip, -1), condition)
+    return _to_audio(model, decoded.reshape(n, per_clip, *decoded.shape[1:]), n_samples, seed, audio_config, vocoder)
+
+
+AE_SPEC = register(ModelSpec("ae", "convolutional autoencoder on log-mel images (cannot sample: no prior)",
+                             lambda fast: default_config(fast, variational=False), build, training_arrays, loss, generate,
+                             prepare=prepare, accepts_vocoder=True, modes=MODES[:2]))
+SPEC = register(ModelSpec("vae", "variational autoencoder on log-mel images: sample the prior, continue, interpolate",
+                          default_config, build, training_arrays, loss, generate, prepare=prepare, accepts_vocoder=True,
+                          modes=MODES[:2]))
+CVAE_SPEC = register(ModelSpec("cvae", "conditional VAE on labelled notes: ask for a pitch and an instrument (--data notes)",
+                               lambda fast: default_config(fast, conditional=True), build, training_arrays, loss, generate,
+                               prepare=prepare, accepts_vocoder=True, modes=MODES))
