@@ -29,7 +29,7 @@ def test_shapes_and_the_loss_terms():
     assert reconstruction.shape == (5, 1, 80, vae.FRAMES) and mu.shape == log_var.shape == (5, 3)
     mse = float(((reconstruction - images[:, None]) ** 2).mean().detach())
     torch.manual_seed(1)
-    total = float(vae.loss(model, images))
+    total = float(vae.loss(model, images).detach())
     assert total > mse * 0.5  # MSE plus a KL term that cannot be negative (up to the sampling noise)
     model.beta = 0.0
     assert model.decode(np.zeros((2, 3))).shape == (2, 80, vae.FRAMES)

@@ -251,7 +251,7 @@ def prepare(model: SpectrogramVAE, dataset, model_config: dict) -> None:
     model.high.fill_(normalizer.high)
 
 
-def _to_audio(model, images_: np.ndarray, n_samples: int, seed: int, audio_config: AudioConfig, vocoder=None) -> np.ndarray:
+def images_to_audio(model, images_: np.ndarray, n_samples: int, seed: int, audio_config: AudioConfig, vocoder=None) -> np.ndarray:
     """``(n, per_clip, n_mels, 64)`` images → ``(n, n_samples)``: each clip's images side by side, then inverted."""
     from musiclib import features
 
@@ -300,7 +300,7 @@ def generate(model: SpectrogramVAE, n: int, seconds: float, seed: int, audio_con
         start = model.encode_images(seeds, None if condition is None else condition[::per_clip])
         z = start[:, None] + variation * np.cumsum(z, axis=1)
     decoded = model.decode(z.reshape(n * per_clip, -1), condition)
-    return _to_audio(model, decoded.reshape(n, per_clip, *decoded.shape[1:]), n_samples, seed, audio_config, vocoder)
+    return images_to_audio(model, decoded.reshape(n, per_clip, *decoded.shape[1:]), n_samples, seed, audio_config, vocoder)
 
 
 AE_SPEC = register(ModelSpec("ae", "convolutional autoencoder on log-mel images (cannot sample: no prior)",
