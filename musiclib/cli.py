@@ -28,13 +28,12 @@ def _train(args) -> int:
 
 
 def _generate(args) -> int:
-    from musiclib import runs
+    from musiclib import models, runs
 
     labels = {name: value for name, value in (("pitch", args.pitch), ("instrument", args.instrument)) if value is not None}
     path, prime_seconds = runs.generate(args.run_dir, args.seconds, args.out, seed=args.seed, vocoder=args.vocoder,
                                         mode=args.mode, **labels)
-    spec = runs.load(args.run_dir)[0]
-    if spec.vocoder:
+    if models.get(runs.read_config(args.run_dir)["model"]).vocoder:
         print(f"wrote {path}: 0-{prime_seconds:.2f} s is a held-out clip, then the vocoder's rendering of its log-mel")
     elif prime_seconds:
         print(f"wrote {path}: 0-{prime_seconds:.2f} s is the held-out prime, {prime_seconds:.2f}-{prime_seconds + args.seconds:.2f} s is generated")

@@ -95,19 +95,25 @@ def generation_options(spec: models.ModelSpec, dataset: AudioDataset, n: int, se
     if mode is not None and mode not in spec.modes:
         hint = "; a conditional model does: `musiclib train cvae --data notes`" if mode == "condition" else ""
         raise ValueError(f"{spec.name} generates in modes {list(spec.modes) or ['(one mode only)']}, not {mode!r}{hint}")
-    if spec.modes and mode == "continue":
-        return heldout_audio(dataset, n, dataset.clip_samples / dataset.sample_rate, seed), {"mode": mode, **labels}
-    options = {"mode": mode, **labels} if spec.modes and mode else {}
+    options = {"mode": mode, **labels} if mode else {}
+    if mode == "continue":
+        return heldout_audio(dataset, n, dataset.clip_samples / dataset.sample_rate, seed), options
     return heldout_primes(dataset, spec, n, seed), options
+
+
+def read_config(run_dir: str | Path) -> dict:
+    """A trained run folder's ``config.json`` (model, settings, audio configuration, data)."""
+    run_dir = Path(run_dir)
+    config_path = run_dir / "config.json"
+    if not config_path.exists() or not (run_dir / CHECKPOINT).exists():
+        raise FileNotFoundError(f"{run_dir}: not a trained run (needs config.json and {CHECKPOINT}). Run `musiclib train` first.")
+    return json.loads(config_path.read_text())
 
 
 def load(run_dir: str | Path):
     """``(spec, model, audio_config, run_config)`` of a trained run folder."""
     run_dir = Path(run_dir)
-    config_path = run_dir / "config.json"
-    if not config_path.exists() or not (run_dir / CHECKPOINT).exists():
-        raise FileNotFoundError(f"{run_dir}: not a trained run (needs config.json and {CHECKPOINT}). Run `musiclib train` first.")
-    run_config = json.loads(config_path.read_text())
+    run_config = read_config(run_dir)
     spec = models.get(run_config["model"])
     audio_config = AudioConfig.from_dict(run_config["audio_config"])
     state = load_checkpoint(run_dir / CHECKPOINT)
@@ -176,7 +182,7 @@ def evaluate(run_dir: str | Path, n_clips: int | None = None, seed: int = 0, voc
     vocode = load_vocoder(vocoder, spec, audio_config)
     dataset = AudioDataset(run_config["data"])
     train_clips = np.asarray(dataset.clips("train"))
-    heldout = np.concatenate([np.asarray(dataset.clips("val")), np.asarray(dataset.clips("test"))])
+    heldout = dataset.heldout_clips()
     primed = spec.prime_seconds > 0
     n = n_clips or (len(heldout) if primed else len(train_clips))
     if primed:

@@ -10,6 +10,7 @@ Notebook: 05_data_pipeline.ipynb
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from pathlib import Path
 
@@ -90,3 +91,26 @@ class SpectrogramClips:
     def load_normalizer(path: str | Path) -> Normalizer:
         values = json.loads(Path(path).read_text())
         return Normalizer(values["low"], values["high"])
+
+
+@functools.lru_cache(maxsize=2)
+def _training_clips(root: str, kind: str) -> SpectrogramClips:
+    from musiclib.datasets import AudioDataset
+
+    return SpectrogramClips(AudioDataset(root), "train", kind)
+
+
+def model_clips(dataset, split: str, min_frames: int, normalizer: Normalizer | None = None, kind: str = "mel") -> SpectrogramClips:
+    """:class:`SpectrogramClips` for a model that needs ``min_frames`` per clip.
+
+    The training split with its own normaliser is computed once per dataset and reused
+    (a model's training arrays and its stored normaliser both come from it).
+    """
+    if split == "train" and normalizer is None:
+        clips = _training_clips(str(dataset.root), kind)
+    else:
+        clips = SpectrogramClips(dataset, split, kind, normalizer)
+    if clips.data.shape[-1] < min_frames:
+        raise ValueError(f"{dataset.root}: clips give {clips.data.shape[-1]} frames; this model needs {min_frames} "
+                         "(use clips of 1 s or more)")
+    return clips

@@ -183,6 +183,10 @@ class AudioDataset:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         return np.load(self.root / f"clips_{split}.npy", mmap_mode="r" if mmap else None)
 
+    def heldout_clips(self) -> np.ndarray:
+        """The val and test clips together, ``(n, clip_samples)`` float32 in memory: what evaluation compares against."""
+        return np.concatenate([np.asarray(self.clips("val")), np.asarray(self.clips("test"))])
+
     def labels(self, split: str = "train") -> list[dict]:
         path = self.root / f"labels_{split}.json"
         return json.loads(path.read_text()) if path.exists() else []

@@ -16,15 +16,13 @@ Notebook: 08_spectrogram_gan.ipynb
 """
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import torch
 from torch import nn
 
 from musiclib import features
 from musiclib.config import AudioConfig
-from musiclib.datasets.spectrogram import SpectrogramClips
+from musiclib.datasets.spectrogram import model_clips
 from musiclib.models import ModelSpec, register
 from musiclib.models.layers import eval_mode
 
@@ -179,21 +177,10 @@ def seed_images(dataset, split: str) -> np.ndarray:
     return np.stack(crops).astype(np.float32)
 
 
-@functools.lru_cache(maxsize=1)
-def _train_spectrograms(root: str) -> SpectrogramClips:
-    """The training split's normalised log-mels, computed once for both the training arrays and the model's normaliser."""
-    from musiclib.datasets import AudioDataset
-
-    return SpectrogramClips(AudioDataset(root), "train", "mel")
-
-
 def fixed_images(dataset, split: str, normalizer=None) -> tuple[np.ndarray, object]:
     """Globally normalised log-mel crops ``(n, n_mels, 64)`` in about [-1, 1]: the first and the last 64 frames of each clip."""
-    clips = _train_spectrograms(str(dataset.root)) if split == "train" and normalizer is None else SpectrogramClips(dataset, split, "mel", normalizer)
-    data = clips.data
-    if data.shape[-1] < FIXED_FRAMES:
-        raise ValueError(f"{dataset.root}: clips give {data.shape[-1]} frames; the DCGAN needs {FIXED_FRAMES} (use clips of 1 s or more)")
-    return np.concatenate([data[..., :FIXED_FRAMES], data[..., -FIXED_FRAMES:]]), clips.normalizer
+    clips = model_clips(dataset, split, FIXED_FRAMES, normalizer)
+    return np.concatenate([clips.data[..., :FIXED_FRAMES], clips.data[..., -FIXED_FRAMES:]]), clips.normalizer
 
 
 def seed_config(fast: bool) -> dict:
@@ -227,7 +214,7 @@ def training_arrays(dataset, model_config: dict):
 @torch.no_grad()
 def prepare(model: GAN, dataset, model_config: dict) -> None:
     if model_config["version"] != "seed":
-        normalizer = _train_spectrograms(str(dataset.root)).normalizer
+        normalizer = model_clips(dataset, "train", FIXED_FRAMES).normalizer
         model.low.fill_(normalizer.low)
         model.high.fill_(normalizer.high)
 
@@ -255,13 +242,7 @@ def generate(model: GAN, n: int, seconds: float, seed: int, audio_config: AudioC
     hop = seed_audio_config(audio_config.sample_rate).hop_length if model.model_config["version"] == "seed" else audio_config.hop_length
     per_clip = -(-n_samples // (image_frames * hop))
     log_mel, config = images_to_log_mel(model, model.sample(n * per_clip, seed), audio_config)
-    log_mel = log_mel.reshape(n, per_clip, *log_mel.shape[1:]).transpose(0, 2, 1, 3).reshape(n, log_mel.shape[1], -1)
-    if vocoder is not None:
-        return np.asarray(vocoder(log_mel), dtype=np.float32)[:, :n_samples]
-    # Invert every frame generated (a centred STFT of L samples has L / hop + 1 frames), then trim.
-    length = (log_mel.shape[-1] - 1) * config.hop_length
-    y = features.log_mel_to_audio(log_mel, config, n_iter=32, seed=seed, length=length)
-    return np.asarray(y, dtype=np.float32)[:, :n_samples]
+    return features.log_mel_images_to_audio(log_mel.reshape(n, per_clip, *log_mel.shape[1:]), config, n_samples, seed, vocoder)
 
 
 SEED_SPEC = register(ModelSpec("dcgan-seed", "the seed's spectrogram DCGAN, exactly (mel power, SELU output, BCE)",

@@ -22,12 +22,14 @@ Notebook: 09_melgan_vocoder.ipynb
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
-from musiclib import features, metrics
+from musiclib import baselines, features, metrics
 from musiclib.config import AudioConfig
 from musiclib.models import ModelSpec, register
 from musiclib.models.layers import eval_mode
@@ -253,6 +255,15 @@ def build(model_config: dict, audio_config: AudioConfig) -> MelGAN:
     return model
 
 
+@functools.lru_cache(maxsize=2)
+def _clip_log_mels(root: str, split: str) -> np.ndarray:
+    """Every clip's log-mel, computed once for the training pairs and for the input statistics."""
+    from musiclib.datasets import AudioDataset
+
+    dataset = AudioDataset(root)
+    return np.stack([features.log_mel(np.asarray(clip, dtype=np.float32), dataset.config) for clip in dataset.clips(split)])
+
+
 def segments(dataset, split: str, segment_frames: int, stride_frames: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Aligned pairs from every clip: ``(n, n_mels, segment_frames)`` log-mel and ``(n, segment_frames * hop)`` audio.
 
@@ -262,9 +273,10 @@ def segments(dataset, split: str, segment_frames: int, stride_frames: int | None
     config = dataset.config
     hop, stride = config.hop_length, stride_frames or segment_frames // 4
     mels, waves = [], []
-    for clip in dataset.clips(split):
+    clips = dataset.clips(split)
+    log_mels = _clip_log_mels(str(dataset.root), split) if len(clips) else []
+    for clip, log_mel in zip(clips, log_mels):
         clip = np.asarray(clip, dtype=np.float32)
-        log_mel = features.log_mel(clip, config)
         for t in range(0, len(clip) // hop - segment_frames + 1, stride):
             mels.append(log_mel[:, t : t + segment_frames])
             waves.append(clip[t * hop : (t + segment_frames) * hop])
@@ -285,23 +297,18 @@ def prepare(model: MelGAN, dataset, model_config: dict) -> None:
     model.mel_std.fill_(float(log_mel.std()))
 
 
-def heldout_clips(dataset) -> np.ndarray:
-    return np.concatenate([np.asarray(dataset.clips("val")), np.asarray(dataset.clips("test"))])
-
-
 def compare_with_griffin_lim(model: MelGAN, clips: np.ndarray, config: AudioConfig, n_iter: int = 32) -> dict:
     """Re-synthesise ``clips`` from their log-mel with the vocoder and with Griffin-Lim; mean distances to the originals."""
     log_mel = np.stack([features.log_mel(c, config) for c in clips])
-    length = clips.shape[1]
-    rebuilt = {"vocoder": model.vocode(log_mel)[:, :length],
-               f"griffin_lim_{n_iter}": features.log_mel_to_audio(log_mel, config, n_iter=n_iter, length=length)}
+    rebuilt = {"vocoder": model.vocode(log_mel)[:, : clips.shape[1]],
+               f"griffin_lim_{n_iter}": baselines.griffin_lim_resynthesis(clips, config, n_iter=n_iter)}
     return {name: {"mrstft": float(np.mean([metrics.multi_resolution_stft_distance(a, b) for a, b in zip(clips, y)])),
                    "log_mel_l1": float(np.mean([metrics.log_mel_l1(a, b, config) for a, b in zip(clips, y)]))}
             for name, y in rebuilt.items()}
 
 
 def heldout_scores(model: MelGAN, dataset, model_config: dict) -> dict:
-    return compare_with_griffin_lim(model, heldout_clips(dataset), dataset.config)
+    return compare_with_griffin_lim(model, dataset.heldout_clips(), dataset.config)
 
 
 def generate(model: MelGAN, n: int, seconds: float, seed: int, audio_config: AudioConfig, prime=None) -> np.ndarray:

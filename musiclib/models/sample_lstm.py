@@ -207,7 +207,7 @@ def baseline_mses(train_rows: np.ndarray, test_rows: np.ndarray) -> dict:
 def heldout_scores(model: SampleLSTM, dataset, model_config: dict) -> dict:
     """Teacher-forced one-step MSE on held-out windows beside persistence, linear prediction and the mean."""
     scale, look_back = float(model.scale), model_config["look_back"]
-    heldout = np.concatenate([np.asarray(dataset.clips("val")), np.asarray(dataset.clips("test"))])
+    heldout = dataset.heldout_clips()
     test_rows = windows(heldout, look_back, 20_000, scale, seed=2)
     train_rows = windows(dataset.clips("train"), look_back, 100_000, scale, seed=3)
     model_mse = float(np.mean((predict(model, test_rows) - test_rows[:, -1]) ** 2))

@@ -23,8 +23,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from musiclib import features
 from musiclib.config import AudioConfig
-from musiclib.datasets.spectrogram import SpectrogramClips
+from musiclib.datasets.spectrogram import Normalizer, model_clips
 from musiclib.models import ModelSpec, register
 from musiclib.models.layers import eval_mode
 
@@ -212,9 +213,7 @@ def keras_vae_loss(encoder, decoder, images, beta: float = 1.0, seed: int = 0):
 
 def images(dataset, split: str, normalizer=None) -> tuple[np.ndarray, object]:
     """``(n, n_mels, 64)`` normalised log-mel images (the first 64 frames of each clip) and the normaliser."""
-    clips = SpectrogramClips(dataset, split, "mel", normalizer)
-    if clips.data.shape[-1] < FRAMES:
-        raise ValueError(f"{dataset.root}: clips give {clips.data.shape[-1]} frames; the VAE needs {FRAMES} (clips of 1 s or more)")
+    clips = model_clips(dataset, split, FRAMES, normalizer)
     return clips.data[..., :FRAMES], clips.normalizer
 
 
@@ -239,9 +238,9 @@ def training_arrays(dataset, model_config: dict):
         return train, val
     vocabulary = label_vocabulary(dataset)
     model_config["vocabulary"] = vocabulary
-    val_labels = [l for l in dataset.labels("val") if int(l["pitch"]) in vocabulary["pitches"]]
-    val_mask = [int(l["pitch"]) in vocabulary["pitches"] for l in dataset.labels("val")]
-    return (train, one_hot(dataset.labels("train"), vocabulary)), (val[np.array(val_mask, bool)], one_hot(val_labels, vocabulary))
+    known = np.array([int(l["pitch"]) in vocabulary["pitches"] for l in dataset.labels("val")], dtype=bool)
+    val_labels = [label for label, keep in zip(dataset.labels("val"), known) if keep]
+    return (train, one_hot(dataset.labels("train"), vocabulary)), (val[known], one_hot(val_labels, vocabulary))
 
 
 @torch.no_grad()
@@ -252,16 +251,8 @@ def prepare(model: SpectrogramVAE, dataset, model_config: dict) -> None:
 
 
 def images_to_audio(model, images_: np.ndarray, n_samples: int, seed: int, audio_config: AudioConfig, vocoder=None) -> np.ndarray:
-    """``(n, per_clip, n_mels, 64)`` images → ``(n, n_samples)``: each clip's images side by side, then inverted."""
-    from musiclib import features
-
-    n, per_clip = images_.shape[:2]
-    log_mel = model.to_log_mel(images_).transpose(0, 2, 1, 3).reshape(n, images_.shape[2], per_clip * FRAMES)
-    if vocoder is not None:
-        y = np.asarray(vocoder(log_mel), np.float32)
-    else:
-        y = features.log_mel_to_audio(log_mel, audio_config, n_iter=32, seed=seed, length=(log_mel.shape[-1] - 1) * audio_config.hop_length)
-    return np.asarray(y, np.float32)[:, :n_samples]
+    """``(n, per_clip, n_mels, 64)`` normalised images → ``(n, n_samples)``: each clip's images side by side, then inverted."""
+    return features.log_mel_images_to_audio(model.to_log_mel(images_), audio_config, n_samples, seed, vocoder)
 
 
 def generate(model: SpectrogramVAE, n: int, seconds: float, seed: int, audio_config: AudioConfig, prime=None, vocoder=None,
@@ -290,9 +281,6 @@ def generate(model: SpectrogramVAE, n: int, seconds: float, seed: int, audio_con
     if mode == "continue":
         if prime is None:
             raise ValueError("mode 'continue' needs audio to start from")
-        from musiclib import features
-        from musiclib.datasets.spectrogram import Normalizer
-
         normalizer = Normalizer(float(model.low), float(model.high))
         seeds = np.stack([normalizer.normalize(features.log_mel(np.asarray(p), audio_config))[:, :FRAMES] for p in prime])
         if seeds.shape[-1] < FRAMES:
