@@ -175,8 +175,9 @@ def evaluate(run_dir: str | Path, n_clips: int | None = None, seed: int = 0, voc
 
     Writes and returns ``eval.json``: NDB/K, memorisation ratio, Fréchet distance and RMS
     for the model, for held-out real clips (the target) and for noise (the floor); a
-    sequence model's clips continue held-out primes, and its one-step scores beside its
-    baselines are added under ``heldout_one_step``.
+    sequence model's clips continue held-out primes. A model's own held-out scores beside
+    their baselines (one-step error against persistence, a vocoder against Griffin-Lim, an
+    autoencoder against PCA, a CVAE's pitch accuracy) are added under ``heldout_scores``.
     """
     spec, model, audio_config, run_config = load(run_dir)
     vocode = load_vocoder(vocoder, spec, audio_config)
@@ -205,6 +206,6 @@ def evaluate(run_dir: str | Path, n_clips: int | None = None, seed: int = 0, voc
         "white_noise": metrics.set_scores(noise, train_clips, other, audio_config),
     }
     if spec.heldout_scores is not None:
-        results["heldout_one_step"] = spec.heldout_scores(model, dataset, run_config["model_config"])
+        results["heldout_scores"] = spec.heldout_scores(model, dataset, run_config["model_config"])
     Path(run_dir, "eval.json").write_text(json.dumps(results, indent=1) + "\n")
     return results

@@ -134,7 +134,7 @@ def test_cli_gruv_and_sample_lstm(tmp_path, monkeypatch, capsys):
         y, sr = audio.load(tmp_path / f"{name}.wav")
         assert np.all(np.isfinite(y)) and baselines.rms(y) > 1e-3
         assert cli.main(["evaluate", str(run), "--n-clips", "4"]) == 0
-        scores = json.loads((run / "eval.json").read_text())["heldout_one_step"]
+        scores = json.loads((run / "eval.json").read_text())["heldout_scores"]
         assert {"one_step_mse", "persistence_mse", "mean_predictor_mse"} <= set(scores)
 
 

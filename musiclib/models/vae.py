@@ -140,10 +140,23 @@ class SpectrogramVAE(nn.Module):
         return (np.asarray(images) + 1) / 2 * (high - low) + low
 
 
+def crop(images: torch.Tensor, random: bool) -> torch.Tensor:
+    """``(B, n_mels, W)`` → ``(B, n_mels, 64)``: a random window per example (training), else the first 64 frames.
+
+    Random windows turn each 1-s clip into 23 different training images: without them a
+    few hundred clips are too few for a convolutional autoencoder to beat PCA.
+    """
+    if images.shape[-1] == FRAMES or not random:
+        return images[..., :FRAMES]
+    offsets = torch.randint(0, images.shape[-1] - FRAMES + 1, (images.shape[0], 1), device=images.device)
+    index = (offsets + torch.arange(FRAMES, device=images.device))[:, None, :].expand(-1, images.shape[1], -1)
+    return images.gather(-1, index)
+
+
 def loss(model: SpectrogramVAE, batch):
-    """MSE per pixel + ``beta`` × KL per pixel (0 for the autoencoder)."""
+    """MSE per pixel + ``beta`` × KL per pixel (0 for the autoencoder), on 64-frame windows of the batch."""
     images, condition = (batch[0], batch[1]) if isinstance(batch, tuple) else (batch, None)
-    x = images[:, None]
+    x = crop(images, random=model.training)[:, None]
     reconstruction, mu, log_var = model(x, condition)
     mse = ((reconstruction - x) ** 2).mean()
     if not model.variational:
@@ -192,18 +205,35 @@ def build_keras(n_mels: int = 80, width: int = 16, latent_size: int = 16, variat
     return encoder, decoder
 
 
-def keras_vae_loss(encoder, decoder, images, beta: float = 1.0, seed: int = 0):
-    """The same loss in Keras ops (``images``: ``(B, n_mels, 64, 1)``), for a custom training step."""
+def keras_vae(n_mels: int = 80, width: int = 16, latent_size: int = 16, beta: float = 1.0, seed: int = 0):
+    """A trainable Keras VAE: image ``(n_mels, 64, 1)`` → reconstruction, with the PyTorch loss.
+
+    The encoder and decoder are :func:`build_keras`'s; between them a sampling layer draws
+    ``z = mu + sigma * eps`` and adds ``beta`` × KL per pixel with ``add_loss``, so that
+    ``model.compile(loss="mse")`` and ``model.fit(x, x)`` optimise exactly :func:`loss`.
+    Returns ``(vae, encoder, decoder)``.
+    """
     import keras
 
-    h = encoder(images)
-    mu, log_var = keras.ops.split(h, 2, axis=1)
-    z = mu + keras.ops.exp(0.5 * log_var) * keras.random.normal(keras.ops.shape(mu), seed=seed)
-    reconstruction = decoder(z)
-    mse = keras.ops.mean((reconstruction - images) ** 2)
-    pixels = float(np.prod(images.shape[1:]))
-    kl = keras.ops.mean(keras.ops.sum(0.5 * (mu**2 + keras.ops.exp(log_var) - 1 - log_var), axis=1)) / pixels
-    return mse + beta * kl
+    encoder, decoder = build_keras(n_mels, width, latent_size, variational=True)
+    pixels = float(n_mels * FRAMES)
+
+    class KLSampling(keras.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.generator = keras.random.SeedGenerator(seed)
+
+        def call(self, h, training=None):
+            mu, log_var = keras.ops.split(h, 2, axis=1)
+            kl = keras.ops.mean(keras.ops.sum(0.5 * (mu**2 + keras.ops.exp(log_var) - 1 - log_var), axis=1))
+            self.add_loss(beta * kl / pixels)
+            if not training:
+                return mu
+            return mu + keras.ops.exp(0.5 * log_var) * keras.random.normal(keras.ops.shape(mu), seed=self.generator)
+
+    image = keras.Input((n_mels, FRAMES, 1))
+    vae_model = keras.Model(image, decoder(KLSampling(name="kl_sampling")(encoder(image))), name="vae")
+    return vae_model, encoder, decoder
 
 
 # ---------------------------------------------------------------------------
@@ -218,8 +248,12 @@ def images(dataset, split: str, normalizer=None) -> tuple[np.ndarray, object]:
 
 
 def default_config(fast: bool, variational: bool = True, conditional: bool = False) -> dict:
-    return {"variational": variational, "conditional": conditional, "width": 16, "latent_size": 16, "beta": 0.5,
-            "learning_rate": 1e-3, "batch_size": 32, "steps": 600 if fast else 5000}
+    # A CVAE's labels already say pitch and timbre; a strong KL term (beta 10) keeps that out of z,
+    # so the decoder must read the labels (at beta 0.5 z carried the pitch and the labels were ignored).
+    return {"variational": variational, "conditional": conditional, "width": 16, "latent_size": 16,
+            "beta": 10.0 if conditional else 0.5,
+            "random_windows": not conditional, "learning_rate": 1e-3, "batch_size": 32,
+            "steps": (1000 if conditional else 600) if fast else 5000}
 
 
 def build(model_config: dict, audio_config: AudioConfig) -> SpectrogramVAE:
@@ -232,8 +266,15 @@ def build(model_config: dict, audio_config: AudioConfig) -> SpectrogramVAE:
 
 
 def training_arrays(dataset, model_config: dict):
-    train, normalizer = images(dataset, "train")
-    val, _ = images(dataset, "val", normalizer)
+    """Training images and validation images (first windows).
+
+    With ``random_windows`` the training array holds whole clips and :func:`loss` cuts a
+    random 64-frame window from each; the Notes set turns it off, since its notes start
+    at frame 0 and a conditional model should learn them from their onset.
+    """
+    clips = model_clips(dataset, "train", FRAMES)
+    train = clips.data if model_config.get("random_windows") else clips.data[..., :FRAMES]
+    val, _ = images(dataset, "val", clips.normalizer)
     if not model_config["conditional"]:
         return train, val
     vocabulary = label_vocabulary(dataset)
@@ -291,12 +332,59 @@ def generate(model: SpectrogramVAE, n: int, seconds: float, seed: int, audio_con
     return images_to_audio(model, decoded.reshape(n, per_clip, *decoded.shape[1:]), n_samples, seed, audio_config, vocoder)
 
 
+def reconstruction_l1(model: SpectrogramVAE, images_: np.ndarray, condition=None) -> float:
+    """Mean absolute error (natural-log mel units, nats) of encoding and decoding ``(n, n_mels, 64)`` images."""
+    reconstructed = model.decode(model.encode_images(images_, condition), condition)
+    return float(np.mean(np.abs(model.to_log_mel(reconstructed) - model.to_log_mel(images_))))
+
+
+def pitch_accuracy(model: SpectrogramVAE, audio_config: AudioConfig, seed: int = 0, tolerance_cents: float = 50.0) -> dict:
+    """Ask a CVAE for every pitch on every instrument of its vocabulary and track each note with ``librosa.pyin``.
+
+    Returns ``within_tolerance`` (the share of all voiced frames within ``tolerance_cents`` of the
+    requested pitch, pooled over the requests), ``voiced_fraction`` and ``n_requests``.
+    """
+    from musiclib import metrics
+
+    vocabulary = model.model_config["vocabulary"]
+    hits = voiced = frames = 0
+    requests = [(p, i) for i in vocabulary["instruments"] for p in vocabulary["pitches"]]
+    for k, (pitch, instrument) in enumerate(requests):
+        y = generate(model, 1, FRAMES * audio_config.hop_length / audio_config.sample_rate, seed + k, audio_config,
+                     mode="condition", pitch=pitch, instrument=instrument)[0]
+        f0, is_voiced = metrics.pitch_track(y, audio_config.sample_rate)
+        cents = 1200 * np.abs(np.log2(f0[is_voiced] / (440.0 * 2 ** ((pitch - 69) / 12))))
+        hits += int(np.sum(cents <= tolerance_cents))
+        voiced += int(np.sum(is_voiced))
+        frames += len(is_voiced)
+    return {"within_tolerance": hits / max(voiced, 1), "voiced_fraction": voiced / frames, "n_requests": len(requests)}
+
+
+def heldout_scores(model: SpectrogramVAE, dataset, model_config: dict) -> dict:
+    """Held-out reconstruction L1 beside PCA with as many components as the latent; a CVAE adds :func:`pitch_accuracy`."""
+    from musiclib.baselines import PCABaseline
+
+    train, normalizer = images(dataset, "train")
+    held, condition = np.concatenate([images(dataset, split, normalizer)[0] for split in ("val", "test")]), None
+    if model.condition_size:
+        labels = dataset.labels("val") + dataset.labels("test")
+        known = np.array([int(l["pitch"]) in model_config["vocabulary"]["pitches"] for l in labels], dtype=bool)
+        held, condition = held[known], one_hot([l for l, keep in zip(labels, known) if keep], model_config["vocabulary"])
+    pca = PCABaseline(model.latent_size).fit(train)
+    scores = {"reconstruction_l1": reconstruction_l1(model, held, condition),
+              "pca_reconstruction_l1": float(np.mean(np.abs(model.to_log_mel(pca.reconstruct(held)) - model.to_log_mel(held)))),
+              "n_heldout": len(held)}
+    if model.condition_size:
+        scores["pitch_accuracy"] = pitch_accuracy(model, dataset.config)
+    return scores
+
+
 AE_SPEC = register(ModelSpec("ae", "convolutional autoencoder on log-mel images (cannot sample: no prior)",
                              lambda fast: default_config(fast, variational=False), build, training_arrays, loss, generate,
-                             prepare=prepare, accepts_vocoder=True, modes=MODES[:2]))
+                             prepare=prepare, heldout_scores=heldout_scores, accepts_vocoder=True, modes=MODES[:2]))
 SPEC = register(ModelSpec("vae", "variational autoencoder on log-mel images: sample the prior, continue, interpolate",
-                          default_config, build, training_arrays, loss, generate, prepare=prepare, accepts_vocoder=True,
+                          default_config, build, training_arrays, loss, generate, prepare=prepare, heldout_scores=heldout_scores, accepts_vocoder=True,
                           modes=MODES[:2]))
 CVAE_SPEC = register(ModelSpec("cvae", "conditional VAE on labelled notes: ask for a pitch and an instrument (--data notes)",
                                lambda fast: default_config(fast, conditional=True), build, training_arrays, loss, generate,
-                               prepare=prepare, accepts_vocoder=True, modes=MODES))
+                               prepare=prepare, heldout_scores=heldout_scores, accepts_vocoder=True, modes=MODES))
