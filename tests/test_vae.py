@@ -35,6 +35,18 @@ def test_shapes_and_the_loss_terms():
     assert model.decode(np.zeros((2, 3))).shape == (2, 80, vae.FRAMES)
 
 
+def test_training_windows_are_contiguous_slices_of_each_clip():
+    torch.manual_seed(0)
+    clips = torch.arange(4 * 2 * 86, dtype=torch.float32).reshape(4, 2, 86)
+    windows = vae.crop(clips, random=True)
+    assert windows.shape == (4, 2, vae.FRAMES)
+    starts = windows[:, 0, 0] - clips[:, 0, 0]
+    for clip, window, start in zip(clips, windows, starts.long()):
+        assert torch.equal(window, clip[:, start:start + vae.FRAMES])
+    assert len(set(starts.tolist())) > 1
+    assert torch.equal(vae.crop(clips, random=False), clips[..., :vae.FRAMES])
+
+
 def test_condition_labels_must_exist_in_the_training_set():
     vocabulary = {"pitches": [60, 62], "instruments": ["flute", "organ"]}
     vector = vae.one_hot([{"pitch": 62, "instrument": "organ"}], vocabulary)

@@ -143,8 +143,8 @@ class SpectrogramVAE(nn.Module):
 def crop(images: torch.Tensor, random: bool) -> torch.Tensor:
     """``(B, n_mels, W)`` → ``(B, n_mels, 64)``: a random window per example (training), else the first 64 frames.
 
-    Random windows turn each 1-s clip into 23 different training images: without them a
-    few hundred clips are too few for a convolutional autoencoder to beat PCA.
+    Random windows turn each 1-s clip (86 frames) into 23 different training images, so the
+    model sees every note at every position instead of memorising a few hundred fixed images.
     """
     if images.shape[-1] == FRAMES or not random:
         return images[..., :FRAMES]
