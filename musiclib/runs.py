@@ -16,7 +16,7 @@ import numpy as np
 from musiclib import audio, baselines, metrics, models
 from musiclib.config import AudioConfig
 from musiclib.datasets import AudioDataset
-from musiclib.training import CHECKPOINT, Trainer, TrainConfig, load_checkpoint
+from musiclib.training import CHECKPOINT, Trainer, TrainConfig, load_checkpoint, save_checkpoint
 from musiclib.utils import fast_mode, set_seed
 
 BUNDLED = ("chorales", "notes")
@@ -66,7 +66,12 @@ def train(model_name: str, data: str | Path, out: str | Path, steps: int | None 
         y = spec.generate(trainer.model, 1, 2.0, seed, dataset.config, preview_prime)[0]
         audio.save(out / "samples" / f"step_{step:06d}.wav", y, dataset.config.sample_rate)
 
-    Trainer(model, spec.loss, train_array, out, train_config, dataset.config, model_config, val_array, preview).fit()
+    trainer = Trainer(model, spec.loss, train_array, out, train_config, dataset.config, model_config, val_array, preview)
+    trainer.fit()
+    if spec.after_training is not None:
+        spec.after_training(trainer.model, dataset, model_config)
+        save_checkpoint(trainer.checkpoint_path, trainer.state())
+        preview(trainer, trainer.step)
     return out
 
 

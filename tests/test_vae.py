@@ -1,4 +1,4 @@
-"""Issue 6 (in progress): autoencoder, VAE and conditional VAE on log-mel images, in PyTorch and Keras."""
+"""Issue 6: autoencoder, VAE and conditional VAE on log-mel images, in PyTorch and Keras."""
 import numpy as np
 import pytest
 import torch
@@ -47,6 +47,21 @@ def test_training_windows_are_contiguous_slices_of_each_clip():
     assert torch.equal(vae.crop(clips, random=False), clips[..., :vae.FRAMES])
 
 
+def test_prior_walks_keep_the_prior_marginal_and_relate_neighbouring_images():
+    model = vae.SpectrogramVAE(80, width=4, latent_size=3, prior_components=2)
+    z = vae.sample_latents(model, 4000, 3, np.random.default_rng(0), correlation=0.9)
+    assert z.shape == (4000, 3, 3)
+    np.testing.assert_allclose(z.reshape(-1, 3).mean(0), 0, atol=0.05)  # unfitted: every component is N(0, I)
+    np.testing.assert_allclose(z.reshape(-1, 3).std(0), 1, atol=0.05)
+    assert 0.85 < np.corrcoef(z[:, 0, 0], z[:, 1, 0])[0, 1] < 0.95
+    model.prior_weights.copy_(torch.tensor([0.25, 0.75]))
+    model.prior_means.copy_(torch.tensor([[-4.0, 0, 0], [4.0, 0, 0]]))
+    model.prior_cholesky.mul_(0.1)
+    first = vae.sample_latents(model, 4000, 2, np.random.default_rng(1))[..., 0]
+    assert abs(np.mean(first[:, 0] > 0) - 0.75) < 0.03
+    assert np.all(np.sign(first[:, 0]) == np.sign(first[:, 1]))  # a clip stays inside its component
+
+
 def test_condition_labels_must_exist_in_the_training_set():
     vocabulary = {"pitches": [60, 62], "instruments": ["flute", "organ"]}
     vector = vae.one_hot([{"pitch": 62, "instrument": "organ"}], vocabulary)
@@ -59,6 +74,12 @@ def test_cli_trains_vae_and_cvae_and_generates_in_each_mode(tmp_path, monkeypatc
     monkeypatch.setenv("MUSICLIB_FAST", "1")
     run = tmp_path / "vae"
     assert cli.main(["train", "vae", "--out", str(run), "--steps", "4"]) == 0
+    from musiclib import runs
+
+    _, model, _, run_config = runs.load(run)
+    assert model.prior_means.shape[0] == run_config["model_config"]["prior_components"] > 1
+    assert torch.allclose(model.prior_weights.sum(), torch.tensor(1.0))
+    assert model.prior_means.abs().sum() > 0  # fitted to the trained codes when training ended
     for mode in ("autonomous", "continue"):
         out = tmp_path / f"{mode}.wav"
         assert cli.main(["generate", str(run), "--seconds", "1.0", "--mode", mode, "--out", str(out)]) == 0
@@ -106,13 +127,20 @@ def test_cvae_plays_the_requested_pitch_and_beats_pca(tmp_path, monkeypatch):
     assert scores["reconstruction_l1"] < scores["pca_reconstruction_l1"]
 
 
-def test_vae_reconstructs_held_out_chorales_better_than_pca(tmp_path, monkeypatch):
-    """On the full chorale set (2,787 training clips) at 2,000 steps; the fast set's 160 clips are too few."""
+def test_vae_beats_pca_on_held_out_chorales_and_its_prior_samples_spread_like_music(tmp_path, monkeypatch):
+    """On the full chorale set (2,787 training clips) at 2,000 steps; the fast set's 160 clips are too few.
+
+    Prior samples (the fitted mixture, 400 clips) are scored by `musiclib evaluate` against
+    the training set: NDB/K at most 0.5 and below white noise, and no copies of training clips.
+    """
     monkeypatch.setenv("MUSICLIB_FAST", "0")
     from musiclib import runs
 
     run = runs.train("vae", "chorales", tmp_path / "vae", steps=2000, progress=False)
-    _, model, _, run_config = runs.load(run)
-    scores = vae.heldout_scores(model, runs.open_dataset(run_config["data"]), run_config["model_config"])
+    results = runs.evaluate(run, n_clips=400)
+    scores = results["heldout_scores"]
     assert scores["n_heldout"] == 701
     assert scores["reconstruction_l1"] < scores["pca_reconstruction_l1"]
+    generated = results["generated"]
+    assert generated["ndb_k"] <= 0.5 < results["white_noise"]["ndb_k"]
+    assert generated["memorization_ratio"] >= 0.5

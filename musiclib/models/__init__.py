@@ -31,6 +31,9 @@ class ModelSpec:
         prime_seconds: How much held-out audio a sequence model is primed with (0: none).
         prepare: Optional ``(model, dataset, model_config) -> None`` that stores data
             statistics (e.g. normalisation) in the model's buffers before training.
+        after_training: Optional ``(model, dataset, model_config) -> None`` run when training
+            ends, before the final checkpoint is written again: fits what the model learns
+            from its trained state (e.g. a VAE's latent prior) into its buffers.
         heldout_scores: Optional ``(model, dataset, model_config) -> dict`` of model-specific
             held-out scores (e.g. one-step error against a baseline) for ``evaluate``.
         vocoder: The model renders given audio's log-mel instead of making new music;
@@ -51,6 +54,7 @@ class ModelSpec:
     prime_seconds: float = 0.0
     prepare: Callable | None = None
     heldout_scores: Callable | None = None
+    after_training: Callable | None = None
     vocoder: bool = False
     accepts_vocoder: bool = False
     modes: tuple[str, ...] = ()

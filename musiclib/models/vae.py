@@ -15,6 +15,11 @@ decoder mirrors it with ×2 nearest-neighbour upsampling and 3×3 convolutions.
 - ``cvae``: the VAE with the labels (one-hot pitch and instrument) appended to the
   encoder's features and to ``z``: ask the decoder for a pitch and a timbre.
 
+A VAE's codes never fill N(0, I) exactly (the aggregate posterior has holes and
+shifted means), so after training the ``vae`` fits a Gaussian mixture to the codes of
+its training windows (ex-post density estimation, Ghosh et al., ICLR 2020) and samples
+that: the model's *fitted prior*. ``prior_components = 0`` keeps N(0, I).
+
 Notebook: 10_vae.ipynb
 """
 from __future__ import annotations
@@ -31,6 +36,7 @@ from musiclib.models.layers import eval_mode
 
 FRAMES = 64
 MODES = ("autonomous", "continue", "condition")
+PRIORS = ("model", "standard")
 
 
 def label_vocabulary(dataset) -> dict:
@@ -98,7 +104,7 @@ class SpectrogramVAE(nn.Module):
     """
 
     def __init__(self, n_mels: int = 80, width: int = 16, latent_size: int = 16, variational: bool = True,
-                 beta: float = 1.0, condition_size: int = 0):
+                 beta: float = 1.0, condition_size: int = 0, prior_components: int = 0):
         super().__init__()
         if n_mels % 16:
             raise ValueError(f"n_mels must be a multiple of 16 for four stride-2 layers, got {n_mels}")
@@ -107,6 +113,12 @@ class SpectrogramVAE(nn.Module):
         self.decoder = Decoder(n_mels, width, latent_size, condition_size)
         self.register_buffer("low", torch.zeros(()))
         self.register_buffer("high", torch.ones(()))
+        # The latent prior as a Gaussian mixture: weights (K,), means (K, latent), Cholesky factors
+        # (K, latent, latent). Until fit_prior() runs, every component is N(0, I).
+        components = max(prior_components, 1)
+        self.register_buffer("prior_weights", torch.full((components,), 1.0 / components))
+        self.register_buffer("prior_means", torch.zeros(components, latent_size))
+        self.register_buffer("prior_cholesky", torch.eye(latent_size).repeat(components, 1, 1))
 
     def encode(self, x: torch.Tensor, condition=None) -> tuple[torch.Tensor, torch.Tensor]:
         """``(mu, log_var)``, each ``(B, latent)``; an autoencoder's log-variance is ``-inf`` (no noise)."""
@@ -253,6 +265,9 @@ def default_config(fast: bool, variational: bool = True, conditional: bool = Fal
     return {"variational": variational, "conditional": conditional, "width": 16, "latent_size": 16,
             "beta": 10.0 if conditional else 0.5,
             "random_windows": not conditional, "learning_rate": 1e-3, "batch_size": 32,
+            # Only the unconditional VAE fits its prior: the AE shows what sampling N(0, I) does without
+            # one, and the CVAE's strong KL term already fills N(0, I).
+            "prior_components": 20 if variational and not conditional else 0, "latent_correlation": 0.9,
             "steps": (1000 if conditional else 600) if fast else 5000}
 
 
@@ -260,7 +275,8 @@ def build(model_config: dict, audio_config: AudioConfig) -> SpectrogramVAE:
     vocabulary = model_config.get("vocabulary")
     condition_size = len(vocabulary["pitches"]) + len(vocabulary["instruments"]) if model_config["conditional"] else 0
     model = SpectrogramVAE(audio_config.n_mels, model_config["width"], model_config["latent_size"],
-                           model_config["variational"], model_config["beta"], condition_size)
+                           model_config["variational"], model_config["beta"], condition_size,
+                           model_config.get("prior_components", 0))
     model.model_config = dict(model_config)
     return model
 
@@ -291,16 +307,65 @@ def prepare(model: SpectrogramVAE, dataset, model_config: dict) -> None:
     model.high.fill_(normalizer.high)
 
 
+@torch.no_grad()
+def fit_prior(model: SpectrogramVAE, dataset, model_config: dict, max_codes: int = 16000, seed: int = 0) -> None:
+    """Fit the model's Gaussian-mixture prior to the mean codes of its training windows (no-op for ``prior_components = 0``).
+
+    Encodes up to ``max_codes`` 64-frame windows, evenly spaced within each training clip.
+    """
+    if not model_config.get("prior_components"):
+        return
+    from sklearn.mixture import GaussianMixture
+
+    clips = model_clips(dataset, "train", FRAMES).data
+    n_offsets = clips.shape[-1] - FRAMES + 1
+    per_clip = int(np.clip(max_codes // len(clips), 1, n_offsets))
+    offsets = np.linspace(0, n_offsets - 1, per_clip).round().astype(int)
+    codes = np.concatenate([model.encode_images(np.asarray(clips[..., o:o + FRAMES])) for o in offsets])
+    mixture = GaussianMixture(model_config["prior_components"], covariance_type="full", reg_covar=1e-4, random_state=seed).fit(codes)
+    model.prior_weights.copy_(torch.as_tensor(mixture.weights_, dtype=torch.float32))
+    model.prior_means.copy_(torch.as_tensor(mixture.means_, dtype=torch.float32))
+    model.prior_cholesky.copy_(torch.as_tensor(np.linalg.cholesky(mixture.covariances_), dtype=torch.float32))
+
+
+def sample_latents(model: SpectrogramVAE, n: int, per_clip: int, rng: np.random.Generator, correlation: float = 0.9,
+                   prior: str = "model") -> np.ndarray:
+    """``(n, per_clip, latent)`` codes from the model's prior (``prior="standard"``: N(0, I)), one slowly wandering sequence per clip.
+
+    Each clip picks one mixture component ``k`` and walks inside it,
+    ``z[t+1] = mu_k + rho (z[t] - mu_k) + sqrt(1 - rho^2) L_k eps``, so every code is
+    distributed exactly as the prior while neighbouring images stay related (``rho`` =
+    ``correlation``; 0 gives independent images).
+    """
+    if prior not in PRIORS:
+        raise ValueError(f"prior must be one of {PRIORS}, got {prior!r}")
+    weights = model.prior_weights.cpu().numpy().astype(np.float64)
+    means, cholesky = model.prior_means.cpu().numpy(), model.prior_cholesky.cpu().numpy()
+    if prior == "standard":
+        weights, means, cholesky = np.ones(1), np.zeros((1, model.latent_size)), np.eye(model.latent_size)[None]
+    component = rng.choice(len(weights), size=n, p=weights / weights.sum())
+    noise = rng.standard_normal((n, per_clip, model.latent_size))
+    innovations = np.einsum("nij,ntj->nti", cholesky[component], noise)
+    z = np.empty_like(innovations)
+    z[:, 0] = innovations[:, 0]
+    for t in range(1, per_clip):
+        z[:, t] = correlation * z[:, t - 1] + np.sqrt(1 - correlation**2) * innovations[:, t]
+    return (z + means[component][:, None]).astype(np.float32)
+
+
 def images_to_audio(model, images_: np.ndarray, n_samples: int, seed: int, audio_config: AudioConfig, vocoder=None) -> np.ndarray:
     """``(n, per_clip, n_mels, 64)`` normalised images → ``(n, n_samples)``: each clip's images side by side, then inverted."""
     return features.log_mel_images_to_audio(model.to_log_mel(images_), audio_config, n_samples, seed, vocoder)
 
 
 def generate(model: SpectrogramVAE, n: int, seconds: float, seed: int, audio_config: AudioConfig, prime=None, vocoder=None,
-             mode: str = "autonomous", pitch: int | None = None, instrument: str | None = None, variation: float = 0.5) -> np.ndarray:
+             mode: str = "autonomous", pitch: int | None = None, instrument: str | None = None, variation: float = 0.5,
+             prior: str = "model") -> np.ndarray:
     """``(n, samples)`` audio in one of the seed's three modes, one decoded image (0.74 s) after another.
 
-    - ``autonomous``: decode independent ``z ~ N(0, I)`` (with random labels for a CVAE, unless given).
+    - ``autonomous``: decode codes from the model's prior (:func:`sample_latents`: N(0, I), or the
+      mixture :func:`fit_prior` fitted; ``prior="standard"`` forces N(0, I)), one slow walk per clip (with random
+      labels for a CVAE, unless given).
     - ``continue``: encode the first 64 frames of each clip of ``prime``, then walk from that code:
       each next image adds ``variation`` × N(0, I) to the previous code.
     - ``condition``: a CVAE decodes random ``z`` with the requested ``pitch`` and ``instrument``.
@@ -318,7 +383,6 @@ def generate(model: SpectrogramVAE, n: int, seconds: float, seed: int, audio_con
         condition = np.repeat(one_hot(labels, vocabulary), per_clip, axis=0)
     elif mode == "condition":
         raise ValueError("mode 'condition' needs a conditional model: train one with `musiclib train cvae --data notes`")
-    z = rng.standard_normal((n, per_clip, model.latent_size)).astype(np.float32)
     if mode == "continue":
         if prime is None:
             raise ValueError("mode 'continue' needs audio to start from")
@@ -327,7 +391,9 @@ def generate(model: SpectrogramVAE, n: int, seconds: float, seed: int, audio_con
         if seeds.shape[-1] < FRAMES:
             raise ValueError(f"mode 'continue' needs at least {FRAMES} frames of audio to encode")
         start = model.encode_images(seeds, None if condition is None else condition[::per_clip])
-        z = start[:, None] + variation * np.cumsum(z, axis=1)
+        z = start[:, None] + variation * np.cumsum(rng.standard_normal((n, per_clip, model.latent_size)), axis=1)
+    else:
+        z = sample_latents(model, n, per_clip, rng, model.model_config.get("latent_correlation", 0.0), prior)
     decoded = model.decode(z.reshape(n * per_clip, -1), condition)
     return images_to_audio(model, decoded.reshape(n, per_clip, *decoded.shape[1:]), n_samples, seed, audio_config, vocoder)
 
@@ -388,7 +454,7 @@ AE_SPEC = register(ModelSpec("ae", "convolutional autoencoder on log-mel images 
                              prepare=prepare, heldout_scores=heldout_scores, accepts_vocoder=True, modes=MODES[:2]))
 SPEC = register(ModelSpec("vae", "variational autoencoder on log-mel images: sample the prior, continue, interpolate",
                           default_config, build, training_arrays, loss, generate, prepare=prepare, heldout_scores=heldout_scores, accepts_vocoder=True,
-                          modes=MODES[:2]))
+                          modes=MODES[:2], after_training=fit_prior))
 CVAE_SPEC = register(ModelSpec("cvae", "conditional VAE on labelled notes: ask for a pitch and an instrument (--data notes)",
                                lambda fast: default_config(fast, conditional=True), build, training_arrays, loss, generate,
                                prepare=prepare, heldout_scores=heldout_scores, accepts_vocoder=True, modes=MODES))
