@@ -123,7 +123,11 @@ def load(run_dir: str | Path):
     audio_config = AudioConfig.from_dict(run_config["audio_config"])
     state = load_checkpoint(run_dir / CHECKPOINT)
     model = spec.build(state["model_config"], audio_config)
-    model.load_state_dict(state["model"])
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as error:
+        raise ValueError(f"{run_dir / CHECKPOINT}: its weights do not fit the current {spec.name} model (trained by an "
+                         f"older musiclib?); retrain it into a new --out folder. Details: {error}") from error
     model.eval()
     return spec, model, audio_config, run_config
 

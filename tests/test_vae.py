@@ -80,6 +80,14 @@ def test_cli_trains_vae_and_cvae_and_generates_in_each_mode(tmp_path, monkeypatc
     assert model.prior_means.shape[0] == run_config["model_config"]["prior_components"] > 1
     assert torch.allclose(model.prior_weights.sum(), torch.tensor(1.0))
     assert model.prior_means.abs().sum() > 0  # fitted to the trained codes when training ended
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    old_run = tmp_path / "old_vae"
+    old_run.mkdir()
+    (old_run / "config.json").write_text((run / "config.json").read_text())
+    state["model"] = {key: value for key, value in state["model"].items() if not key.startswith("prior_")}
+    torch.save(state, old_run / "checkpoint.pt")  # a run trained before the fitted prior existed
+    with pytest.raises(ValueError, match="retrain it into a new --out folder"):
+        runs.load(old_run)
     for mode in ("autonomous", "continue"):
         out = tmp_path / f"{mode}.wav"
         assert cli.main(["generate", str(run), "--seconds", "1.0", "--mode", mode, "--out", str(out)]) == 0
