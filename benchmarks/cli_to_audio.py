@@ -1,9 +1,8 @@
 """From nothing to audible output with the CLI's tiny configs: `musiclib train` then `musiclib generate`.
 
 Runs the real commands (``MUSICLIB_FAST=1``: the tiny configuration; the CVAE with 600
-steps) in a temporary
-folder, with an empty data cache by default so that building the bundled data counts
-too, and prints each step's wall time, the total against the 120-s goal (2 CPU
+steps) in a temporary folder, with an empty data cache by default so that building the
+bundled data counts too, and prints each step's wall time, the total against the 120-s goal (2 CPU
 cores), and the loudness of the file written (audible: RMS above -40 dBFS).
 
 Usage: python benchmarks/cli_to_audio.py [--models vae,cvae] [--threads 2] [--warm-cache]
@@ -17,7 +16,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
+
+from musiclib import audio, baselines
 
 GOAL_SECONDS = 120.0
 AUDIBLE_DBFS = -40.0
@@ -54,12 +54,12 @@ def main():
             run_dir, wav = Path(tmp, name), Path(tmp, f"{name}.wav")
             train_s = timed([musiclib, *train_args, "--out", str(run_dir)], env)
             generate_s = timed([musiclib, "generate", str(run_dir), "--out", str(wav), *generate_args], env)
-            y, _ = sf.read(wav)
-            dbfs = 20 * np.log10(max(float(np.sqrt(np.mean(y**2))), 1e-12))
+            y, sample_rate = audio.load(wav)
+            dbfs = 20 * np.log10(max(baselines.rms(y), 1e-12))
             total = train_s + generate_s
             print(f"{name:5s} train {train_s:6.1f} s + generate {generate_s:5.1f} s = {total:6.1f} s "
                   f"({total / GOAL_SECONDS:.2f} of the {GOAL_SECONDS:.0f}-s goal); "
-                  f"output {len(y) / sf.info(wav).samplerate:.1f} s at {dbfs:.1f} dBFS "
+                  f"output {len(y) / sample_rate:.1f} s at {dbfs:.1f} dBFS "
                   f"({'audible' if dbfs > AUDIBLE_DBFS else 'TOO QUIET'})")
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import scipy.linalg
 import scipy.stats
 
-from musiclib import dsp, features
+from musiclib import baselines, dsp, features
 from musiclib.config import AudioConfig
 
 spectral_convergence = dsp.spectral_convergence
@@ -100,13 +100,20 @@ def ndb_k(train_features: np.ndarray, generated_features: np.ndarray, k: int = 1
     between the two sets by a two-proportion z-test at level ``alpha``.
     0 means the generated set fills the bins like the training set; 1, not at all.
     """
+    return _different_bins(_ndb_bins(train_features, k, seed), generated_features, alpha)
+
+
+def _ndb_bins(train_features: np.ndarray, k: int, seed: int):
     from sklearn.cluster import KMeans
 
-    k = min(k, len(train_features))
-    km = KMeans(n_clusters=k, n_init=4, random_state=seed).fit(train_features)
-    p_train = np.bincount(km.labels_, minlength=k) / len(train_features)
-    p_gen = np.bincount(km.predict(generated_features), minlength=k) / len(generated_features)
-    n1, n2 = len(train_features), len(generated_features)
+    return KMeans(n_clusters=min(k, len(train_features)), n_init=4, random_state=seed).fit(train_features)
+
+
+def _different_bins(bins, generated_features: np.ndarray, alpha: float = 0.05) -> float:
+    k = bins.n_clusters
+    p_train = np.bincount(bins.labels_, minlength=k) / len(bins.labels_)
+    p_gen = np.bincount(bins.predict(generated_features), minlength=k) / len(generated_features)
+    n1, n2 = len(bins.labels_), len(generated_features)
     pooled = (p_train * n1 + p_gen * n2) / (n1 + n2)
     se = np.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2)) + 1e-12
     p_values = 2 * scipy.stats.norm.sf(np.abs(p_train - p_gen) / se)
@@ -155,9 +162,11 @@ def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
 
 def frechet_audio_distance(clips_a: np.ndarray, clips_b: np.ndarray, sample_rate: int) -> float:
     """Fréchet distance on MFCC + chroma frame features of two sets of clips."""
-    fa = np.concatenate([frame_features(c, sample_rate) for c in clips_a])
-    fb = np.concatenate([frame_features(c, sample_rate) for c in clips_b])
-    return frechet_distance(fa, fb)
+    return frechet_distance(_set_frames(clips_a, sample_rate), _set_frames(clips_b, sample_rate))
+
+
+def _set_frames(clips: np.ndarray, sample_rate: int) -> np.ndarray:
+    return np.concatenate([frame_features(c, sample_rate) for c in clips])
 
 
 def pitch_track(y: np.ndarray, sample_rate: int, fmin: float = 65.0, fmax: float = 2100.0):
@@ -182,16 +191,40 @@ def pitch_statistics(y: np.ndarray, sample_rate: int, target_midi: float | None 
     return stats
 
 
+class SetScorer:
+    """Set-level scores of generated clips against one training set, beside one held-out set.
+
+    The training and held-out clips are featurised, and NDB/K's bins fitted, once, so
+    scoring several sets (a model, real music, noise) costs only their own features.
+
+    Args:
+        train, heldout: ``(n, clip_samples)`` clips.
+        k: NDB/K's number of bins.
+        frechet: Also compute the Fréchet distance on MFCC + chroma frames (the slowest score).
+    """
+
+    def __init__(self, train: np.ndarray, heldout: np.ndarray, config: AudioConfig, k: int = 10, frechet: bool = True):
+        self.config = config
+        self.train_features = clip_features(train, config)
+        self.heldout_features = clip_features(heldout, config)
+        self.bins = _ndb_bins(self.train_features, k, seed=0)
+        self.train_frames = _set_frames(train, config.sample_rate) if frechet else None
+
+    def __call__(self, generated: np.ndarray) -> dict:
+        """NDB/K, memorisation ratio, Fréchet distance (if asked for) and RMS of ``(n, clip_samples)`` clips."""
+        generated_features = clip_features(generated, self.config)
+        scores = {"ndb_k": _different_bins(self.bins, generated_features),
+                  "memorization_ratio": memorization_ratio(self.train_features, generated_features, self.heldout_features)}
+        if self.train_frames is not None:
+            scores["frechet_distance"] = frechet_distance(_set_frames(generated, self.config.sample_rate), self.train_frames)
+        scores["rms"] = baselines.rms(generated)
+        return scores
+
+
 def set_scores(generated: np.ndarray, train: np.ndarray, heldout: np.ndarray, config: AudioConfig, k: int = 10) -> dict:
     """NDB/K, memorisation ratio and Fréchet distance of generated clips, each beside held-out real clips.
 
     Args:
         generated, train, heldout: ``(n, clip_samples)`` clips of equal length.
     """
-    f_train, f_gen, f_held = (clip_features(c, config) for c in (train, generated, heldout))
-    return {
-        "ndb_k": ndb_k(f_train, f_gen, k=k),
-        "memorization_ratio": memorization_ratio(f_train, f_gen, f_held),
-        "frechet_distance": frechet_audio_distance(generated, train, config.sample_rate),
-        "rms": float(np.sqrt(np.mean(np.asarray(generated, dtype=np.float64) ** 2))),
-    }
+    return SetScorer(train, heldout, config, k)(generated)

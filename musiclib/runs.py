@@ -206,13 +206,14 @@ def evaluate(run_dir: str | Path, n_clips: int | None = None, seed: int = 0, voc
     n_reference = min(n, len(heldout))
     reference = heldout[:n_reference]
     other = heldout[n_reference:] if len(heldout) - n_reference >= 4 else heldout
+    scorer = metrics.SetScorer(train_clips, other, audio_config)
     results = {
         "model": run_config["model"],
         "inverter": "griffin_lim_32" if vocoder is None else str(vocoder),
         "n_clips": n,
-        "generated": metrics.set_scores(generated, train_clips, other, audio_config),
-        "heldout_real": metrics.set_scores(reference, train_clips, other, audio_config),
-        "white_noise": metrics.set_scores(noise, train_clips, other, audio_config),
+        "generated": scorer(generated),
+        "heldout_real": scorer(reference),
+        "white_noise": scorer(noise),
     }
     if spec.heldout_scores is not None:
         results["heldout_scores"] = spec.heldout_scores(model, dataset, run_config["model_config"])

@@ -339,10 +339,11 @@ def sample_latents(model: SpectrogramVAE, n: int, per_clip: int, rng: np.random.
     """
     if prior not in PRIORS:
         raise ValueError(f"prior must be one of {PRIORS}, got {prior!r}")
-    weights = model.prior_weights.cpu().numpy().astype(np.float64)
-    means, cholesky = model.prior_means.cpu().numpy(), model.prior_cholesky.cpu().numpy()
     if prior == "standard":
         weights, means, cholesky = np.ones(1), np.zeros((1, model.latent_size)), np.eye(model.latent_size)[None]
+    else:
+        weights = model.prior_weights.cpu().numpy().astype(np.float64)
+        means, cholesky = model.prior_means.cpu().numpy(), model.prior_cholesky.cpu().numpy()
     component = rng.choice(len(weights), size=n, p=weights / weights.sum())
     noise = rng.standard_normal((n, per_clip, model.latent_size))
     innovations = np.einsum("nij,ntj->nti", cholesky[component], noise)
