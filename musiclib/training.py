@@ -96,7 +96,8 @@ class Trainer:
     ``("discriminator", "generator")``) and a ``phase_parameters(phase)`` method gets one
     optimiser per phase, and each step calls ``loss_fn(model, batch, phase)`` and steps
     that phase's optimiser, in order. A model may also have ``active_phases(step)``, naming
-    the phases that run at a step (e.g. a warm-up before the adversarial game starts).
+    the phases that run at a step (e.g. a warm-up before the adversarial game starts),
+    and a ``learning_rates`` dict giving some phases their own step size.
     A loss function may return ``(loss, logs)`` where
     ``logs`` is a dict of floats (e.g. ``D(x)``) to average into the history.
 
@@ -126,7 +127,9 @@ class Trainer:
         self.on_checkpoint = on_checkpoint
         self.phases = tuple(getattr(model, "phases", ()))
         if self.phases:
-            self.optimizers = {phase: make_optimizer(config.optimizer, model.phase_parameters(phase), config.learning_rate, config.betas)
+            rates = getattr(model, "learning_rates", {})
+            self.optimizers = {phase: make_optimizer(config.optimizer, model.phase_parameters(phase),
+                                                     rates.get(phase, config.learning_rate), config.betas)
                                for phase in self.phases}
         else:
             self.optimizers = {"": make_optimizer(config.optimizer, self.model.parameters(), config.learning_rate, config.betas)}

@@ -61,3 +61,16 @@ def test_cli_trains_both_dcgans_and_generates_audio(tmp_path, monkeypatch):
 
         y, sr = audio.load(tmp_path / f"{name}.wav")
         assert len(y) == int(1.5 * sr) and np.all(np.isfinite(y)) and baselines.rms(y) > 0
+
+
+def test_fixed_dcgan_can_train_on_random_windows_of_whole_clips(monkeypatch):
+    monkeypatch.setenv("MUSICLIB_FAST", "1")
+    from musiclib.datasets import bundled
+
+    config = {**dcgan.default_config(fast=True), "random_windows": True}
+    clips, _ = dcgan.training_arrays(bundled.chorales(), config)
+    assert clips.shape[-1] > dcgan.FIXED_FRAMES  # whole clips; the loss cuts the windows
+    model = dcgan.build(config, AudioConfig())
+    torch.manual_seed(0)
+    loss, logs = dcgan.loss(model, torch.from_numpy(np.asarray(clips[:4], dtype=np.float32)), "discriminator")
+    assert torch.isfinite(loss) and set(logs) == {"D(x)", "D(G(z))"}

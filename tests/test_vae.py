@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from musiclib import AudioConfig, audio, cli
+from musiclib.datasets.spectrogram import windows
 from musiclib.models import vae
 from musiclib.models.layers import count_parameters
 
@@ -38,13 +39,13 @@ def test_shapes_and_the_loss_terms():
 def test_training_windows_are_contiguous_slices_of_each_clip():
     torch.manual_seed(0)
     clips = torch.arange(4 * 2 * 86, dtype=torch.float32).reshape(4, 2, 86)
-    windows = vae.crop(clips, random=True)
-    assert windows.shape == (4, 2, vae.FRAMES)
-    starts = windows[:, 0, 0] - clips[:, 0, 0]
-    for clip, window, start in zip(clips, windows, starts.long()):
+    cut = windows(clips, vae.FRAMES, random=True)
+    assert cut.shape == (4, 2, vae.FRAMES)
+    starts = cut[:, 0, 0] - clips[:, 0, 0]
+    for clip, window, start in zip(clips, cut, starts.long()):
         assert torch.equal(window, clip[:, start:start + vae.FRAMES])
     assert len(set(starts.tolist())) > 1
-    assert torch.equal(vae.crop(clips, random=False), clips[..., :vae.FRAMES])
+    assert torch.equal(windows(clips, vae.FRAMES, random=False), clips[..., :vae.FRAMES])
 
 
 def test_prior_walks_keep_the_prior_marginal_and_relate_neighbouring_images():

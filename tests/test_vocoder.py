@@ -52,13 +52,15 @@ def _vocoder_trainer(run_dir, steps):
     model = melgan.build(config, AudioConfig())
     rng = np.random.default_rng(0)
     data = (rng.standard_normal((12, 80, 16)).astype(np.float32) - 5, 0.1 * rng.standard_normal((12, 4096)).astype(np.float32))
-    train_config = TrainConfig(steps=steps, batch_size=4, learning_rate=1e-4, betas=(0.5, 0.9), seed=2, checkpoint_every=2,
+    train_config = TrainConfig(steps=steps, batch_size=4, learning_rate=1e-3, betas=(0.5, 0.9), seed=2, checkpoint_every=2,
                                progress=False, device="cpu")
     return Trainer(model, melgan.loss, data, run_dir, train_config, AudioConfig(), config)
 
 
 def test_warmup_then_adversarial_phases_resume_exactly(tmp_path):
     straight = _vocoder_trainer(tmp_path / "straight", 6)
+    rates = {phase: optimizer.param_groups[0]["lr"] for phase, optimizer in straight.optimizers.items()}
+    assert rates == {"reconstruction": 1e-3, "discriminator": 1e-4, "generator": 1e-4}  # the warm-up's rate, then the paper's
     history = straight.fit()
     assert "loss_reconstruction" in history[0] and "loss_discriminator" not in history[0]
     assert {"loss_discriminator", "loss_generator", "feature_matching", "D(x)"} <= set(history[-1])

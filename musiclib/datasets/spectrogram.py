@@ -114,3 +114,21 @@ def model_clips(dataset, split: str, min_frames: int, normalizer: Normalizer | N
         raise ValueError(f"{dataset.root}: clips give {clips.data.shape[-1]} frames; this model needs {min_frames} "
                          "(use clips of 1 s or more)")
     return clips
+
+
+def windows(images, frames: int, random: bool):
+    """``(B, n_mels, W)`` torch tensor → ``(B, n_mels, frames)``: a random window per example (training), else the first ``frames``.
+
+    Random windows turn each 1-s clip (86 frames) into 23 different 64-frame training images,
+    so a model sees every note at every position instead of memorising a few hundred fixed
+    images. Offsets come from torch's global generator, which the trainer seeds and checkpoints.
+
+    Notebook: 10_vae.ipynb
+    """
+    import torch
+
+    if images.shape[-1] == frames or not random:
+        return images[..., :frames]
+    offsets = torch.randint(0, images.shape[-1] - frames + 1, (images.shape[0], 1), device=images.device)
+    index = (offsets + torch.arange(frames, device=images.device))[:, None, :].expand(-1, images.shape[1], -1)
+    return images.gather(-1, index)

@@ -22,7 +22,7 @@ from torch import nn
 
 from musiclib import features
 from musiclib.config import AudioConfig
-from musiclib.datasets.spectrogram import model_clips
+from musiclib.datasets.spectrogram import model_clips, windows
 from musiclib.models import ModelSpec, register
 from musiclib.models.layers import eval_mode
 
@@ -141,6 +141,11 @@ class GAN(nn.Module):
             return self.generator(z)
 
 
+def image_frames(model: GAN) -> int:
+    """Frames per generated image: 16 for the replica, 64 for the fixed version."""
+    return SEED_IMAGE[1] if model.model_config["version"] == "seed" else FIXED_FRAMES
+
+
 def dcgan_init(module: nn.Module) -> None:
     """DCGAN initialisation (Radford et al. 2016): convolution weights ~ N(0, 0.02)."""
     if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
@@ -148,8 +153,11 @@ def dcgan_init(module: nn.Module) -> None:
 
 
 def loss(model: GAN, batch: torch.Tensor, phase: str):
-    """One phase's loss, plus the seed's diagnostics: D(x) and D(G(z)) (probabilities for BCE, raw scores for hinge)."""
-    real = batch[:, None]
+    """One phase's loss, plus the seed's diagnostics: D(x) and D(G(z)) (probabilities for BCE, raw scores for hinge).
+
+    Whole clips in ``batch`` are cut to one random window each (:func:`~musiclib.datasets.spectrogram.windows`).
+    """
+    real = windows(batch, image_frames(model), random=True)[:, None]
     z = model.generator.noise(len(real)).to(real.device)
     fake = model.generator(z)
     if phase == "discriminator":
@@ -205,8 +213,11 @@ def build(model_config: dict, audio_config: AudioConfig) -> GAN:
 
 
 def training_arrays(dataset, model_config: dict):
+    """The seed's fixed images; for the fixed version with ``random_windows``, whole clips that :func:`loss` cuts at random."""
     if model_config["version"] == "seed":
         return seed_images(dataset, "train"), None
+    if model_config.get("random_windows"):
+        return model_clips(dataset, "train", FIXED_FRAMES).data, None
     train, _ = fixed_images(dataset, "train")
     return train, None
 
@@ -238,9 +249,8 @@ def generate(model: GAN, n: int, seconds: float, seed: int, audio_config: AudioC
         raise ValueError("the seed replica makes mel power in its own settings (64 bands, hop 512), which no vocoder here "
                          "was trained on; use Griffin-Lim for dcgan-seed, or the fixed dcgan with the vocoder")
     n_samples = int(round(seconds * audio_config.sample_rate))
-    image_frames = SEED_IMAGE[1] if model.model_config["version"] == "seed" else FIXED_FRAMES
     hop = seed_audio_config(audio_config.sample_rate).hop_length if model.model_config["version"] == "seed" else audio_config.hop_length
-    per_clip = -(-n_samples // (image_frames * hop))
+    per_clip = -(-n_samples // (image_frames(model) * hop))
     log_mel, config = images_to_log_mel(model, model.sample(n * per_clip, seed), audio_config)
     return features.log_mel_images_to_audio(log_mel.reshape(n, per_clip, *log_mel.shape[1:]), config, n_samples, seed, vocoder)
 

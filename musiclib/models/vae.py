@@ -30,7 +30,7 @@ from torch import nn
 
 from musiclib import features
 from musiclib.config import AudioConfig
-from musiclib.datasets.spectrogram import Normalizer, model_clips
+from musiclib.datasets.spectrogram import Normalizer, model_clips, windows
 from musiclib.models import ModelSpec, register
 from musiclib.models.layers import eval_mode
 
@@ -152,23 +152,10 @@ class SpectrogramVAE(nn.Module):
         return (np.asarray(images) + 1) / 2 * (high - low) + low
 
 
-def crop(images: torch.Tensor, random: bool) -> torch.Tensor:
-    """``(B, n_mels, W)`` → ``(B, n_mels, 64)``: a random window per example (training), else the first 64 frames.
-
-    Random windows turn each 1-s clip (86 frames) into 23 different training images, so the
-    model sees every note at every position instead of memorising a few hundred fixed images.
-    """
-    if images.shape[-1] == FRAMES or not random:
-        return images[..., :FRAMES]
-    offsets = torch.randint(0, images.shape[-1] - FRAMES + 1, (images.shape[0], 1), device=images.device)
-    index = (offsets + torch.arange(FRAMES, device=images.device))[:, None, :].expand(-1, images.shape[1], -1)
-    return images.gather(-1, index)
-
-
 def loss(model: SpectrogramVAE, batch):
     """MSE per pixel + ``beta`` × KL per pixel (0 for the autoencoder), on 64-frame windows of the batch."""
     images, condition = (batch[0], batch[1]) if isinstance(batch, tuple) else (batch, None)
-    x = crop(images, random=model.training)[:, None]
+    x = windows(images, FRAMES, random=model.training)[:, None]
     reconstruction, mu, log_var = model(x, condition)
     mse = ((reconstruction - x) ** 2).mean()
     if not model.variational:
