@@ -219,12 +219,3 @@ class SetScorer:
             scores["frechet_distance"] = frechet_distance(_set_frames(generated, self.config.sample_rate), self.train_frames)
         scores["rms"] = baselines.rms(generated)
         return scores
-
-
-def set_scores(generated: np.ndarray, train: np.ndarray, heldout: np.ndarray, config: AudioConfig, k: int = 10) -> dict:
-    """NDB/K, memorisation ratio and Fréchet distance of generated clips, each beside held-out real clips.
-
-    Args:
-        generated, train, heldout: ``(n, clip_samples)`` clips of equal length.
-    """
-    return SetScorer(train, heldout, config, k)(generated)

@@ -125,7 +125,7 @@ def windows(images, frames: int, random: bool):
 
     Notebook: 10_vae.ipynb
     """
-    import torch
+    import torch  # here, not at the top: preparing data should not pay for loading torch
 
     if images.shape[-1] == frames or not random:
         return images[..., :frames]
