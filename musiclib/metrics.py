@@ -2,8 +2,9 @@
 
 Pairwise (a generated or rebuilt signal against its reference): spectral
 convergence, log-spectral distance, multi-resolution STFT distance, log-mel L1,
-mel-cepstral distortion. Set-level (generated clips against training clips):
-NDB/K, nearest-neighbour memorisation ratio, Fréchet distance on MFCC + chroma.
+mel-cepstral distortion. One signal alone: the frame-rate comb, a vocoder's buzz.
+Set-level (generated clips against training clips): NDB/K, nearest-neighbour
+memorisation ratio, Fréchet distance on MFCC + chroma.
 Pitch: ``librosa.pyin`` statistics.
 
 Notebook: 05_data_pipeline.ipynb
@@ -79,6 +80,37 @@ def mel_cepstral_distortion(reference: np.ndarray, estimate: np.ndarray, config:
 # ---------------------------------------------------------------------------
 # Set-level scores
 # ---------------------------------------------------------------------------
+
+
+def frame_rate_comb(y: np.ndarray, config: AudioConfig, tolerance_hz: float = 4.0, prominence_db: float = 10.0) -> float:
+    """Share of a signal's spectral-peak energy that sits on multiples of the frame rate ``sample_rate / hop_length``.
+
+    A frame-by-frame generator (a vocoder that upsamples mel frames) starts out
+    repeating one waveform per frame: a pulse train whose partials are the
+    multiples of the frame rate (86 Hz at 22,050 Hz and hop 256), whatever notes
+    the mel asks for. Real music puts a chance share there, about
+    ``2 * tolerance_hz / frame_rate``; a buzzing vocoder puts nearly all.
+
+    Args:
+        y: ``(samples,)`` audio; one spectrum of the whole signal (Hann window) is used.
+        tolerance_hz: How close to a multiple a peak must be to count.
+        prominence_db: How far a peak must stand above its surroundings.
+
+    Returns:
+        A share in [0, 1] (0 for a signal without peaks).
+    """
+    import scipy.signal
+
+    y = np.asarray(y, dtype=np.float64)
+    power = np.abs(np.fft.rfft(y * np.hanning(len(y)))) ** 2
+    frequencies = np.fft.rfftfreq(len(y), 1 / config.sample_rate)
+    peaks, _ = scipy.signal.find_peaks(10 * np.log10(power + 1e-12), prominence=prominence_db)
+    if not len(peaks):
+        return 0.0
+    frame_rate = config.sample_rate / config.hop_length
+    harmonic = frequencies[peaks] / frame_rate
+    on_comb = np.abs(harmonic - np.round(harmonic)) * frame_rate < tolerance_hz
+    return float(power[peaks][on_comb].sum() / power[peaks].sum())
 
 
 def clip_features(clips: np.ndarray, config: AudioConfig) -> np.ndarray:

@@ -46,6 +46,22 @@ def test_set_metrics_separate_music_from_noise(chorales):
     assert copies < 0.01 and fresh > 0.5
 
 
+def test_frame_rate_comb_hears_a_vocoder_buzz_and_not_music(chorales):
+    ds, _, heldout = chorales
+    config = ds.config
+    samples = np.arange(config.sample_rate)
+
+    def pulses(period):
+        y = np.zeros(config.sample_rate, dtype=np.float32)
+        y[(samples % period) == 0] = 1.0
+        return y
+
+    assert metrics.frame_rate_comb(pulses(config.hop_length), config) > 0.95  # one click per frame: all on the comb
+    assert metrics.frame_rate_comb(pulses(173), config) < 0.3  # 127.5 Hz: off the 86-Hz comb
+    assert np.mean([metrics.frame_rate_comb(clip, config) for clip in heldout]) < 0.2
+    assert metrics.frame_rate_comb(np.zeros(config.sample_rate), config) == 0.0
+
+
 def test_pitch_statistics_find_the_note():
     from musiclib import signals
 
