@@ -28,6 +28,23 @@ def test_multi_scale_discriminator_sees_three_resolutions():
     assert lengths == [4096, 2048, 1024]
 
 
+def test_a_steady_mel_frame_gives_audio_that_repeats_every_hop():
+    # Any weights: a fully convolutional generator with total stride = hop is shift-equivariant by one frame,
+    # so the same frame over and over can only give a signal of period hop (partials on multiples of sr / hop).
+    torch.manual_seed(0)
+    generator = melgan.Generator(n_mels=80, hop_length=256, ngf=4)
+    middle = slice(15 * 256, 25 * 256)  # away from the padded edges
+
+    def hop_repeat_error(log_mel):
+        with torch.no_grad():
+            audio = generator(log_mel)[0, 0, middle]
+        swing = float((audio - audio.mean()).abs().max())
+        return float((audio[256:] - audio[:-256]).abs().max()) / swing
+
+    assert hop_repeat_error(3 * torch.randn(1, 80, 1).repeat(1, 1, 40)) < 1e-3
+    assert hop_repeat_error(3 * torch.randn(1, 80, 40)) > 1e-3  # frames that change break the period
+
+
 def test_torch_log_mel_equals_the_shared_features():
     config = AudioConfig()
     y = np.random.default_rng(0).standard_normal(4096).astype(np.float32) * 0.1
