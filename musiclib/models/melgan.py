@@ -17,6 +17,11 @@ The tiny CPU config warms up at ``learning_rate`` 1e-3 and plays the adversarial
 game at the paper's 1e-4 (``adversarial_learning_rate``): at 1e-3 the fresh
 discriminators pull a warmed-up generator far from its reconstruction optimum.
 
+The generator is convolutions with a total stride of one hop, so a run of identical
+mel frames can only give audio that repeats every hop: partials on multiples of the
+frame rate (:func:`musiclib.metrics.frame_rate_comb`). Steady notes must be read from
+small frame-to-frame changes; the tiny CPU vocoder has not learned to (see the README).
+
 Conditioning is :func:`musiclib.features.log_mel` of the dataset's own
 :class:`~musiclib.config.AudioConfig`, the features every model in musiclib
 produces, so any of them can speak through the vocoder.
