@@ -84,6 +84,13 @@ def fft_frequencies(sample_rate: float, n_fft: int) -> np.ndarray:
     return np.arange(n_fft // 2 + 1) * sample_rate / n_fft
 
 
+def power_spectrum(y: np.ndarray, sample_rate: float) -> tuple[np.ndarray, np.ndarray]:
+    """One Hann-windowed spectrum of a whole signal: ``(frequencies in Hz, power)``, each ``(len(y) // 2 + 1,)``."""
+    y = np.asarray(y, dtype=np.float64)
+    power = np.abs(np.fft.rfft(y * get_window("hann", len(y)))) ** 2
+    return fft_frequencies(sample_rate, len(y)), power
+
+
 # ---------------------------------------------------------------------------
 # Windows and framing
 # ---------------------------------------------------------------------------

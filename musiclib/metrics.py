@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.linalg
+import scipy.signal
 import scipy.stats
 
 from musiclib import baselines, dsp, features
@@ -99,11 +100,7 @@ def frame_rate_comb(y: np.ndarray, config: AudioConfig, tolerance_hz: float = 4.
     Returns:
         A share in [0, 1] (0 for a signal without peaks).
     """
-    import scipy.signal
-
-    y = np.asarray(y, dtype=np.float64)
-    power = np.abs(np.fft.rfft(y * np.hanning(len(y)))) ** 2
-    frequencies = np.fft.rfftfreq(len(y), 1 / config.sample_rate)
+    frequencies, power = dsp.power_spectrum(y, config.sample_rate)
     peaks, _ = scipy.signal.find_peaks(10 * np.log10(power + 1e-12), prominence=prominence_db)
     if not len(peaks):
         return 0.0
@@ -111,6 +108,16 @@ def frame_rate_comb(y: np.ndarray, config: AudioConfig, tolerance_hz: float = 4.
     harmonic = frequencies[peaks] / frame_rate
     on_comb = np.abs(harmonic - np.round(harmonic)) * frame_rate < tolerance_hz
     return float(power[peaks][on_comb].sum() / power[peaks].sum())
+
+
+def repeat_error(y: np.ndarray, period: int) -> float:
+    """How far a signal is from repeating every ``period`` samples: ``max |y[t + period] - y[t]|`` over its swing ``max |y - mean|``.
+
+    0 for an exactly periodic signal. A mel-conditioned generator fed one frame over
+    and over gives 0 at ``period = hop_length`` (see :func:`frame_rate_comb`).
+    """
+    y = np.asarray(y, dtype=np.float64)
+    return float(np.abs(y[period:] - y[:-period]).max() / np.abs(y - y.mean()).max())
 
 
 def clip_features(clips: np.ndarray, config: AudioConfig) -> np.ndarray:
