@@ -25,7 +25,7 @@ def test_seed_replica_shapes_and_parameter_counts():
 def test_fixed_generator_is_bounded_and_matches_the_audio_config():
     model = dcgan.build(dcgan.default_config(fast=True), AudioConfig())
     images = model.sample(4, seed=1)
-    assert images.shape == (4, 1, 80, dcgan.FIXED_FRAMES)
+    assert images.shape == (4, 1, 80, AudioConfig().seconds_to_frames(1.0))
     assert float(images.abs().max()) <= 1
     torch.testing.assert_close(images, model.sample(4, seed=1))
 
@@ -63,14 +63,31 @@ def test_cli_trains_both_dcgans_and_generates_audio(tmp_path, monkeypatch):
         assert len(y) == int(1.5 * sr) and np.all(np.isfinite(y)) and baselines.rms(y) > 0
 
 
-def test_fixed_dcgan_can_train_on_random_windows_of_whole_clips(monkeypatch):
+def test_a_generated_second_is_one_fixed_dcgan_image(monkeypatch):
+    # Two images side by side would average two independent samples in every clip
+    # feature, which makes generated clips look more alike than real ones.
+    config = AudioConfig()
+    model = dcgan.build(dcgan.default_config(fast=True), config)
+    requested = []
+    sample = model.sample
+    monkeypatch.setattr(model, "sample", lambda n, seed=0: requested.append(n) or sample(n, seed))
+    y = dcgan.generate(model, 3, 1.0, 0, config)
+    assert requested == [3] and y.shape == (3, config.sample_rate)
+    dcgan.generate(model, 3, 1.5, 0, config)
+    assert requested[-1] == 6
+
+
+def test_fixed_dcgan_cuts_random_windows_from_clips_longer_than_an_image(monkeypatch):
     monkeypatch.setenv("MUSICLIB_FAST", "1")
     from musiclib.datasets import bundled
 
-    config = {**dcgan.default_config(fast=True), "random_windows": True}
+    config = {**dcgan.default_config(fast=True), "image_seconds": 0.5}
     clips, _ = dcgan.training_arrays(bundled.chorales(), config)
-    assert clips.shape[-1] > dcgan.FIXED_FRAMES  # whole clips; the loss cuts the windows
     model = dcgan.build(config, AudioConfig())
+    assert clips.shape[-1] > dcgan.image_frames(model) == AudioConfig().seconds_to_frames(0.5)
+    batch = torch.from_numpy(np.asarray(clips[:4], dtype=np.float32))
     torch.manual_seed(0)
-    loss, logs = dcgan.loss(model, torch.from_numpy(np.asarray(clips[:4], dtype=np.float32)), "discriminator")
+    loss, logs = dcgan.loss(model, batch, "discriminator")
     assert torch.isfinite(loss) and set(logs) == {"D(x)", "D(G(z))"}
+    first = dcgan.windows(batch, dcgan.image_frames(model), random=True)
+    assert not torch.equal(first, dcgan.windows(batch, dcgan.image_frames(model), random=True))
