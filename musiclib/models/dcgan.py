@@ -27,6 +27,7 @@ from musiclib.models import ModelSpec, register
 from musiclib.models.layers import eval_mode
 
 SEED_IMAGE = (64, 16)
+IMAGE_SECONDS = 1.0
 
 
 def seed_audio_config(sample_rate: int) -> AudioConfig:
@@ -141,8 +142,13 @@ class GAN(nn.Module):
             return self.generator(z)
 
 
+def fixed_frames(model_config: dict, audio_config: AudioConfig) -> int:
+    """Frames per image of the fixed version: those of ``image_seconds`` (87 for 1 s at 22,050 Hz, hop 256)."""
+    return audio_config.seconds_to_frames(model_config.get("image_seconds", IMAGE_SECONDS))
+
+
 def image_frames(model: GAN) -> int:
-    """Frames per generated image: 16 for the replica; for the fixed version, those of ``image_seconds`` (87 for 1 s)."""
+    """Frames per generated image: 16 for the replica; :func:`fixed_frames` for the fixed version."""
     return SEED_IMAGE[1] if model.model_config["version"] == "seed" else model.generator.frames
 
 
@@ -188,7 +194,7 @@ def seed_images(dataset, split: str) -> np.ndarray:
     return np.stack(crops).astype(np.float32)
 
 
-def fixed_images(dataset, split: str, normalizer=None, image_seconds: float = 1.0) -> tuple[np.ndarray, object]:
+def fixed_images(dataset, split: str, normalizer=None, image_seconds: float = IMAGE_SECONDS) -> tuple[np.ndarray, object]:
     """Globally normalised log-mel images ``(n, n_mels, frames)`` in about [-1, 1]: the first ``image_seconds`` of each clip."""
     frames = dataset.config.seconds_to_frames(image_seconds)
     clips = model_clips(dataset, split, frames, normalizer)
@@ -201,7 +207,7 @@ def seed_config(fast: bool) -> dict:
 
 def default_config(fast: bool) -> dict:
     return {"version": "fixed", "noise_size": 64, "width": 16 if fast else 32, "learning_rate": 2e-4, "betas": [0.5, 0.999],
-            "batch_size": 32, "image_seconds": 1.0, "steps": 600 if fast else 5000}
+            "batch_size": 32, "image_seconds": IMAGE_SECONDS, "steps": 600 if fast else 5000}
 
 
 def build(model_config: dict, audio_config: AudioConfig) -> GAN:
@@ -210,7 +216,7 @@ def build(model_config: dict, audio_config: AudioConfig) -> GAN:
         model.apply(dcgan_init)
     else:
         width = model_config["width"]
-        frames = audio_config.seconds_to_frames(model_config.get("image_seconds", 1.0))
+        frames = fixed_frames(model_config, audio_config)
         model = GAN(FixedGenerator(audio_config.n_mels, model_config["noise_size"], width, frames),
                     FixedDiscriminator(audio_config.n_mels, width, frames), "hinge")
     model.model_config = dict(model_config)
@@ -221,7 +227,7 @@ def training_arrays(dataset, model_config: dict):
     """The seed's fixed images; for the fixed version, whole clips, which :func:`loss` cuts to images."""
     if model_config["version"] == "seed":
         return seed_images(dataset, "train"), None
-    return model_clips(dataset, "train", dataset.config.seconds_to_frames(model_config.get("image_seconds", 1.0))).data, None
+    return model_clips(dataset, "train", fixed_frames(model_config, dataset.config)).data, None
 
 
 @torch.no_grad()
