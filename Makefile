@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/sequence_generation.py
 	$(BIN)/python benchmarks/sequence_generation.py --seed-size
 	$(BIN)/python benchmarks/vocoder_speed.py
+	$(BIN)/python benchmarks/gan_step.py
 	$(BIN)/python benchmarks/cli_to_audio.py
 
 clean:
