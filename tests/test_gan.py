@@ -30,13 +30,15 @@ def test_fixed_generator_is_bounded_and_matches_the_audio_config():
     torch.testing.assert_close(images, model.sample(4, seed=1))
 
 
-def _gan_trainer(run_dir, steps):
+def _gan_trainer(run_dir, steps, model_config=None):
+    model_config = model_config or dcgan.seed_config(fast=True)
     set_seed(0)
-    model = dcgan.build(dcgan.seed_config(fast=True), AudioConfig())
-    data = np.abs(np.random.default_rng(0).standard_normal((40, 64, 16))).astype(np.float32)
+    model = dcgan.build(model_config, AudioConfig())
+    image = dcgan.SEED_IMAGE if model_config["version"] == "seed" else (AudioConfig().n_mels, dcgan.image_frames(model))
+    data = np.abs(np.random.default_rng(0).standard_normal((40, *image))).astype(np.float32)
     config = TrainConfig(steps=steps, batch_size=8, learning_rate=2e-4, betas=(0.5, 0.999), seed=1, checkpoint_every=3,
                          progress=False, device="cpu")
-    return Trainer(model, dcgan.loss, data, run_dir, config, AudioConfig(), {"version": "seed"})
+    return Trainer(model, dcgan.loss, data, run_dir, config, AudioConfig(), model_config)
 
 
 def test_adversarial_training_resumes_exactly_and_logs_like_the_seed(tmp_path):
@@ -46,6 +48,19 @@ def test_adversarial_training_resumes_exactly_and_logs_like_the_seed(tmp_path):
     _gan_trainer(tmp_path / "resumed", 4).fit()
     resumed = _gan_trainer(tmp_path / "resumed", 8)
     resumed.fit()
+    for a, b in zip(straight.model.state_dict().values(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_fixed_dcgan_keeps_channels_last_weights_through_a_resumed_run(tmp_path):
+    fixed = {**dcgan.default_config(fast=True), "width": 4}
+    straight = _gan_trainer(tmp_path / "straight", 4, fixed)
+    straight.fit()
+    _gan_trainer(tmp_path / "resumed", 2, fixed).fit()
+    resumed = _gan_trainer(tmp_path / "resumed", 4, fixed)
+    resumed.fit()
+    convolutions = [p for p in resumed.model.parameters() if p.dim() == 4]
+    assert convolutions and all(p.is_contiguous(memory_format=torch.channels_last) for p in convolutions)
     for a, b in zip(straight.model.state_dict().values(), resumed.model.state_dict().values()):
         assert torch.equal(a, b)
 
