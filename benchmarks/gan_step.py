@@ -14,15 +14,18 @@ import torch
 from musiclib import set_seed
 from musiclib.config import AudioConfig
 from musiclib.models import dcgan
+from musiclib.training import make_optimizer
 from musiclib.utils import torch_threads
 from timing import best_time
 
 
 def step_seconds(memory_format: torch.memory_format, steps: int) -> float:
+    model_config = dcgan.default_config(fast=True)
     set_seed(0)
-    model = dcgan.build(dcgan.default_config(fast=True), AudioConfig()).to(memory_format=memory_format)
-    optimizers = {phase: torch.optim.Adam(model.phase_parameters(phase), 2e-4, betas=(0.5, 0.999)) for phase in model.phases}
-    batch = torch.rand(32, AudioConfig().n_mels, dcgan.image_frames(model)) * 2 - 1
+    model = dcgan.build(model_config, AudioConfig()).to(memory_format=memory_format)
+    optimizers = {phase: make_optimizer("adam", model.phase_parameters(phase), model_config["learning_rate"], model_config["betas"])
+                  for phase in model.phases}
+    batch = torch.rand(model_config["batch_size"], AudioConfig().n_mels, dcgan.image_frames(model)) * 2 - 1
 
     def train():
         for _ in range(steps):

@@ -41,28 +41,27 @@ def _gan_trainer(run_dir, steps, model_config=None):
     return Trainer(model, dcgan.loss, data, run_dir, config, AudioConfig(), model_config)
 
 
-def test_adversarial_training_resumes_exactly_and_logs_like_the_seed(tmp_path):
-    straight = _gan_trainer(tmp_path / "straight", 8)
-    history = straight.fit()
-    assert {"loss_discriminator", "loss_generator", "D(x)", "D(G(z))"} <= set(history[-1])
-    _gan_trainer(tmp_path / "resumed", 4).fit()
-    resumed = _gan_trainer(tmp_path / "resumed", 8)
+def _straight_and_resumed(tmp_path, steps, model_config=None):
+    """Trainers run straight to ``steps`` and stopped at ``steps // 2`` then resumed; asserts they end equal."""
+    straight = _gan_trainer(tmp_path / "straight", steps, model_config)
+    straight.fit()
+    _gan_trainer(tmp_path / "resumed", steps // 2, model_config).fit()
+    resumed = _gan_trainer(tmp_path / "resumed", steps, model_config)
     resumed.fit()
     for a, b in zip(straight.model.state_dict().values(), resumed.model.state_dict().values()):
         assert torch.equal(a, b)
+    return straight, resumed
+
+
+def test_adversarial_training_resumes_exactly_and_logs_like_the_seed(tmp_path):
+    straight, _ = _straight_and_resumed(tmp_path, 8)
+    assert {"loss_discriminator", "loss_generator", "D(x)", "D(G(z))"} <= set(straight.history[-1])
 
 
 def test_fixed_dcgan_keeps_channels_last_weights_through_a_resumed_run(tmp_path):
-    fixed = {**dcgan.default_config(fast=True), "width": 4}
-    straight = _gan_trainer(tmp_path / "straight", 4, fixed)
-    straight.fit()
-    _gan_trainer(tmp_path / "resumed", 2, fixed).fit()
-    resumed = _gan_trainer(tmp_path / "resumed", 4, fixed)
-    resumed.fit()
+    _, resumed = _straight_and_resumed(tmp_path, 4, {**dcgan.default_config(fast=True), "width": 4})
     convolutions = [p for p in resumed.model.parameters() if p.dim() == 4]
     assert convolutions and all(p.is_contiguous(memory_format=torch.channels_last) for p in convolutions)
-    for a, b in zip(straight.model.state_dict().values(), resumed.model.state_dict().values()):
-        assert torch.equal(a, b)
 
 
 def test_cli_trains_both_dcgans_and_generates_audio(tmp_path, monkeypatch):
