@@ -127,7 +127,16 @@ def clip_features(clips: np.ndarray, config: AudioConfig) -> np.ndarray:
     pitches and timbres, how steady) without caring where in the clip a note starts,
     which a flattened spectrogram would.
     """
-    log_mels = np.stack([features.log_mel(np.asarray(c), config) for c in clips])
+    return log_mel_features(np.stack([features.log_mel(np.asarray(c), config) for c in clips]))
+
+
+def log_mel_features(log_mels: np.ndarray) -> np.ndarray:
+    """:func:`clip_features` of ``(n, n_mels, frames)`` natural-log mel images that need no audio.
+
+    A spectrogram model's images can so be scored before they are inverted to audio,
+    which tells what the model gets wrong from what the inversion loses.
+    """
+    log_mels = np.asarray(log_mels)
     return np.concatenate([log_mels.mean(axis=-1), log_mels.std(axis=-1)], axis=1)
 
 

@@ -186,7 +186,8 @@ def evaluate(run_dir: str | Path, n_clips: int | None = None, seed: int = 0, voc
     for the model, for held-out real clips (the target) and for noise (the floor); a
     sequence model's clips continue held-out primes. A model's own held-out scores beside
     their baselines (one-step error against persistence, a vocoder against Griffin-Lim, an
-    autoencoder against PCA, a CVAE's pitch accuracy) are added under ``heldout_scores``.
+    autoencoder against PCA, a CVAE's pitch accuracy, a GAN's images before inversion) are
+    added under ``heldout_scores``.
     """
     spec, model, audio_config, run_config = load(run_dir)
     vocode = load_vocoder(vocoder, spec, audio_config)

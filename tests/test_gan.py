@@ -105,3 +105,22 @@ def test_fixed_dcgan_cuts_random_windows_from_clips_longer_than_an_image(monkeyp
     assert torch.isfinite(loss) and set(logs) == {"D(x)", "D(G(z))"}
     first = dcgan.windows(batch, dcgan.image_frames(model), random=True)
     assert not torch.equal(first, dcgan.windows(batch, dcgan.image_frames(model), random=True))
+
+
+def test_scores_before_inversion_compare_images_with_the_clips_they_came_from(monkeypatch):
+    # The pre-inversion NDB/K bins images by the same features as the audio's NDB/K; that is fair
+    # only if a training clip's own image, denormalised, has the clip's features.
+    monkeypatch.setenv("MUSICLIB_FAST", "1")
+    from musiclib import metrics
+    from musiclib.datasets import bundled
+
+    chorales = bundled.chorales()
+    config = dcgan.default_config(fast=True)
+    model = dcgan.build(config, chorales.config)
+    dcgan.prepare(model, chorales, config)
+    images, _ = dcgan.fixed_images(chorales, "train")
+    log_mel, _ = dcgan.images_to_log_mel(model, torch.from_numpy(images)[:, None], chorales.config)
+    clip_features = metrics.clip_features(np.asarray(chorales.clips("train")), chorales.config)
+    np.testing.assert_allclose(metrics.log_mel_features(log_mel), clip_features, atol=1e-4)
+    score = dcgan.heldout_scores(model, chorales, config)["ndb_k_before_inversion"]
+    assert score > metrics.ndb_k(clip_features, metrics.log_mel_features(log_mel)) == 0.0

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from musiclib import features
+from musiclib import features, metrics
 from musiclib.config import AudioConfig
 from musiclib.datasets.spectrogram import model_clips, windows
 from musiclib.models import ModelSpec, register
@@ -266,7 +266,21 @@ def generate(model: GAN, n: int, seconds: float, seed: int, audio_config: AudioC
     return features.log_mel_images_to_audio(log_mel.reshape(n, per_clip, *log_mel.shape[1:]), config, n_samples, seed, vocoder)
 
 
+def heldout_scores(model: GAN, dataset, model_config: dict) -> dict:
+    """NDB/K of the generated log-mel images themselves, before any inversion to audio.
+
+    The images are those :func:`generate` makes with seed 0 (``evaluate``'s default), as many
+    as the training clips, binned with the training clips' features like ``evaluate``'s NDB/K.
+    Beside that score (of the audio, after Griffin-Lim) it tells what the generator gets
+    wrong from what the inversion loses.
+    """
+    train_features = metrics.clip_features(np.asarray(dataset.clips("train")), dataset.config)
+    log_mel, _ = images_to_log_mel(model, model.sample(len(train_features), seed=0), dataset.config)
+    return {"ndb_k_before_inversion": metrics.ndb_k(train_features, metrics.log_mel_features(log_mel))}
+
+
 SEED_SPEC = register(ModelSpec("dcgan-seed", "the seed's spectrogram DCGAN, exactly (mel power, SELU output, BCE)",
                                seed_config, build, training_arrays, loss, generate, accepts_vocoder=True))
 SPEC = register(ModelSpec("dcgan", "the DCGAN fixed: normalised log-mel, tanh output, spectral norm and hinge loss",
-                          default_config, build, training_arrays, loss, generate, prepare=prepare, accepts_vocoder=True))
+                          default_config, build, training_arrays, loss, generate, prepare=prepare,
+                          heldout_scores=heldout_scores, accepts_vocoder=True))
