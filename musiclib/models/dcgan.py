@@ -10,7 +10,8 @@ mel *power* with no log and no normalisation (n_fft 1024, hop 512, 64 mels), 16 
 ``dcgan`` is the fix: the shared log-mel (80 mels, hop 256) scaled to [-1, 1] by one
 global normaliser, one-second images (87 frames: one image is one evaluated clip), a
 tanh output, spectral normalisation in the discriminator and the hinge loss, so that
-the discriminator cannot saturate and the generator keeps a gradient.
+the discriminator cannot saturate and the generator keeps a gradient; the discriminator's
+first layer keeps every mel band, so that it sees the low partials' fine lines.
 
 Notebook: 08_spectrogram_gan.ipynb
 """
@@ -103,16 +104,23 @@ class FixedGenerator(nn.Module):
 
 
 class FixedDiscriminator(nn.Module):
-    """``(B, 1, n_mels, frames)`` → ``(B, 1)`` unbounded score; spectrally normalised convolutions (a 1-Lipschitz critic, roughly)."""
+    """``(B, 1, n_mels, frames)`` → ``(B, 1)`` unbounded score; spectrally normalised convolutions (a 1-Lipschitz critic, roughly).
+
+    The first layer halves only the frames and keeps every mel band, so the critic sees each band
+    at full resolution: the chorales' low partials are single lines a few bands wide, and a critic
+    that halves the bands at once passes wavy, blurred lines that inversion then smears alike
+    (mean NDB/K at 600 steps over seeds 0-3: 0.50 against 0.59; README).
+    """
 
     def __init__(self, n_mels: int = 80, width: int = 32, frames: int = 87):
         super().__init__()
         sn = nn.utils.parametrizations.spectral_norm
-        layers, channels = [], 1
-        for out in (width, 2 * width, 4 * width, 8 * width):
+        layers = [sn(nn.Conv2d(1, width, (3, 4), stride=(1, 2), padding=1)), nn.LeakyReLU(0.2)]
+        channels, height, length = width, n_mels, (frames - 2) // 2 + 1
+        for out in (2 * width, 4 * width, 8 * width):
             layers += [sn(nn.Conv2d(channels, out, 4, stride=2, padding=1)), nn.LeakyReLU(0.2)]
-            channels = out
-        self.net = nn.Sequential(*layers, nn.Flatten(), sn(nn.Linear(channels * (n_mels // 16) * (frames // 16), 1)))
+            channels, height, length = out, height // 2, (length - 2) // 2 + 1
+        self.net = nn.Sequential(*layers, nn.Flatten(), sn(nn.Linear(channels * height * length, 1)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
