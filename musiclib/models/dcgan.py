@@ -115,12 +115,12 @@ class FixedDiscriminator(nn.Module):
     def __init__(self, n_mels: int = 80, width: int = 32, frames: int = 87):
         super().__init__()
         sn = nn.utils.parametrizations.spectral_norm
-        layers = [sn(nn.Conv2d(1, width, (3, 4), stride=(1, 2), padding=1)), nn.LeakyReLU(0.2)]
-        channels, height, length = width, n_mels, (frames - 2) // 2 + 1
+        layers, channels = [sn(nn.Conv2d(1, width, (3, 4), stride=(1, 2), padding=1)), nn.LeakyReLU(0.2)], width
         for out in (2 * width, 4 * width, 8 * width):
             layers += [sn(nn.Conv2d(channels, out, 4, stride=2, padding=1)), nn.LeakyReLU(0.2)]
-            channels, height, length = out, height // 2, (length - 2) // 2 + 1
-        self.net = nn.Sequential(*layers, nn.Flatten(), sn(nn.Linear(channels * height * length, 1)))
+            channels = out
+        # each layer halves (rounding down) what it halves: the bands three times, the frames four times
+        self.net = nn.Sequential(*layers, nn.Flatten(), sn(nn.Linear(channels * (n_mels // 8) * (frames // 16), 1)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
