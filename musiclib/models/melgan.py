@@ -314,15 +314,18 @@ def prepare(model: MelGAN, dataset, model_config: dict) -> None:
 
 
 def compare_with_griffin_lim(model: MelGAN, clips: np.ndarray, config: AudioConfig, n_iter: int = 32) -> dict:
-    """Re-synthesise ``clips`` from their log-mel with the vocoder and with Griffin-Lim.
+    """Re-synthesise ``clips`` from their log-mel with the vocoder, with Griffin-Lim, and with random phases.
 
-    Returns, per method, the mean distances to the originals (``mrstft``, ``log_mel_l1``)
-    and the mean :func:`~musiclib.metrics.frame_rate_comb` of the rebuilt audio (the
-    originals' own is about 0.07 on the chorales; a buzzing vocoder's is near 1).
+    ``random_phase`` is Griffin-Lim with no iterations: the pseudo-inverted magnitudes
+    with uniformly random phases, the floor any inverter should clear. Returns, per
+    method, the mean distances to the originals (``mrstft``, ``log_mel_l1``) and the mean
+    :func:`~musiclib.metrics.frame_rate_comb` of the rebuilt audio (the originals' own is
+    about 0.07 on the chorales; a buzzing vocoder's is near 1).
     """
     log_mel = np.stack([features.log_mel(c, config) for c in clips])
     rebuilt = {"vocoder": model.vocode(log_mel)[:, : clips.shape[1]],
-               f"griffin_lim_{n_iter}": baselines.griffin_lim_resynthesis(clips, config, n_iter=n_iter)}
+               f"griffin_lim_{n_iter}": baselines.griffin_lim_resynthesis(clips, config, n_iter=n_iter),
+               "random_phase": baselines.griffin_lim_resynthesis(clips, config, n_iter=0)}
     return {name: {"mrstft": float(np.mean([metrics.multi_resolution_stft_distance(a, b) for a, b in zip(clips, y)])),
                    "log_mel_l1": float(np.mean([metrics.log_mel_l1(a, b, config) for a, b in zip(clips, y)])),
                    "frame_rate_comb": float(np.mean([metrics.frame_rate_comb(b, config) for b in y]))}
