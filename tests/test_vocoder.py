@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from musiclib import AudioConfig, audio, cli, features, metrics, set_seed
+from musiclib import AudioConfig, audio, baselines, cli, features, metrics, set_seed
 from musiclib.datasets import bundled
 from musiclib.models import melgan
 from musiclib.models.layers import count_parameters
@@ -54,6 +54,24 @@ def test_comparison_ranks_griffin_lim_above_random_phases_on_held_out_music():
     assert scores["griffin_lim_32"]["log_mel_l1"] < scores["random_phase"]["log_mel_l1"] - 0.1
     assert scores["griffin_lim_32"]["mrstft"] < scores["random_phase"]["mrstft"]
     assert scores["vocoder"]["frame_rate_comb"] > 0.9 > 0.2 > scores["griffin_lim_32"]["frame_rate_comb"]
+
+
+def test_a_signal_that_repeats_every_hop_could_match_the_chorales_log_mel_better_than_griffin_lim():
+    config = AudioConfig()
+    n, rng = np.arange(config.sample_rate), np.random.default_rng(0)
+    comb = sum(rng.random() * np.cos(2 * np.pi * k * n / config.hop_length + rng.uniform(0, 2 * np.pi)) for k in range(1, 60))
+    assert melgan.comb_floor(features.log_mel(0.05 * comb.astype(np.float32), config)[:, 4:-4], config) < 0.02
+    sine = 0.5 * np.sin(2 * np.pi * 470 * n / config.sample_rate).astype(np.float32)  # between the 431- and 517-Hz teeth
+    assert melgan.comb_floor(features.log_mel(sine, config)[:, 4:-4], config) > 0.1
+    with pytest.raises(ValueError, match="not a multiple of hop"):
+        melgan.comb_floor(np.zeros((80, 3)), AudioConfig(n_fft=1000))
+
+    dataset = bundled.chorales(fast=True)
+    clips, config = dataset.heldout_clips()[:8], dataset.config
+    griffin_lim = baselines.griffin_lim_resynthesis(clips, config)
+    griffin_lim_l1 = np.mean([metrics.log_mel_l1(c, y, config) for c, y in zip(clips, griffin_lim)])
+    floor = melgan.comb_floor(np.stack([features.log_mel(c, config) for c in clips]), config)
+    assert floor < griffin_lim_l1 - 0.1  # the frame-rate comb alone does not stop a vocoder from beating Griffin-Lim
 
 
 def test_torch_log_mel_equals_the_shared_features():
