@@ -319,7 +319,7 @@ def compare_with_griffin_lim(model: MelGAN, clips: np.ndarray, config: AudioConf
     """Re-synthesise ``clips`` from their log-mel with the vocoder, with Griffin-Lim, and with random phases.
 
     ``random_phase`` is Griffin-Lim with no iterations: the pseudo-inverted magnitudes
-    with uniformly random phases, the floor any inverter should clear. Returns, per
+    with uniformly random phases, the baseline any inverter should beat. Returns, per
     method, the mean distances to the originals (``mrstft``, ``log_mel_l1``) and the mean
     :func:`~musiclib.metrics.frame_rate_comb` of the rebuilt audio (the originals' own is
     about 0.07 on the chorales; a buzzing vocoder's is near 1).
