@@ -54,12 +54,12 @@ def main():
 
     device = get_device()
     if device.type == "cuda":
-        batch = np.stack([log_mel] * GPU_BATCH)
+        batch, label = np.stack([log_mel] * GPU_BATCH), f"(gpu, x{GPU_BATCH})"
         magnitude = features.log_mel_to_magnitude(batch, config)
         t_gl, _ = best_time(lambda: dsp.griffin_lim(magnitude, 32, hop_length=config.hop_length, center=config.center,
                                                     device=device.type), repeat=3)
         rtf_gl = GPU_BATCH * seconds / t_gl
-        print(f"{'griffin-lim 32 (gpu, x' + str(GPU_BATCH) + ')':>26}: {rtf_gl:7.1f}x real time")
+        print(f"{'griffin-lim 32 ' + label:>26}: {rtf_gl:7.1f}x real time")
         for name, model_config in rows:
             set_seed(0)
             model = melgan.build(model_config, config).to(device).eval()
@@ -67,7 +67,7 @@ def main():
             t, _ = best_time(lambda: model.vocode(batch, batch_size=GPU_BATCH), repeat=3)
             rtf = GPU_BATCH * seconds / t
             verdict = "meets" if rtf >= GPU_GOAL else "MISSES"
-            print(f"{name + ' melgan (gpu, x' + str(GPU_BATCH) + ')':>26}: {rtf:7.1f}x real time, {rtf / rtf_gl:5.2f}x griffin-lim; "
+            print(f"{name + ' melgan ' + label:>26}: {rtf:7.1f}x real time, {rtf / rtf_gl:5.2f}x griffin-lim; "
                   f"{verdict} the {GPU_GOAL:.0f}x goal")
 
 

@@ -39,7 +39,7 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
-from musiclib import baselines, features, metrics
+from musiclib import features, metrics
 from musiclib.config import AudioConfig
 from musiclib.models import ModelSpec, register
 from musiclib.models.layers import eval_mode
@@ -326,8 +326,8 @@ def compare_with_griffin_lim(model: MelGAN, clips: np.ndarray, config: AudioConf
     """
     log_mel = np.stack([features.log_mel(c, config) for c in clips])
     rebuilt = {"vocoder": model.vocode(log_mel)[:, : clips.shape[1]],
-               f"griffin_lim_{n_iter}": baselines.griffin_lim_resynthesis(clips, config, n_iter=n_iter),
-               "random_phase": baselines.griffin_lim_resynthesis(clips, config, n_iter=0)}
+               f"griffin_lim_{n_iter}": features.log_mel_to_audio(log_mel, config, n_iter=n_iter, length=clips.shape[1]),
+               "random_phase": features.log_mel_to_audio(log_mel, config, n_iter=0, length=clips.shape[1])}
     return {name: {"mrstft": float(np.mean([metrics.multi_resolution_stft_distance(a, b) for a, b in zip(clips, y)])),
                    "log_mel_l1": float(np.mean([metrics.log_mel_l1(a, b, config) for a, b in zip(clips, y)])),
                    "frame_rate_comb": float(np.mean([metrics.frame_rate_comb(b, config) for b in y]))}
