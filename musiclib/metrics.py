@@ -58,10 +58,11 @@ def multi_resolution_stft_distance(reference: np.ndarray, estimate: np.ndarray, 
     return total / len(resolutions)
 
 
-def log_mel_l1(reference: np.ndarray, estimate: np.ndarray, config: AudioConfig) -> float:
-    """Mean absolute difference of the shared log-mel features (nats)."""
+def log_mel_l1(reference: np.ndarray, estimate: np.ndarray, config: AudioConfig, per_band: bool = False):
+    """Mean absolute difference of the shared log-mel features (nats); with ``per_band``, one per mel band ``(n_mels,)``."""
     reference, estimate = _match(reference, estimate)
-    return float(np.mean(np.abs(features.log_mel(reference, config) - features.log_mel(estimate, config))))
+    difference = np.abs(features.log_mel(reference, config) - features.log_mel(estimate, config))
+    return difference.mean(axis=-1) if per_band else float(difference.mean())
 
 
 def mel_cepstral_distortion(reference: np.ndarray, estimate: np.ndarray, config: AudioConfig, n_coeffs: int = 13) -> float:
