@@ -58,7 +58,7 @@ def multi_resolution_stft_distance(reference: np.ndarray, estimate: np.ndarray, 
     return total / len(resolutions)
 
 
-def log_mel_l1(reference: np.ndarray, estimate: np.ndarray, config: AudioConfig, per_band: bool = False):
+def log_mel_l1(reference: np.ndarray, estimate: np.ndarray, config: AudioConfig, per_band: bool = False) -> float | np.ndarray:
     """Mean absolute difference of the shared log-mel features (nats); with ``per_band``, one per mel band ``(n_mels,)``."""
     reference, estimate = _match(reference, estimate)
     difference = np.abs(features.log_mel(reference, config) - features.log_mel(estimate, config))

@@ -336,7 +336,7 @@ def compare_with_griffin_lim(model: MelGAN, clips: np.ndarray, config: AudioConf
             for name, y in rebuilt.items()}
 
 
-def comb_floor(log_mel: np.ndarray, config: AudioConfig, steps: int = 300, per_band: bool = False):
+def comb_floor(log_mel: np.ndarray, config: AudioConfig, steps: int = 300, per_band: bool = False) -> float | np.ndarray:
     """How close to ``log_mel`` a signal that repeats every hop can come: the lowest mean log-mel L1 found (nats).
 
     Such a signal holds only the multiples of ``sample_rate / hop`` (the comb of
