@@ -59,6 +59,7 @@ def train(model_name: str, data: str | Path, out: str | Path, steps: int | None 
                                learning_rate=model_config["learning_rate"], optimizer=model_config.get("optimizer", "adam"),
                                betas=tuple(model_config.get("betas", (0.9, 0.999))),
                                seed=seed, checkpoint_every=model_config.get("checkpoint_every", max(1, model_config["steps"] // 4)),
+                               learning_rate_schedule=tuple(map(tuple, model_config.get("learning_rate_schedule", ()))),
                                progress=progress)
     preview_prime = heldout_primes(dataset, spec, 1, seed)
 

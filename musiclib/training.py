@@ -38,6 +38,9 @@ class TrainConfig:
         betas: Adam's ``(beta1, beta2)``; GANs use a small beta1 such as 0.5.
         seed: Seeds the weights, the batch order and any sampling.
         checkpoint_every: Steps between checkpoints (and validation).
+        learning_rate_schedule: ``(from_step, factor)`` pairs: from ``from_step`` on, every optimiser
+            steps at its own base rate times ``factor`` (e.g. ``((16000, 0.1), (22000, 0.01))``
+            for two tenfold drops). Empty: constant rates.
         device: ``None`` picks CUDA → MPS → CPU.
         progress: Show a tqdm bar.
     """
@@ -49,8 +52,22 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.999)
     seed: int = 0
     checkpoint_every: int = 50
+    learning_rate_schedule: tuple[tuple[int, float], ...] = ()
     device: str | None = None
     progress: bool = True
+
+    def __post_init__(self):
+        self.learning_rate_schedule = tuple(sorted((int(step), float(factor)) for step, factor in self.learning_rate_schedule))
+        if any(step < 0 or not factor > 0 for step, factor in self.learning_rate_schedule):
+            raise ValueError(f"learning_rate_schedule {self.learning_rate_schedule}: steps must be >= 0 and factors > 0.")
+
+    def learning_rate_factor(self, step: int) -> float:
+        """The factor on every base rate at ``step`` (1 before the schedule's first entry)."""
+        factor = 1.0
+        for start, value in self.learning_rate_schedule:
+            if step >= start:
+                factor = value
+        return factor
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
@@ -133,6 +150,7 @@ class Trainer:
                                for phase in self.phases}
         else:
             self.optimizers = {"": make_optimizer(config.optimizer, self.model.parameters(), config.learning_rate, config.betas)}
+        self.base_rates = {phase: [group["lr"] for group in optimizer.param_groups] for phase, optimizer in self.optimizers.items()}
         self.step = 0
         self.history: list[dict] = []
 
@@ -165,6 +183,13 @@ class Trainer:
         torch.set_rng_state(state["torch_rng"])
         self.history = list(state["history"])
         return True
+
+    def _apply_learning_rate_schedule(self) -> None:
+        # Set from the step on every step, so a resumed run follows the schedule whatever rate its checkpoint held.
+        factor = self.config.learning_rate_factor(self.step)
+        for phase, optimizer in self.optimizers.items():
+            for group, base in zip(optimizer.param_groups, self.base_rates[phase]):
+                group["lr"] = base * factor
 
     def _batch(self, data, indices):
         if isinstance(data, (tuple, list)):
@@ -203,6 +228,7 @@ class Trainer:
         while self.step < self.config.steps:
             batch = self._batch(self.train_data, batch_indices(n_examples(self.train_data), self.config.batch_size, self.config.seed, self.step))
             logs = {}
+            self._apply_learning_rate_schedule()
             phases = self.model.active_phases(self.step) if hasattr(self.model, "active_phases") else self.phases
             for phase in phases or ("",):
                 logs.update(self._optimise(batch, phase))
@@ -213,6 +239,8 @@ class Trainer:
             bar.set_postfix({name: f"{value:.4f}" for name, value in logs.items() if name.startswith(("loss", "train"))})
             if self.step % self.config.checkpoint_every == 0 or self.step == self.config.steps:
                 record = {"step": self.step, **{name: float(np.mean(values)) for name, values in running.items()}, "val_loss": self.validate()}
+                if self.config.learning_rate_schedule:
+                    record["learning_rate_factor"] = self.config.learning_rate_factor(self.step - 1)
                 self.history.append(record)
                 running = {}
                 save_checkpoint(self.checkpoint_path, self.state())

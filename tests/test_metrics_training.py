@@ -85,7 +85,7 @@ def test_pca_and_persistence_baselines(chorales):
     assert baselines.one_step_persistence_mse(seq) == 1.0
 
 
-def _tiny_trainer(run_dir, steps):
+def _tiny_trainer(run_dir, steps, learning_rate_schedule=()):
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Dropout(0.2), torch.nn.Linear(16, 8))
     data = np.random.default_rng(0).standard_normal((37, 8)).astype(np.float32)
@@ -95,7 +95,8 @@ def _tiny_trainer(run_dir, steps):
 
     from musiclib import AudioConfig
 
-    config = TrainConfig(steps=steps, batch_size=8, learning_rate=1e-2, seed=3, checkpoint_every=5, progress=False, device="cpu")
+    config = TrainConfig(steps=steps, batch_size=8, learning_rate=1e-2, seed=3, checkpoint_every=5, progress=False, device="cpu",
+                         learning_rate_schedule=learning_rate_schedule)
     return Trainer(model, loss_fn, data, run_dir, config, AudioConfig(), {"kind": "tiny"}, val_data=data[:10])
 
 
@@ -113,6 +114,24 @@ def test_resume_ends_with_the_same_weights(tmp_path):
     state = load_checkpoint(tmp_path / "resumed" / "checkpoint.pt")
     assert state["step"] == 20 and state["audio_config"]["hop_length"] == 256 and state["model_config"] == {"kind": "tiny"}
     assert not list((tmp_path / "resumed").glob(".*tmp"))
+
+
+def test_learning_rate_schedule_survives_a_resume(tmp_path):
+    schedule = ((16, 0.01), (7, 0.1))  # given out of order on purpose
+    straight = _tiny_trainer(tmp_path / "straight", 20, schedule)
+    straight.fit()
+    assert [record["learning_rate_factor"] for record in straight.history] == [1.0, 0.1, 0.1, 0.01]
+    assert straight.optimizers[""].param_groups[0]["lr"] == pytest.approx(1e-4)
+    _tiny_trainer(tmp_path / "resumed", 10, schedule).fit()
+    resumed = _tiny_trainer(tmp_path / "resumed", 20, schedule)
+    resumed.fit()
+    for a, b in zip(straight.model.state_dict().values(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b)
+    constant = _tiny_trainer(tmp_path / "constant", 20)
+    constant.fit()
+    assert not torch.equal(constant.model[0].weight, straight.model[0].weight)
+    with pytest.raises(ValueError, match="factors > 0"):
+        TrainConfig(learning_rate_schedule=((5, 0.0),))
 
 
 def test_cli_train_generate_evaluate_end_to_end(tmp_path, monkeypatch, capsys):
