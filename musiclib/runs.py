@@ -49,18 +49,18 @@ def train(model_name: str, data: str | Path, out: str | Path, steps: int | None 
             raise ValueError(f"{out}: holds a {previous['model']} run with another setup; choose a new --out folder.")
     # A model may record facts about its data in model_config here (e.g. a CVAE's label vocabulary).
     train_array, val_array = spec.training_arrays(dataset, model_config)
+    train_config = TrainConfig(steps=model_config["steps"], batch_size=model_config["batch_size"],
+                               learning_rate=model_config["learning_rate"], optimizer=model_config.get("optimizer", "adam"),
+                               betas=tuple(model_config.get("betas", (0.9, 0.999))),
+                               seed=seed, checkpoint_every=model_config.get("checkpoint_every", max(1, model_config["steps"] // 4)),
+                               learning_rate_schedule=model_config.get("learning_rate_schedule", ()),
+                               progress=progress)
     out.mkdir(parents=True, exist_ok=True)
     config_path.write_text(json.dumps(run_config, indent=1) + "\n")
     set_seed(seed)
     model = spec.build(model_config, dataset.config)
     if spec.prepare is not None:
         spec.prepare(model, dataset, model_config)
-    train_config = TrainConfig(steps=model_config["steps"], batch_size=model_config["batch_size"],
-                               learning_rate=model_config["learning_rate"], optimizer=model_config.get("optimizer", "adam"),
-                               betas=tuple(model_config.get("betas", (0.9, 0.999))),
-                               seed=seed, checkpoint_every=model_config.get("checkpoint_every", max(1, model_config["steps"] // 4)),
-                               learning_rate_schedule=tuple(map(tuple, model_config.get("learning_rate_schedule", ()))),
-                               progress=progress)
     preview_prime = heldout_primes(dataset, spec, 1, seed)
 
     def preview(trainer, step):

@@ -57,7 +57,11 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self):
-        self.learning_rate_schedule = tuple(sorted((int(step), float(factor)) for step, factor in self.learning_rate_schedule))
+        try:
+            self.learning_rate_schedule = tuple(sorted((int(step), float(factor)) for step, factor in self.learning_rate_schedule))
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"learning_rate_schedule {self.learning_rate_schedule!r}: give (from_step, factor) pairs, "
+                             "e.g. [[16000, 0.1], [22000, 0.01]].") from err
         if any(step < 0 or not factor > 0 for step, factor in self.learning_rate_schedule):
             raise ValueError(f"learning_rate_schedule {self.learning_rate_schedule}: steps must be >= 0 and factors > 0.")
 

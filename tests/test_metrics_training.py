@@ -132,6 +132,8 @@ def test_learning_rate_schedule_survives_a_resume(tmp_path):
     assert not torch.equal(constant.model[0].weight, straight.model[0].weight)
     with pytest.raises(ValueError, match="factors > 0"):
         TrainConfig(learning_rate_schedule=((5, 0.0),))
+    with pytest.raises(ValueError, match="pairs"):
+        TrainConfig(learning_rate_schedule=[16000, 0.1])
 
 
 def test_cli_train_generate_evaluate_end_to_end(tmp_path, monkeypatch, capsys):
