@@ -243,7 +243,7 @@ class Trainer:
             bar.set_postfix({name: f"{value:.4f}" for name, value in logs.items() if name.startswith(("loss", "train"))})
             if self.step % self.config.checkpoint_every == 0 or self.step == self.config.steps:
                 record = {"step": self.step, **{name: float(np.mean(values)) for name, values in running.items()}, "val_loss": self.validate()}
-                if self.config.learning_rate_schedule:
+                if self.config.learning_rate_schedule:  # the factor the window's last step ran at
                     record["learning_rate_factor"] = self.config.learning_rate_factor(self.step - 1)
                 self.history.append(record)
                 running = {}
