@@ -83,7 +83,31 @@ def save_checkpoint(path: Path, state: dict) -> None:
 
 
 def load_checkpoint(path: Path, map_location="cpu") -> dict:
-    return torch.load(path, map_location=map_location, weights_only=True)
+    """A checkpoint's state; a file that cannot be read raises ``ValueError`` naming it and the fix."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # torch raises several unrelated types for a damaged file
+        raise ValueError(f"{path}: not a readable checkpoint ({type(err).__name__}); it is damaged or was not written by "
+                         "musiclib. Delete it to train from the last good state, or use a new --out folder.") from err
+
+
+def rng_states() -> dict:
+    """The CPU (and, where there is one, every CUDA device's) random-number state, as CPU byte tensors."""
+    states = {"torch_rng": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        states["cuda_rng"] = [state.cpu() for state in torch.cuda.get_rng_state_all()]
+    return states
+
+
+def restore_rng_states(state: dict) -> None:
+    """Undo :func:`rng_states`. The states are moved back to the CPU first: ``torch.set_rng_state`` takes
+    nothing else, and a checkpoint loaded with a device ``map_location`` holds them on that device."""
+    torch.set_rng_state(state["torch_rng"].cpu())
+    cuda = state.get("cuda_rng")
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all([rng.cpu() for rng in cuda])
 
 
 def batch_indices(n: int, batch_size: int, seed: int, step: int) -> np.ndarray:
@@ -167,7 +191,7 @@ class Trainer:
             "model": self.model.state_dict(),
             "optimizer": {phase: optimizer.state_dict() for phase, optimizer in self.optimizers.items()},
             "step": self.step,
-            "torch_rng": torch.get_rng_state(),
+            **rng_states(),
             "audio_config": self.audio_config.to_dict(),
             "model_config": self.model_config,
             "history": self.history,
@@ -177,14 +201,16 @@ class Trainer:
         """Load the checkpoint in ``run_dir`` if there is one. Returns whether it did."""
         if not self.checkpoint_path.exists():
             return False
-        state = load_checkpoint(self.checkpoint_path, map_location=self.device)
+        # Loaded on the CPU: load_state_dict moves weights and optimiser state to the model's device,
+        # and the RNG states must stay CPU byte tensors.
+        state = load_checkpoint(self.checkpoint_path)
         if state["audio_config"] != self.audio_config.to_dict():
             raise ValueError(f"{self.checkpoint_path}: trained with another AudioConfig; use a new run folder.")
         self.model.load_state_dict(state["model"])
         for phase, optimizer in self.optimizers.items():
             optimizer.load_state_dict(state["optimizer"][phase])
         self.step = int(state["step"])
-        torch.set_rng_state(state["torch_rng"])
+        restore_rng_states(state)
         self.history = list(state["history"])
         return True
 

@@ -147,3 +147,29 @@ def test_sample_lstm_scores_beside_its_baselines():
     scores = sample_lstm.baseline_mses(rows, sample_lstm.windows(clips, 3, 2000, scale=1.0, seed=1))
     # A sinusoid obeys x[t] = 2cos(w) x[t-1] - x[t-2]: linear prediction is near perfect, persistence is not.
     assert scores["linear_prediction_mse"] < 0.1 * scores["persistence_mse"] < scores["mean_predictor_mse"]
+
+
+@pytest.mark.parametrize("name", ["gruv", "gruv-seed"])
+def test_generated_file_continues_where_the_prime_stops(tmp_path, monkeypatch, capsys, name):
+    """With a model that repeats its last input block, the written file must go on from the prime's last block."""
+    import soundfile
+
+    monkeypatch.setenv("MUSICLIB_FAST", "1")
+    run = tmp_path / name
+    assert cli.main(["train", name, "--out", str(run), "--steps", "2", "--set", '{"hidden_size": 8}']) == 0
+    monkeypatch.setattr(gruv_lstm, "free_run", lambda model, prime, n, *args: prime[:, -1:].repeat(1, n, 1))
+    capsys.readouterr()
+    assert cli.main(["generate", str(run), "--seconds", "0.5", "--out", str(tmp_path / "g.wav")]) == 0
+    assert "0-1.00 s is the held-out prime, 1.00-1.50 s is generated" in capsys.readouterr().out
+    written, sr = soundfile.read(tmp_path / "g.wav", dtype="float32")
+    spec, _, _, run_config = runs.load(run)
+    prime = runs.heldout_primes(AudioDataset(run_config["data"]), spec, 1, seed=0)[0]
+    n, b, h = len(prime), run_config["model_config"]["block_size"], run_config["model_config"]["hop"]
+    assert len(written) == n + sr // 2
+    np.testing.assert_allclose(written[:n], prime, atol=1e-4)
+    if h == b:  # the last whole block of the prime, played again
+        expected = prime[n - b:]
+    else:  # overlap-add of the last windowed block with itself, one hop apart
+        block = gruv.to_blocks(prime[n - b:], b, h)[1]
+        expected = gruv.blocks_to_audio(np.stack([block] * 3), h)[:h]
+    np.testing.assert_allclose(written[n : n + len(expected)], expected, atol=2e-4)

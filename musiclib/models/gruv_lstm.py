@@ -202,24 +202,34 @@ def continue_audio(model: GruvLSTM, prime: np.ndarray, seconds: float, model_con
                    temperature: float | None = None, seed: int = 0) -> tuple[np.ndarray, int]:
     """Prime with ``(batch, samples)`` held-out audio and run free for ``seconds``.
 
+    The model reads the prime's last whole blocks, laid so that the last one ends where the
+    prime ends; the generated audio therefore continues at the prime's last sample, with no
+    replay of the part of the prime that does not fill a block.
+
     Returns:
-        ``(audio, n_prime)``: ``(batch, samples)`` audio whose first ``n_prime`` samples
-        come from the prime alone and the rest from generated blocks.
+        ``(audio, n_prime)``: ``(batch, samples)`` audio, the prime unchanged (its ``n_prime``
+        samples) followed by ``seconds`` of generated audio.
     """
     b, h = model_config["block_size"], model_config["hop"]
     temperature = model_config["temperature"] if temperature is None else temperature
-    prime = np.asarray(prime)
-    # Only whole prime blocks: a zero-padded last block would teach the model a fade-out.
-    usable = (prime.shape[-1] // h) * h if h == b else (prime.shape[-1] // h - 1) * h
-    prime_feats = audio_to_features(model, prime[..., :usable], model_config)
+    prime = np.asarray(prime, dtype=np.float32)
+    n_prime = prime.shape[-1]
+    # Overlapping blocks need one hop more: to_blocks pads a half-empty last block, which is dropped,
+    # because a zero-padded block would teach the model a fade-out.
+    whole = n_prime // h if h == b else n_prime // h - 1
+    if whole < 1:
+        raise ValueError(f"the prime ({n_prime} samples) is shorter than one block ({b} samples); give a longer prime.")
+    start = n_prime - whole * h
+    prime_feats = audio_to_features(model, prime[..., start:], model_config)
     if h != b:
-        prime_feats = prime_feats[:, :-1]  # the last windowed block is half padding
+        prime_feats = prime_feats[:, :-1]
     n_new = int(np.ceil(seconds * sample_rate / h)) + 1
     with eval_mode(model):
         generated = free_run(model, prime_feats, n_new, temperature, seed)
     y = features_to_audio(model, torch.cat([prime_feats, generated], dim=1), model_config)
-    n_prime = prime_feats.shape[1] * h - (b - h)
-    return y[:, : n_prime + int(round(seconds * sample_rate))], n_prime
+    # y[:, i] is the sample at start + i, so the prime's end is y[:, whole * h].
+    new = y[:, whole * h : whole * h + int(round(seconds * sample_rate))]
+    return np.concatenate([prime, new], axis=-1), n_prime
 
 
 def generate(model: GruvLSTM, n: int, seconds: float, seed: int, audio_config: AudioConfig, prime=None) -> np.ndarray:
