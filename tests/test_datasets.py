@@ -69,6 +69,31 @@ def test_prepare_clear_errors(tmp_path, setup, message):
     assert not (tmp_path / "out").exists()
 
 
+def _good_and_two_bad(src, seconds):
+    src.mkdir()
+    y = signals.chord(notes=(60, 64, 67), seconds=seconds, sample_rate=SR)
+    sf.write(src / "good.wav", y, SR)
+    sf.write(src / "silent.wav", np.zeros(5 * SR), SR)
+    sf.write(src / "cut.wav", y, SR)
+    (src / "cut.wav").write_bytes((src / "cut.wav").read_bytes()[: 3 * SR])  # headers fine, decoding says truncated
+
+
+def test_prepare_decides_splits_after_decoding(tmp_path):
+    _good_and_two_bad(tmp_path / "src", seconds=10.0)
+    ds = prepare_folder(tmp_path / "src", tmp_path / "ds", CONFIG, progress=False)
+    assert all(ds.manifest["counts"][s] > 0 for s in ("train", "val", "test")), ds.manifest["counts"]
+    assert ds.manifest["split_by"] == "time"
+    skipped = (ds.root / "skipped.txt").read_text()
+    assert "silent.wav: silent" in skipped and "cut.wav" in skipped and "truncated" in skipped
+
+
+def test_prepare_refuses_a_dataset_with_an_empty_split(tmp_path):
+    _good_and_two_bad(tmp_path / "src", seconds=2.0)
+    with pytest.raises(DatasetError, match="the val and test splits are empty: only 1 source"):
+        prepare_folder(tmp_path / "src", tmp_path / "ds", CONFIG, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src"], "nothing half-made may be left"
+
+
 def test_prepare_refuses_output_inside_source_and_nonempty_output(tmp_path):
     src = tmp_path / "music"
     _write_music(src, n_files=3)

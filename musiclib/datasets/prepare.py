@@ -62,16 +62,23 @@ def write_recordings(
     names: list[str],
     splits: dict[str, str] | None = None,
     progress: bool = True,
-) -> None:
-    """Load, cut and store each recording; unreadable or too-short ones are skipped with a reason.
+) -> str:
+    """Load, cut and store each recording; unreadable, too-short or silent ones are skipped with a reason.
 
     Args:
         writer: Destination.
         recordings: ``(name, source)`` pairs; ``source`` is a path or a ``(samples,)`` array at the writer's rate.
         names: All names, for the progress bar total.
-        splits: ``name → split``; ``None`` splits each recording in time instead.
+        splits: ``name → split`` decided beforehand (a corpus's own split), or ``None``: decide after
+            decoding, among the recordings that gave clips, so that a file that fails to decode or is
+            silent cannot leave a split empty. Then three or more such recordings are split by file
+            (:func:`assign_splits`), fewer each in time (:func:`time_split`).
+
+    Returns:
+        How the clips were split: ``"given"``, ``"file"`` or ``"time"``.
     """
     sr = writer.config.sample_rate
+    staged = writer.staging() if splits is None else None
     for name, source in tqdm(recordings, total=len(names), desc="preparing", unit="file", disable=not progress):
         if isinstance(source, np.ndarray):
             y = source
@@ -87,13 +94,24 @@ def write_recordings(
             reason = f"shorter than one clip ({len(y) / sr:.2f} s < {writer.clip_seconds} s)" if n_silent == 0 else "silent"
             writer.skip(name, reason)
             continue
-        if splits is not None:
+        if staged is None:
             writer.add(splits[name], clips, name)
+        else:
+            staged.add(name, clips)
+    if staged is None:
+        return "given"
+    usable = staged.names()
+    by_file = assign_splits(usable) if len(usable) >= 3 else None
+    for name, clips in staged.read():
+        if by_file is not None:
+            writer.add(by_file[name], clips, name)
         else:
             labels = np.array(time_split(len(clips)))
             for split in SPLITS:
                 if np.any(labels == split):
                     writer.add(split, clips[labels == split], name)
+    staged.remove()
+    return "file" if by_file is not None else "time"
 
 
 def prepare_folder(
@@ -107,11 +125,13 @@ def prepare_folder(
 
     Reads one file at a time, so peak memory does not grow with the folder. Files
     that cannot be read are skipped and listed in ``skipped.txt`` with the reason.
-    Nothing in ``src`` is modified. With three or more files, whole files go to
-    train/val/test; with fewer, each file is split in time.
+    Nothing in ``src`` is modified, and nothing is left in ``out`` if it fails. With
+    three or more files that give clips, whole files go to train/val/test; with
+    fewer, each file is split in time.
 
     Raises:
-        DatasetError: missing/empty folder, no audio in it, or no usable clip at all.
+        DatasetError: missing/empty folder, no audio in it, or too little usable audio for a
+            training, a validation and a test split.
     """
     config = config or AudioConfig()
     src = Path(src).resolve()
@@ -135,6 +155,6 @@ def prepare_folder(
             continue
         usable.append((name, path))
     names = [name for name, _ in usable]
-    splits = assign_splits(names) if len(names) >= 3 else None
-    write_recordings(writer, usable, names, splits, progress=progress)
-    return writer.finish(extra={"source_folder": str(src), "split_by": "file" if splits else "time"})
+    with writer.cleanup_on_error():
+        split_by = write_recordings(writer, usable, names, progress=progress)
+        return writer.finish(extra={"source_folder": str(src), "split_by": split_by})

@@ -4,11 +4,13 @@ Notebook: 05_data_pipeline.ipynb
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -69,6 +71,30 @@ class _NpyAppender:
         self.raw.unlink()
 
 
+class _Staging:
+    """Clips of several sources held on disk until their splits are decided (see ``write_recordings``)."""
+
+    def __init__(self, folder: Path, clip_samples: int):
+        self.appender = _NpyAppender(folder / "staged.npy", (clip_samples,))
+        self.sources: list[tuple[str, int, int]] = []
+
+    def add(self, name: str, clips: np.ndarray) -> None:
+        self.sources.append((name, self.appender.rows, len(clips)))
+        self.appender.append(clips)
+
+    def names(self) -> list[str]:
+        return [name for name, _, _ in self.sources]
+
+    def read(self) -> Iterator[tuple[str, np.ndarray]]:
+        self.appender.finish()
+        staged = np.load(self.appender.path, mmap_mode="r")
+        for name, first, n in self.sources:
+            yield name, np.asarray(staged[first : first + n])
+
+    def remove(self) -> None:
+        self.appender.path.unlink(missing_ok=True)
+
+
 class DatasetWriter:
     """Stream clips into a new dataset directory; nothing is kept in memory beyond one file.
 
@@ -113,6 +139,25 @@ class DatasetWriter:
     def skip(self, source: str, reason: str) -> None:
         self.skipped.append({"source": source, "reason": reason})
 
+    def staging(self) -> _Staging:
+        """A place beside the splits for clips whose split is decided once every source is decoded."""
+        return _Staging(self.tmp, self.clip_samples)
+
+    def abort(self) -> None:
+        """Remove everything written so far; the destination is left as it was."""
+        for appender in self.appenders.values():
+            appender.fh.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    @contextlib.contextmanager
+    def cleanup_on_error(self):
+        """Abort the dataset if the block raises (including Ctrl-C), so no half-made folder is left."""
+        try:
+            yield self
+        except BaseException:
+            self.abort()
+            raise
+
     def finish(self, extra: dict | None = None) -> "AudioDataset":
         for appender in self.appenders.values():
             appender.finish()
@@ -122,6 +167,15 @@ class DatasetWriter:
             raise DatasetError(
                 f"{self.out}: no training clips could be made ({len(self.skipped)} sources skipped). "
                 f"Every clip is {self.clip_seconds} s long: give longer audio or a shorter --clip-seconds."
+            )
+        empty = [s for s in SPLITS if counts[s] == 0]
+        if empty:
+            shutil.rmtree(self.tmp)
+            n_sources = len({source["source"] for source in self.sources})
+            raise DatasetError(
+                f"{self.out}: the {' and '.join(empty)} split{'s are' if len(empty) > 1 else ' is'} empty: only {n_sources} "
+                f"source(s) gave clips ({len(self.skipped)} skipped), and evaluation needs held-out clips. Give three or more "
+                f"recordings, or one of at least {3 * self.clip_seconds:g} s, or a shorter --clip-seconds."
             )
         files = {}
         for s in SPLITS:
