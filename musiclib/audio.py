@@ -171,6 +171,24 @@ def quantize(y: np.ndarray, bits: int) -> np.ndarray:
     return (np.clip(np.round(np.asarray(y) * levels), -levels, levels - 1) / levels).astype(np.float32)
 
 
+WRITABLE_EXTENSIONS = (".wav", ".flac", ".ogg")
+
+
+def check_output_path(path: str | Path) -> Path:
+    """Refuse, before any work, an output file that :func:`save` could not write.
+
+    Raises:
+        ValueError: the extension is not a writable audio format, or the path is a folder.
+    """
+    path = Path(path)
+    if path.suffix.lower() not in WRITABLE_EXTENSIONS:
+        raise ValueError(f"--out {path}: name the file with one of {', '.join(WRITABLE_EXTENSIONS)} "
+                         f"(it sets the format), e.g. {path.with_suffix('.wav').name}")
+    if path.is_dir():
+        raise ValueError(f"--out {path}: is a folder; give a file name such as {path / 'out.wav'}")
+    return path
+
+
 def save(path: str | Path, y: np.ndarray, sample_rate: int) -> Path:
     """Write float audio to ``path`` (format from the extension), atomically.
 

@@ -1,9 +1,58 @@
-"""The command line: `musiclib prepare | train | generate | evaluate | demo`, the library seen from a shell."""
+"""The command line: `musiclib prepare | train | generate | evaluate | demo`, the library seen from a shell.
+
+Every user error ends in one line on stderr that names the option or file and the fix, with
+exit status 2. Options are checked before any work; ``musiclib --help`` imports no model.
+"""
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (the problem and where to read more), not the whole usage."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
+def _sample_rate(text: str) -> int:
+    value = _positive_int(text)
+    if not 1000 <= value <= 384000:
+        raise argparse.ArgumentTypeError(f"must be between 1000 and 384000 Hz, got {value}")
+    return value
+
+
+def _settings(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({err.msg}); write e.g. '{{\"learning_rate\": 0.0005}}'") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"must be a JSON object of setting: value, e.g. '{{\"learning_rate\": 0.0005}}', got {text}")
+    return value
 
 
 def _prepare(args) -> int:
@@ -21,8 +70,7 @@ def _prepare(args) -> int:
 def _train(args) -> int:
     from musiclib import runs
 
-    overrides = json.loads(args.set) if args.set else None
-    out = runs.train(args.model, args.data, args.out, steps=args.steps, seed=args.seed, overrides=overrides)
+    out = runs.train(args.model, args.data, args.out, steps=args.steps, seed=args.seed, overrides=args.set)
     print(f"trained {args.model} into {out}")
     return 0
 
@@ -56,34 +104,36 @@ def _demo(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from musiclib import models
-
-    parser = argparse.ArgumentParser(prog="musiclib", description="Generate music from raw audio: data, models, evaluation.")
-    sub = parser.add_subparsers(dest="command", required=True)
+def build_parser(model_names: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; ``model_names`` (importing the models, hence torch) only when ``train`` needs them."""
+    parser = _Parser(prog="musiclib", description="Generate music from raw audio: data, models, evaluation.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("prepare", help="turn a folder of mp3/wav/flac/ogg into a dataset",
                        description="Turn any folder of audio (nested folders too) into a dataset of mono clips. "
                                    "Never modifies the source folder; unreadable files are listed in skipped.txt.")
     p.add_argument("src", help="folder of audio files")
     p.add_argument("out", help="new dataset folder")
-    p.add_argument("--clip-seconds", type=float, default=1.0, help="clip length in seconds (default 1.0)")
-    p.add_argument("--sample-rate", type=int, default=22050, help="resample to this rate in Hz (default 22050)")
+    p.add_argument("--clip-seconds", type=_positive_float, default=1.0, help="clip length in seconds (default 1.0)")
+    p.add_argument("--sample-rate", type=_sample_rate, default=22050, help="resample to this rate in Hz (default 22050)")
     p.set_defaults(func=_prepare)
 
     p = sub.add_parser("train", help="train a registered model", description="Train (or resume) a model into a run folder.")
-    p.add_argument("model", choices=models.names(), help="which model")
+    p.add_argument("model", choices=model_names, metavar="MODEL" if model_names is None else None,
+                   help="which model (`musiclib train --help` lists them)")
     p.add_argument("--data", default="chorales", help="dataset folder, or a bundled set: chorales, notes (default chorales)")
     p.add_argument("--out", required=True, help="run folder (resumes if it holds a checkpoint)")
-    p.add_argument("--steps", type=int, default=None, help="optimiser steps (default: the model's; smaller with MUSICLIB_FAST=1)")
+    p.add_argument("--steps", type=_positive_int, default=None, help="optimiser steps (default: the model's; smaller with MUSICLIB_FAST=1)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--set", default=None, help='JSON of model settings to override, e.g. \'{"hidden": 128}\'')
+    p.add_argument("--set", type=_settings, default=None,
+                   help='JSON of model settings to override, e.g. \'{"learning_rate": 0.0005}\'; unknown settings are refused '
+                        "with the list of valid ones")
     p.set_defaults(func=_train)
 
     p = sub.add_parser("generate", help="generate audio from a trained run")
     p.add_argument("run_dir")
-    p.add_argument("--seconds", type=float, default=5.0)
-    p.add_argument("--out", required=True, help="output .wav file")
+    p.add_argument("--seconds", type=_positive_float, default=5.0)
+    p.add_argument("--out", required=True, help="output file: .wav, .flac or .ogg")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--vocoder", default=None, help="a trained melgan run folder to render spectrograms with (default: Griffin-Lim, 32 iterations)")
     p.add_argument("--mode", choices=("autonomous", "continue", "condition"), default=None,
@@ -94,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="score a run against held-out music and noise; writes eval.json")
     p.add_argument("run_dir")
-    p.add_argument("--n-clips", type=int, default=None,
+    p.add_argument("--n-clips", type=_positive_int, default=None,
                    help="generated clips to score (default: one per held-out prime, or as many as training clips for unprimed models)")
     p.add_argument("--vocoder", default=None, help="a trained melgan run folder to render spectrograms with (default: Griffin-Lim)")
     p.set_defaults(func=_evaluate)
@@ -106,11 +156,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    model_names = None
+    if argv[:1] == ["train"]:
+        from musiclib import models
+
+        model_names = models.names()
+    args = build_parser(model_names).parse_args(argv)
     try:
         return args.func(args)
-    except (FileNotFoundError, ValueError, KeyError) as err:
-        print(f"musiclib {args.command}: error: {err}", file=sys.stderr)
+    except (OSError, ValueError, KeyError, FloatingPointError) as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+        print(f"musiclib {args.command}: error: {message}", file=sys.stderr)
         return 2
 
 

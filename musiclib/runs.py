@@ -9,13 +9,14 @@ Notebook: 05_data_pipeline.ipynb
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 
 from musiclib import audio, baselines, metrics, models
 from musiclib.config import AudioConfig
-from musiclib.datasets import AudioDataset
+from musiclib.datasets import AudioDataset, DatasetError
 from musiclib.training import CHECKPOINT, Trainer, TrainConfig, load_checkpoint, save_checkpoint
 from musiclib.utils import fast_mode, set_seed
 
@@ -23,30 +24,52 @@ BUNDLED = ("chorales", "notes")
 
 
 def open_dataset(data: str | Path) -> AudioDataset:
-    """A dataset folder, or the name of a bundled set (``chorales``, ``notes``), built on first use."""
+    """A dataset folder, or the name of a bundled set (``chorales``, ``notes``), built on first use.
+
+    A bundled set's name never silently stands for a folder of that name in the working
+    directory, nor the reverse: that case is refused, and ``./NAME`` picks the folder.
+    """
     if str(data) in BUNDLED:
+        if Path(data).exists():
+            raise ValueError(f"--data {data}: names both the bundled set and the folder ./{data}; "
+                             f"write ./{data} for the folder, or run from another folder for the bundled set.")
         from musiclib.datasets import bundled
 
         return getattr(bundled, str(data))()
     return AudioDataset(data)
 
 
+def run_dataset(run_dir: str | Path, run_config: dict) -> AudioDataset:
+    """The dataset a run was trained on, with a message that says what to do if it has moved."""
+    data = run_config["data"]
+    try:
+        return open_dataset(data)
+    except DatasetError as err:
+        raise DatasetError(f"{run_dir}: was trained on the dataset {data}, which is no longer there ({err}). "
+                           f"Move it back, or edit \"data\" in {Path(run_dir) / 'config.json'}.") from err
+
+
 def train(model_name: str, data: str | Path, out: str | Path, steps: int | None = None, seed: int = 0,
           overrides: dict | None = None, progress: bool = True) -> Path:
-    """Train (or resume) ``model_name`` on ``data`` into run folder ``out``; writes a preview sample."""
+    """Train (or resume) ``model_name`` on ``data`` into run folder ``out``; writes a preview sample.
+
+    Every setting is checked before anything is written: an unknown or mistyped setting, or a
+    resume whose settings differ from the run's, raises ``ValueError`` and leaves ``out`` as it was.
+    """
     spec = models.get(model_name)
     out = Path(out)
-    dataset = open_dataset(data)
+    models.check_settings(spec, overrides or {})
     model_config = {**spec.default_config(fast_mode()), **(overrides or {})}
     if steps is not None:
         model_config["steps"] = steps
+    dataset = open_dataset(data)
     config_path = out / "config.json"
     run_config = {"model": model_name, "model_config": model_config, "audio_config": dataset.config.to_dict(),
-                  "data": str(dataset.root), "seed": seed}
+                  "data": dataset_reference(data, dataset), "seed": seed}
     if config_path.exists():
-        previous = json.loads(config_path.read_text())
-        if previous["model"] != model_name or previous["audio_config"] != run_config["audio_config"]:
-            raise ValueError(f"{out}: holds a {previous['model']} run with another setup; choose a new --out folder.")
+        _check_resume(config_path, run_config)
+    elif out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: is a file; give a folder for the run.")
     # A model may record facts about its data in model_config here (e.g. a CVAE's label vocabulary).
     train_array, val_array = spec.training_arrays(dataset, model_config)
     train_config = TrainConfig(steps=model_config["steps"], batch_size=model_config["batch_size"],
@@ -55,25 +78,50 @@ def train(model_name: str, data: str | Path, out: str | Path, steps: int | None 
                                seed=seed, checkpoint_every=model_config.get("checkpoint_every", max(1, model_config["steps"] // 4)),
                                learning_rate_schedule=model_config.get("learning_rate_schedule", ()),
                                progress=progress)
+    fresh = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    config_path.write_text(json.dumps(run_config, indent=1) + "\n")
-    set_seed(seed)
-    model = spec.build(model_config, dataset.config)
-    if spec.prepare is not None:
-        spec.prepare(model, dataset, model_config)
-    preview_prime = heldout_primes(dataset, spec, 1, seed)
+    try:
+        config_path.write_text(json.dumps(run_config, indent=1) + "\n")
+        set_seed(seed)
+        model = spec.build(model_config, dataset.config)
+        if spec.prepare is not None:
+            spec.prepare(model, dataset, model_config)
+        preview_prime = heldout_primes(dataset, spec, 1, seed)
 
-    def preview(trainer, step):
-        y = spec.generate(trainer.model, 1, 2.0, seed, dataset.config, preview_prime)[0]
-        audio.save(out / "samples" / f"step_{step:06d}.wav", y, dataset.config.sample_rate)
+        def preview(trainer, step):
+            y = spec.generate(trainer.model, 1, 2.0, seed, dataset.config, preview_prime)[0]
+            audio.save(out / "samples" / f"step_{step:06d}.wav", y, dataset.config.sample_rate)
 
-    trainer = Trainer(model, spec.loss, train_array, out, train_config, dataset.config, model_config, val_array, preview)
-    trainer.fit()
+        trainer = Trainer(model, spec.loss, train_array, out, train_config, dataset.config, model_config, val_array, preview)
+        trainer.fit()
+    except BaseException:
+        if fresh and not (out / CHECKPOINT).exists():  # a run that never reached a checkpoint leaves nothing behind
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     if spec.after_training is not None:
         spec.after_training(trainer.model, dataset, model_config)
         save_checkpoint(trainer.checkpoint_path, trainer.state())
         preview(trainer, trainer.step)
     return out
+
+
+def _check_resume(config_path: Path, run_config: dict) -> None:
+    """Refuse to resume a run with another model, data, seed or settings (``steps`` may grow)."""
+    previous = json.loads(config_path.read_text())
+    if previous["model"] != run_config["model"] or previous["audio_config"] != run_config["audio_config"]:
+        raise ValueError(f"{config_path.parent}: holds a {previous['model']} run with another setup; choose a new --out folder.")
+    changed = [key for key, value in run_config["model_config"].items()
+               if key != "steps" and previous["model_config"].get(key) != value]
+    if previous.get("seed") != run_config["seed"]:
+        changed.append("seed")
+    if changed:
+        raise ValueError(f"{config_path.parent}: resuming with other settings ({', '.join(sorted(changed))}) than the run was "
+                         "started with; give the same settings to resume, or a new --out folder.")
+
+
+def dataset_reference(data: str | Path, dataset: AudioDataset) -> str:
+    """How a run folder names its data: a bundled set by name (found in any cache), a folder by absolute path."""
+    return str(data) if str(data) in BUNDLED else str(Path(dataset.root).resolve())
 
 
 def heldout_audio(dataset: AudioDataset, n: int, seconds: float, seed: int = 0) -> np.ndarray:
@@ -95,7 +143,7 @@ def heldout_primes(dataset: AudioDataset, spec: models.ModelSpec, n: int, seed: 
     return heldout_audio(dataset, n, spec.prime_seconds, seed)
 
 
-def generation_options(spec: models.ModelSpec, dataset: AudioDataset, n: int, seed: int, mode: str | None = None,
+def generation_options(spec: models.ModelSpec, dataset: AudioDataset | None, n: int, seed: int, mode: str | None = None,
                        **labels) -> tuple[np.ndarray | None, dict]:
     """``(prime, keyword arguments)`` for ``spec.generate``: the held-out prime and the mode a model supports."""
     if mode is not None and mode not in spec.modes:
@@ -162,9 +210,15 @@ def generate(run_dir: str | Path, seconds: float, out: str | Path, seed: int = 0
     Returns:
         ``(path, prime_seconds)``: the file and how many of its first seconds are the prime (0 for none).
     """
+    audio.check_output_path(out)
+    if not seconds > 0:
+        raise ValueError(f"seconds must be a positive number, got {seconds!r}")
     spec, model, audio_config, run_config = load(run_dir)
     vocode = load_vocoder(vocoder, spec, audio_config)
-    prime, options = generation_options(spec, AudioDataset(run_config["data"]), 1, seed, mode, **labels)
+    # Models that make music from nothing need no data: a run folder moved without its dataset still generates.
+    needs_data = spec.prime_seconds > 0 or mode == "continue"
+    dataset = run_dataset(run_dir, run_config) if needs_data else None
+    prime, options = generation_options(spec, dataset, 1, seed, mode, **labels)
     set_seed(seed)
     extra = {"vocoder": vocode} if vocode is not None else {}
     y = spec.generate(model, 1, seconds, seed, audio_config, prime, **extra, **options)[0]
@@ -192,7 +246,7 @@ def evaluate(run_dir: str | Path, n_clips: int | None = None, seed: int = 0, voc
     """
     spec, model, audio_config, run_config = load(run_dir)
     vocode = load_vocoder(vocoder, spec, audio_config)
-    dataset = AudioDataset(run_config["data"])
+    dataset = run_dataset(run_dir, run_config)
     train_clips = np.asarray(dataset.clips("train"))
     heldout = dataset.heldout_clips()
     primed = spec.prime_seconds > 0

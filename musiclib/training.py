@@ -57,6 +57,14 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self):
+        for name in ("steps", "batch_size", "checkpoint_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{name} must be a positive whole number, got {value!r}")
+        if not (isinstance(self.learning_rate, (int, float)) and 0 < self.learning_rate < float("inf")):
+            raise ValueError(f"learning_rate must be a positive number, got {self.learning_rate!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; choose one of {sorted(OPTIMIZERS)}")
         try:
             self.learning_rate_schedule = tuple(sorted((int(step), float(factor)) for step, factor in self.learning_rate_schedule))
         except (TypeError, ValueError) as err:
@@ -79,6 +87,12 @@ def save_checkpoint(path: Path, state: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
     os.replace(tmp, path)
 
 
@@ -255,27 +269,29 @@ class Trainer:
         self.model.train()
         bar = tqdm(total=self.config.steps, initial=self.step, desc="training", unit="step", disable=not self.config.progress)
         running: dict[str, list[float]] = {}
-        while self.step < self.config.steps:
-            batch = self._batch(self.train_data, batch_indices(n_examples(self.train_data), self.config.batch_size, self.config.seed, self.step))
-            logs = {}
-            self._apply_learning_rate_schedule()
-            phases = self.model.active_phases(self.step) if hasattr(self.model, "active_phases") else self.phases
-            for phase in phases or ("",):
-                logs.update(self._optimise(batch, phase))
-            self.step += 1
-            for name, value in logs.items():
-                running.setdefault(name, []).append(value)
-            bar.update(1)
-            bar.set_postfix({name: f"{value:.4f}" for name, value in logs.items() if name.startswith(("loss", "train"))})
-            if self.step % self.config.checkpoint_every == 0 or self.step == self.config.steps:
-                record = {"step": self.step, **{name: float(np.mean(values)) for name, values in running.items()}, "val_loss": self.validate()}
-                if self.config.learning_rate_schedule:  # the factor the window's last step ran at
-                    record["learning_rate_factor"] = self.config.learning_rate_factor(self.step - 1)
-                self.history.append(record)
-                running = {}
-                save_checkpoint(self.checkpoint_path, self.state())
-                (self.run_dir / "history.json").write_text(json.dumps(self.history, indent=1) + "\n")
-                if self.on_checkpoint:
-                    self.on_checkpoint(self, self.step)
-        bar.close()
+        try:
+            while self.step < self.config.steps:
+                batch = self._batch(self.train_data, batch_indices(n_examples(self.train_data), self.config.batch_size, self.config.seed, self.step))
+                logs = {}
+                self._apply_learning_rate_schedule()
+                phases = self.model.active_phases(self.step) if hasattr(self.model, "active_phases") else self.phases
+                for phase in phases or ("",):
+                    logs.update(self._optimise(batch, phase))
+                self.step += 1
+                for name, value in logs.items():
+                    running.setdefault(name, []).append(value)
+                bar.update(1)
+                bar.set_postfix({name: f"{value:.4f}" for name, value in logs.items() if name.startswith(("loss", "train"))})
+                if self.step % self.config.checkpoint_every == 0 or self.step == self.config.steps:
+                    record = {"step": self.step, **{name: float(np.mean(values)) for name, values in running.items()}, "val_loss": self.validate()}
+                    if self.config.learning_rate_schedule:  # the factor the window's last step ran at
+                        record["learning_rate_factor"] = self.config.learning_rate_factor(self.step - 1)
+                    self.history.append(record)
+                    running = {}
+                    save_checkpoint(self.checkpoint_path, self.state())
+                    _write_atomically(self.run_dir / "history.json", json.dumps(self.history, indent=1) + "\n")
+                    if self.on_checkpoint:
+                        self.on_checkpoint(self, self.step)
+        finally:
+            bar.close()
         return self.history

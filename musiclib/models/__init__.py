@@ -60,6 +60,53 @@ class ModelSpec:
     modes: tuple[str, ...] = ()
 
 
+# Settings the shared training loop reads from any model's configuration, with their types.
+TRAINING_SETTINGS = {"steps": int, "batch_size": int, "learning_rate": float, "optimizer": str, "betas": list,
+                     "checkpoint_every": int, "learning_rate_schedule": list}
+
+
+def settings_schema(spec: ModelSpec) -> dict[str, type]:
+    """``setting → type`` a model accepts: the keys of its default configuration (typed by their
+    default values) and the training loop's settings."""
+    schema = dict(TRAINING_SETTINGS)
+    for fast in (True, False):
+        schema.update({key: type(value) for key, value in spec.default_config(fast).items()})
+    return schema
+
+
+def _fits(value, kind: type) -> bool:
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value and abs(value) != float("inf")
+    if kind in (list, tuple):
+        return isinstance(value, (list, tuple))
+    return isinstance(value, kind)
+
+
+def check_settings(spec: ModelSpec, overrides: dict) -> dict:
+    """Refuse settings ``spec`` does not have, or of the wrong type, with the list of valid ones.
+
+    Returns:
+        ``overrides`` unchanged when every key and type is right.
+
+    Raises:
+        ValueError: naming the first bad key, what it should be, and the valid keys.
+    """
+    if not isinstance(overrides, dict):
+        raise ValueError(f"settings must be a JSON object such as {{\"learning_rate\": 0.0005}}, got {overrides!r}")
+    schema = settings_schema(spec)
+    for key, value in overrides.items():
+        if key not in schema:
+            raise ValueError(f"{spec.name} has no setting {key!r}; valid settings: {', '.join(sorted(schema))}")
+        if not _fits(value, schema[key]):
+            raise ValueError(f"{spec.name} setting {key!r} must be {'a number' if schema[key] is float else schema[key].__name__}"
+                             f", got {value!r}")
+    return overrides
+
+
 def register(spec: ModelSpec) -> ModelSpec:
     if spec.name in REGISTRY:
         raise ValueError(f"model {spec.name!r} is already registered")
@@ -83,4 +130,4 @@ def _load_builtin_models() -> None:
     from musiclib.models import dcgan, gruv_lstm, melgan, sample_lstm, spectral_noise, vae  # noqa: F401  (they register themselves)
 
 
-__all__ = ["ModelSpec", "REGISTRY", "register", "get", "names"]
+__all__ = ["ModelSpec", "REGISTRY", "register", "get", "names", "check_settings", "settings_schema"]

@@ -1,0 +1,96 @@
+"""Every user error of the command line: one line naming the problem and the fix, exit 2, nothing written."""
+import dataclasses
+import json
+import subprocess
+import sys
+
+import pytest
+
+from musiclib import cli, models
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    run = tmp_path_factory.mktemp("runs") / "noise"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MUSICLIB_FAST", "1")
+        assert cli.main(["train", "spectral-noise", "--out", str(run), "--steps", "4"]) == 0
+    return run
+
+
+def _snapshot(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def _fails_cleanly(argv, capsys, expected, watched=()):
+    before = [(folder, _snapshot(folder)) for folder in watched]
+    with pytest.raises(SystemExit) as exit_info:  # argparse errors exit; the others return 2
+        raise SystemExit(cli.main(argv))
+    assert exit_info.value.code == 2
+    err = "\n".join(line for line in capsys.readouterr().err.splitlines() if line.strip() and "%|" not in line)  # not tqdm's bar
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert expected in err, err
+    for folder, snapshot in before:
+        assert _snapshot(folder) == snapshot, f"{folder} changed"
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["--steps", "0"], "--steps: must be at least 1"),
+    (["--steps", "-3"], "--steps: must be at least 1"),
+    (["--set", "[1, 2]"], "must be a JSON object"),
+    (["--set", "{oops"], "not valid JSON"),
+    (["--set", '{"hidden": 128}'], "has no setting 'hidden'; valid settings: batch_size"),
+    (["--set", '{"learning_rate": "fast"}'], "'learning_rate' must be a number"),
+    (["--set", '{"batch_size": 0}'], "batch_size must be a positive whole number"),
+])
+def test_train_refuses_bad_options_before_writing(tmp_path, capsys, args, expected):
+    _fails_cleanly(["train", "spectral-noise", "--out", str(tmp_path / "run"), *args], capsys, expected)
+    assert not (tmp_path / "run").exists()
+
+
+def test_resume_with_other_settings_is_refused_and_changes_nothing(trained, capsys, monkeypatch):
+    monkeypatch.setenv("MUSICLIB_FAST", "1")
+    _fails_cleanly(["train", "spectral-noise", "--out", str(trained), "--set", '{"learning_rate": 0.1}'], capsys,
+                   "resuming with other settings (learning_rate)", watched=[trained])
+    _fails_cleanly(["train", "spectral-noise", "--out", str(trained), "--seed", "1"], capsys, "(seed)", watched=[trained])
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["--out", "x.txt"], "--out x.txt: name the file with one of .wav"),
+    (["--out", "noextension"], "name the file with one of .wav"),
+    (["--out", "x.wav", "--seconds", "nan"], "--seconds: must be a positive number"),
+    (["--out", "x.wav", "--seconds", "-1"], "--seconds: must be a positive number"),
+])
+def test_generate_refuses_bad_options_before_working(trained, tmp_path, capsys, monkeypatch, args, expected):
+    monkeypatch.chdir(tmp_path)
+    _fails_cleanly(["generate", str(trained), *args], capsys, expected, watched=[trained])
+    assert not list(tmp_path.iterdir())
+
+
+def test_evaluate_and_prepare_refuse_bad_numbers(trained, tmp_path, capsys):
+    _fails_cleanly(["evaluate", str(trained), "--n-clips", "-3"], capsys, "--n-clips: must be at least 1", watched=[trained])
+    (tmp_path / "src").mkdir()
+    for value in ("0", "-1", "nan"):
+        _fails_cleanly(["prepare", str(tmp_path / "src"), str(tmp_path / "out"), "--clip-seconds", value], capsys, "--clip-seconds")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_nan_loss_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("MUSICLIB_FAST", "1")
+    spec = models.get("spectral-noise")
+    monkeypatch.setitem(models.REGISTRY, "spectral-noise", dataclasses.replace(spec, loss=lambda model, batch: spec.loss(model, batch) * float("nan")))
+    _fails_cleanly(["train", "spectral-noise", "--out", str(tmp_path / "run"), "--steps", "3"], capsys, "loss became nan at step 0; lower the learning rate")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_bundled_name_does_not_shadow_a_local_folder(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "chorales").mkdir()
+    _fails_cleanly(["train", "spectral-noise", "--out", "run", "--data", "chorales"], capsys, "write ./chorales for the folder")
+    assert not (tmp_path / "run").exists()
+
+
+def test_help_imports_no_model_and_no_torch():
+    code = "import sys; from musiclib import cli\ntry: cli.main(['--help'])\nexcept SystemExit: pass\nprint('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().endswith("False")
