@@ -5,8 +5,16 @@ Notebook: 04_mel_spectrograms.ipynb
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from pathlib import Path
+
+
+@functools.lru_cache(maxsize=32)
+def _empty_mel_bands(*filterbank_settings) -> int:
+    from musiclib.dsp import mel_filterbank  # here, not at the top: dsp is heavier than a config needs
+
+    return int((mel_filterbank(*filterbank_settings).max(axis=1) == 0).sum())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,7 +32,12 @@ class AudioConfig:
         mel_htk: Use the HTK mel formula instead of Slaney's.
         mel_norm: ``"slaney"`` (area-normalised triangles) or ``None``.
         center: Pad the signal by ``n_fft // 2`` so frame ``t`` is centred on
-            sample ``t * hop_length``.
+            sample ``t * hop_length``. Must stay ``True``: Griffin-Lim's inverse STFT and every
+            model's frame count assume centred frames.
+
+    Raises:
+        ValueError: a setting the STFT, the mel filterbank or Griffin-Lim cannot work with,
+            naming the setting and what it must be.
     """
 
     sample_rate: int = 22050
@@ -44,6 +57,17 @@ class AudioConfig:
             raise ValueError(f"hop_length ({self.hop_length}) must not exceed n_fft ({self.n_fft})")
         if self.mel_norm not in (None, "slaney"):
             raise ValueError(f"mel_norm must be None or 'slaney', got {self.mel_norm!r}")
+        if self.n_fft % 2:
+            raise ValueError(f"n_fft must be even (the STFT's bins and Griffin-Lim assume it), got {self.n_fft}")
+        if self.center is not True:
+            raise ValueError("center must be True: Griffin-Lim's inverse STFT and the models' frame counts assume centred frames")
+        nyquist = self.sample_rate / 2
+        if not 0 <= self.fmin < self.max_frequency <= nyquist:
+            raise ValueError(f"need 0 <= fmin < fmax <= sample_rate / 2 = {nyquist:g} Hz, got fmin={self.fmin}, fmax={self.fmax}")
+        empty = _empty_mel_bands(self.sample_rate, self.n_fft, self.n_mels, self.fmin, self.fmax, self.mel_htk, self.mel_norm)
+        if empty:
+            raise ValueError(f"{empty} of the {self.n_mels} mel bands hold no FFT bin: use fewer n_mels, a larger n_fft "
+                             f"or a wider fmin..fmax (got n_mels={self.n_mels}, n_fft={self.n_fft})")
 
     @property
     def n_freqs(self) -> int:

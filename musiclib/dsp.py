@@ -377,8 +377,8 @@ def power_to_db(power, ref: float = 1.0, amin: float = 1e-10, top_db: float | No
 
 
 def amplitude_to_db(amplitude, ref: float = 1.0, amin: float = 1e-5, top_db: float | None = 80.0):
-    """``20 log10(max(A, amin) / ref)``: the same as :func:`power_to_db` on ``A**2``."""
-    amplitude = np.asarray(amplitude)
+    """``20 log10(max(|A|, amin) / ref)``: the same as :func:`power_to_db` on ``|A|**2``; a complex STFT is fine."""
+    amplitude = np.abs(np.asarray(amplitude))
     return power_to_db(amplitude**2, ref=ref**2, amin=amin**2, top_db=top_db)
 
 
@@ -400,13 +400,17 @@ def db_to_amplitude(db, ref: float = 1.0):
 def spectral_convergence(reference_magnitude: np.ndarray, estimate_magnitude: np.ndarray) -> float:
     """``||S - S_hat||_F / ||S||_F``: 0 is a perfect match, 1 is as far as silence.
 
-    Both arguments are magnitude spectrograms of the same shape.
+    Both arguments are magnitude spectrograms of the same shape. A silent reference gives 0
+    against a silent estimate and ``inf`` against any other (no division by zero).
     """
     reference_magnitude = np.asarray(reference_magnitude, dtype=np.float64)
     estimate_magnitude = np.asarray(estimate_magnitude, dtype=np.float64)
     if reference_magnitude.shape != estimate_magnitude.shape:
         raise ValueError(f"shapes differ: {reference_magnitude.shape} vs {estimate_magnitude.shape}")
-    return float(np.linalg.norm(reference_magnitude - estimate_magnitude) / np.linalg.norm(reference_magnitude))
+    difference, norm = np.linalg.norm(reference_magnitude - estimate_magnitude), np.linalg.norm(reference_magnitude)
+    if norm == 0:
+        return 0.0 if difference == 0 else float("inf")
+    return float(difference / norm)
 
 
 def zero_phase_inversion(magnitude: np.ndarray, hop_length: int | None = None, length: int | None = None, center: bool = True):

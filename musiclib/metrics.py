@@ -114,11 +114,12 @@ def frame_rate_comb(y: np.ndarray, config: AudioConfig, tolerance_hz: float = 4.
 def repeat_error(y: np.ndarray, period: int) -> float:
     """How far a signal is from repeating every ``period`` samples: ``max |y[t + period] - y[t]|`` over its swing ``max |y - mean|``.
 
-    0 for an exactly periodic signal. A mel-conditioned generator fed one frame over
-    and over gives 0 at ``period = hop_length`` (see :func:`frame_rate_comb`).
+    0 for an exactly periodic signal (a constant or silent one included). A mel-conditioned
+    generator fed one frame over and over gives 0 at ``period = hop_length`` (see :func:`frame_rate_comb`).
     """
     y = np.asarray(y, dtype=np.float64)
-    return float(np.abs(y[period:] - y[:-period]).max() / np.abs(y - y.mean()).max())
+    swing = np.abs(y - y.mean()).max()
+    return 0.0 if swing == 0 else float(np.abs(y[period:] - y[:-period]).max() / swing)
 
 
 def clip_features(clips: np.ndarray, config: AudioConfig) -> np.ndarray:
@@ -184,6 +185,8 @@ def memorization_ratio(train_features: np.ndarray, generated_features: np.ndarra
     """
     generated = np.median(_nearest_distances(generated_features, train_features))
     heldout = np.median(_nearest_distances(heldout_features, train_features))
+    if heldout == 0:  # held-out clips that duplicate training clips: only exact copies are as close
+        return 1.0 if generated == 0 else float("inf")
     return float(generated / heldout)
 
 

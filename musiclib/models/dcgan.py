@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from musiclib import features, metrics
+from musiclib import dsp, features, metrics
 from musiclib.config import AudioConfig
 from musiclib.datasets.spectrogram import model_clips, windows
 from musiclib.models import ModelSpec, register
@@ -253,8 +253,13 @@ def images_to_log_mel(model: GAN, images: torch.Tensor, audio_config: AudioConfi
     """Generated images → ``(natural-log mel (n, mels, frames), the AudioConfig they are in)``."""
     images = images[:, 0].cpu().numpy()
     if model.model_config["version"] == "seed":
-        # SELU can go negative; power cannot. Clamp, then take the magnitude's log.
-        return np.log(np.maximum(np.sqrt(np.maximum(images, 0)), features.LOG_FLOOR)), seed_audio_config(audio_config.sample_rate)
+        # The images are mel *power* (the filterbank applied to |STFT|^2); SELU can go negative, power cannot.
+        # Undo the filterbank on power, take the square root for |STFT|, then form the shared log-mel
+        # (the filterbank applied to magnitudes), which the inverters expect.
+        seed_config = seed_audio_config(audio_config.sample_rate)
+        bank = features.filterbank(seed_config)
+        magnitudes = [np.sqrt(dsp.mel_to_linear(np.maximum(image, 0), bank)) for image in images]
+        return np.stack([np.log(np.maximum(bank @ m, features.LOG_FLOOR)) for m in magnitudes]), seed_config
     low, high = float(model.low), float(model.high)
     return (images + 1) / 2 * (high - low) + low, audio_config
 

@@ -240,9 +240,12 @@ def loss(model: MelGAN, batch, phase: str):
     with torch.no_grad():
         outputs_real = model.discriminator(real[:, None])
     adversarial = sum(-outputs[-1].mean() for outputs in outputs_fake)
-    n_scales, n_layers = len(outputs_fake), len(outputs_fake[0]) - 1
+    # As the paper's reference code: every feature map but the score, each weighted 4 / (n_downsampling + 1)
+    # and averaged over scales; a discriminator's outputs are its first layer, n_downsampling strided
+    # layers, one more convolution and the score.
+    n_scales, n_downsampling = len(outputs_fake), len(outputs_fake[0]) - 3
     matching = sum(nn.functional.l1_loss(f, r) for of, orl in zip(outputs_fake, outputs_real) for f, r in zip(of[:-1], orl[:-1]))
-    matching = matching * 4 / (n_layers * n_scales)
+    matching = matching * 4 / ((n_downsampling + 1) * n_scales)
     reconstruction = model.reconstruction_loss(real, fake) if model.reconstruction_weight else fake.new_zeros(())
     total = adversarial + FEATURE_MATCHING_WEIGHT * matching + model.reconstruction_weight * reconstruction
     return total, {"feature_matching": matching.item(), "reconstruction": reconstruction.item()}
@@ -288,7 +291,12 @@ def segments(dataset, split: str, segment_frames: int, stride_frames: int | None
     """Aligned pairs from every clip: ``(n, n_mels, segment_frames)`` log-mel and ``(n, segment_frames * hop)`` audio.
 
     Mel frame ``t`` of a clip is centred on sample ``t * hop``; its segment of audio is
-    ``[t * hop, (t + 1) * hop)``.
+    ``[t * hop, (t + 1) * hop)``. The paper's reference code instead computes each segment's mel
+    without centring, padded by ``(n_fft - hop) / 2``, which centres frame ``t`` on the middle of
+    its block, half a hop later. We keep the library's one centred log-mel (the one Griffin-Lim,
+    the metrics and every model use) so that a vocoder can render any model's output; the fixed
+    half-hop offset lies well inside the generator's receptive field of several frames, and
+    training, :meth:`MelGAN.vocode` and the evaluation all use this same alignment.
     """
     config = dataset.config
     hop, stride = config.hop_length, stride_frames or segment_frames // 4
