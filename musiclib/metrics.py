@@ -4,7 +4,10 @@ Pairwise (a generated or rebuilt signal against its reference): spectral
 convergence, log-spectral distance, multi-resolution STFT distance, log-mel L1,
 mel-cepstral distortion. One signal alone: the frame-rate comb, a vocoder's buzz.
 Set-level (generated clips against training clips): NDB/K, nearest-neighbour
-memorisation ratio, Fréchet distance on MFCC + chroma.
+memorisation ratio, and two distances between the MFCC + chroma frames of two sets: the
+Fréchet distance (Gaussians fitted to each set) and an unbiased kernel distance (KID-style
+MMD) with a bootstrap interval. Neither is FAD, which is defined on the embeddings of a
+trained network (VGGish); these hand-made features need no download.
 Pitch: ``librosa.pyin`` statistics.
 
 Notebook: 05_data_pipeline.ipynb
@@ -203,7 +206,8 @@ def frame_features(y: np.ndarray, sample_rate: int) -> np.ndarray:
 def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
     """Fréchet distance between Gaussians fitted to two feature sets ``(n, d)``.
 
-    ``|mu_a - mu_b|^2 + tr(S_a + S_b - 2 (S_a S_b)^{1/2})``, as in FID/FAD.
+    ``|mu_a - mu_b|^2 + tr(S_a + S_b - 2 (S_a S_b)^{1/2})``, the formula of FID and FAD (here on
+    whatever features are given).
     """
     mu_a, mu_b = features_a.mean(0), features_b.mean(0)
     cov_a = np.cov(features_a, rowvar=False) + 1e-6 * np.eye(features_a.shape[1])
@@ -212,9 +216,48 @@ def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
     return float(np.sum((mu_a - mu_b) ** 2) + np.trace(cov_a + cov_b - 2 * np.real(root)))
 
 
-def frechet_audio_distance(clips_a: np.ndarray, clips_b: np.ndarray, sample_rate: int) -> float:
-    """Fréchet distance on MFCC + chroma frame features of two sets of clips."""
+def mfcc_chroma_frechet_distance(clips_a: np.ndarray, clips_b: np.ndarray, sample_rate: int) -> float:
+    """Fréchet distance between the MFCC + chroma frames (:func:`frame_features`) of two sets of clips.
+
+    Not FAD: the features are hand-made, not a trained network's embeddings. Biased upwards
+    at small set sizes; :func:`kernel_distance` is the unbiased companion.
+    """
     return frechet_distance(_set_frames(clips_a, sample_rate), _set_frames(clips_b, sample_rate))
+
+
+def kernel_distance(features_a: np.ndarray, features_b: np.ndarray, subset_size: int = 1000, n_subsets: int = 50,
+                    seed: int = 0) -> dict:
+    """Unbiased squared MMD with the cubic polynomial kernel of KID (Binkowski et al., 2018), with a bootstrap interval.
+
+    ``k(x, y) = (x·y / d + 1)^3`` on features standardised by set ``b``'s mean and spread (the
+    reference), so that no feature dominates by its units. Each of ``n_subsets`` draws takes
+    ``min(subset_size, n_a, n_b)`` rows of each set with replacement and computes
+
+    ``MMD² = mean_{i≠j} k(a_i, a_j) + mean_{i≠j} k(b_i, b_j) - 2 mean_{i,j} k(a_i, b_j)``.
+
+    Unlike the Fréchet distance it has no bias from the set size, so sets of different
+    sizes compare fairly; it can come out slightly below 0 for two samples of one distribution.
+
+    Args:
+        features_a, features_b: ``(n, d)`` feature rows (e.g. :func:`frame_features` stacked).
+
+    Returns:
+        ``{"mean": ..., "low": ..., "high": ...}``: the mean over draws and its 2.5 and 97.5 percentiles.
+    """
+    mean, spread = features_b.mean(0), features_b.std(0) + 1e-8
+    a, b = (features_a - mean) / spread, (features_b - mean) / spread
+    m = min(subset_size, len(a), len(b))
+    if m < 2:
+        raise ValueError(f"the kernel distance needs at least 2 rows in each set, got {len(a)} and {len(b)}")
+    rng = np.random.default_rng(seed)
+    d = a.shape[1]
+    values = []
+    for _ in range(n_subsets):
+        x, y = a[rng.integers(0, len(a), m)], b[rng.integers(0, len(b), m)]
+        k_xx, k_yy, k_xy = ((x @ x.T) / d + 1) ** 3, ((y @ y.T) / d + 1) ** 3, ((x @ y.T) / d + 1) ** 3
+        within = (k_xx.sum() - np.trace(k_xx) + k_yy.sum() - np.trace(k_yy)) / (m * (m - 1))
+        values.append(within - 2 * k_xy.mean())
+    return {"mean": float(np.mean(values)), "low": float(np.percentile(values, 2.5)), "high": float(np.percentile(values, 97.5))}
 
 
 def _set_frames(clips: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -250,9 +293,12 @@ class SetScorer:
     scoring several sets (a model, real music, noise) costs only their own features.
 
     Args:
-        train, heldout: ``(n, clip_samples)`` clips.
+        train: Training clips: NDB/K's bins, the memorisation ratio's neighbours and the distances' reference.
+        heldout: Real clips the generated ones are not compared with otherwise: the memorisation
+            ratio's yardstick (how far new real music lies from the training clips). Must not be the
+            clips scored as real music, or their ratio is 1 by construction.
         k: NDB/K's number of bins.
-        frechet: Also compute the Fréchet distance on MFCC + chroma frames (the slowest score).
+        frechet: Also compute the Fréchet and kernel distances on MFCC + chroma frames (the slowest scores).
     """
 
     def __init__(self, train: np.ndarray, heldout: np.ndarray, config: AudioConfig, k: int = 10, frechet: bool = True):
@@ -263,11 +309,15 @@ class SetScorer:
         self.train_frames = _set_frames(train, config.sample_rate) if frechet else None
 
     def __call__(self, generated: np.ndarray) -> dict:
-        """NDB/K, memorisation ratio, Fréchet distance (if asked for) and RMS of ``(n, clip_samples)`` clips."""
+        """NDB/K, memorisation ratio, Fréchet and kernel distances (if asked for) and RMS of ``(n, clip_samples)`` clips."""
         generated_features = clip_features(generated, self.config)
         scores = {"ndb_k": _different_bins(self.bins, generated_features),
                   "memorization_ratio": memorization_ratio(self.train_features, generated_features, self.heldout_features)}
         if self.train_frames is not None:
-            scores["frechet_distance"] = frechet_distance(_set_frames(generated, self.config.sample_rate), self.train_frames)
+            frames = _set_frames(generated, self.config.sample_rate)
+            scores["frechet_distance"] = frechet_distance(frames, self.train_frames)
+            kernel = kernel_distance(frames, self.train_frames)
+            scores["kernel_distance"] = kernel["mean"]
+            scores["kernel_distance_interval"] = [kernel["low"], kernel["high"]]
         scores["rms"] = baselines.rms(generated)
         return scores

@@ -230,45 +230,62 @@ def generate(run_dir: str | Path, seconds: float, out: str | Path, seed: int = 0
     return audio.save(out, y, audio_config.sample_rate), prime_seconds
 
 
+EVAL_CLIPS = 160
+"""Generated clips ``evaluate`` scores by default (and at most as many real held-out clips)."""
+TRAIN_REFERENCE = 500
+"""Training clips, evenly spread over the split, that the set-level scores compare against."""
+
+
+def spread_clips(dataset: AudioDataset, split: str, n: int) -> np.ndarray:
+    """``(≤ n, clip_samples)``: ``n`` clips evenly spread over a split (all of them if it has fewer), read alone."""
+    total = dataset.manifest["counts"][split]
+    return dataset.read_clips(split, np.unique(np.linspace(0, total - 1, min(n, total)).round().astype(int)))
+
+
 def evaluate(run_dir: str | Path, n_clips: int | None = None, seed: int = 0, vocoder: str | Path | None = None) -> dict:
-    """Score generated clips against the held-out split, beside real held-out music and white noise.
+    """Score generated clips against the training clips, beside real held-out music and white noise.
 
-    A model that needs no prime generates as many clips as the training split has (by
-    default), so that NDB/K's per-bin test can tell a model from noise; a primed model
-    continues one held-out prime per clip. ``vocoder`` as in :func:`generate`.
+    The work is bounded whatever the dataset's size: ``n_clips`` generated clips
+    (default :data:`EVAL_CLIPS`; a primed model continues one held-out prime per clip, so at most
+    as many as there are held-out clips), compared against at most :data:`TRAIN_REFERENCE`
+    training clips spread evenly over the split, read one at a time from the memory maps.
+    ``vocoder`` as in :func:`generate`.
 
-    Writes and returns ``eval.json``: NDB/K, memorisation ratio, Fréchet distance and RMS
-    for the model, for held-out real clips (the target) and for noise (the floor); a
-    sequence model's clips continue held-out primes. A model's own held-out scores beside
-    their baselines (one-step error against persistence, a vocoder against Griffin-Lim, an
-    autoencoder against PCA, a CVAE's pitch accuracy, a GAN's images before inversion) are
-    added under ``heldout_scores``.
+    The real-music row scores test clips; the memorisation ratio's yardstick is the
+    validation clips, a disjoint set, so real music's own ratio is a measurement (near 1) and
+    not 1 by construction.
+
+    Writes and returns ``eval.json``: NDB/K, memorisation ratio, Fréchet and kernel distances and RMS
+    for the model, for held-out real clips (the target) and for noise (the floor). A model's own
+    held-out scores beside their baselines (one-step error against persistence, a vocoder against
+    Griffin-Lim, an autoencoder against PCA, a CVAE's pitch accuracy, a GAN's images before
+    inversion) are added under ``heldout_scores``.
     """
     spec, model, audio_config, run_config = load(run_dir)
     vocode = load_vocoder(vocoder, spec, audio_config)
     dataset = run_dataset(run_dir, run_config)
-    train_clips = np.asarray(dataset.clips("train"))
-    heldout = dataset.heldout_clips()
-    primed = spec.prime_seconds > 0
-    n = n_clips or (len(heldout) if primed else len(train_clips))
-    if primed:
-        n = min(n, len(heldout))
+    counts = dataset.manifest["counts"]
+    if counts["test"] == 0 or counts["val"] == 0:
+        raise DatasetError(f"{dataset.root}: evaluation needs clips in both the val and the test split "
+                           f"(has {counts['val']} and {counts['test']}); rebuild it with `musiclib prepare`.")
+    n = n_clips or EVAL_CLIPS
+    if spec.prime_seconds > 0:
+        n = min(n, counts["test"] + counts["val"])
+    train_reference = spread_clips(dataset, "train", TRAIN_REFERENCE)
     clip_seconds = dataset.clip_samples / audio_config.sample_rate
     set_seed(seed)
     extra = {"vocoder": vocode} if vocode is not None else {}
     generated = spec.generate(model, n, clip_seconds, seed, audio_config, heldout_primes(dataset, spec, n, seed), **extra)
     generated = generated[:, : dataset.clip_samples]
-    noise = baselines.white_noise_clips(n, dataset.clip_samples, baselines.rms(train_clips), seed=seed)
-    n_reference = min(n, len(heldout))
-    reference = heldout[:n_reference]
-    other = heldout[n_reference:] if len(heldout) - n_reference >= 4 else heldout
-    scorer = metrics.SetScorer(train_clips, other, audio_config)
+    noise = baselines.white_noise_clips(n, dataset.clip_samples, baselines.rms(train_reference), seed=seed)
+    scorer = metrics.SetScorer(train_reference, spread_clips(dataset, "val", n), audio_config)
     results = {
         "model": run_config["model"],
         "inverter": "griffin_lim_32" if vocoder is None else str(vocoder),
         "n_clips": n,
+        "n_train_reference": len(train_reference),
         "generated": scorer(generated),
-        "heldout_real": scorer(reference),
+        "heldout_real": scorer(spread_clips(dataset, "test", n)),
         "white_noise": scorer(noise),
     }
     if spec.heldout_scores is not None:

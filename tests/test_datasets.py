@@ -214,3 +214,11 @@ def test_maestro_loader_on_a_tiny_replica(tmp_path):
 def test_not_a_dataset_error(tmp_path):
     with pytest.raises(DatasetError, match="musiclib prepare"):
         AudioDataset(tmp_path)
+
+
+def test_read_clips_reads_the_rows_of_the_memory_map(tmp_path):
+    ds = bundled.notes(fast=True)
+    indices = [0, 5, len(ds.clips("train")) - 1]
+    np.testing.assert_array_equal(ds.read_clips("train", indices), np.asarray(ds.clips("train"))[indices])
+    with pytest.raises(IndexError, match="clip 9999"):
+        ds.read_clips("train", [9999])

@@ -38,9 +38,15 @@ def test_set_metrics_separate_music_from_noise(chorales):
     many_noise = metrics.clip_features(baselines.white_noise_clips(len(half_b), ds.clip_samples, baselines.rms(train)), ds.config)
     assert metrics.ndb_k(half_a, half_b, k=10) <= 0.2
     assert metrics.ndb_k(half_a, many_noise, k=10) >= 0.6
-    fd_real = metrics.frechet_audio_distance(real, train, ds.config.sample_rate)
-    fd_noise = metrics.frechet_audio_distance(noise[:half], train, ds.config.sample_rate)
+    fd_real = metrics.mfcc_chroma_frechet_distance(real, train, ds.config.sample_rate)
+    fd_noise = metrics.mfcc_chroma_frechet_distance(noise[:half], train, ds.config.sample_rate)
     assert fd_real * 10 < fd_noise
+    frames = lambda clips: np.concatenate([metrics.frame_features(c, ds.config.sample_rate) for c in clips])
+    train_frames = frames(train)
+    same = metrics.kernel_distance(frames(real), train_frames)
+    far = metrics.kernel_distance(frames(noise[:half]), train_frames)
+    assert same["low"] <= same["mean"] <= same["high"] and far["low"] > 0
+    assert abs(same["mean"]) * 10 < far["mean"] and same["high"] < far["low"]
     copies = metrics.memorization_ratio(f_train, metrics.clip_features(train[:8], ds.config), f_other)
     fresh = metrics.memorization_ratio(f_train, metrics.clip_features(real, ds.config), f_other)
     assert copies < 0.01 and fresh > 0.5
@@ -149,5 +155,8 @@ def test_cli_train_generate_evaluate_end_to_end(tmp_path, monkeypatch, capsys):
     assert cli.main(["evaluate", str(run), "--n-clips", "8"]) == 0
     scores = json.loads((run / "eval.json").read_text())
     assert scores["generated"]["frechet_distance"] < scores["white_noise"]["frechet_distance"]
+    assert scores["generated"]["kernel_distance"] < scores["white_noise"]["kernel_distance_interval"][0]
+    # real music's memorisation ratio is measured against a disjoint yardstick, so it is not 1 by construction
+    assert scores["heldout_real"]["memorization_ratio"] != 1.0 and 0.5 < scores["heldout_real"]["memorization_ratio"] < 2
     assert cli.main(["generate", str(tmp_path / "nothing"), "--out", str(tmp_path / "x.wav")]) == 2
     assert "not a trained run" in capsys.readouterr().err

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import mmap as mmap_module
 import os
 import shutil
 from pathlib import Path
@@ -232,10 +233,40 @@ class AudioDataset:
         return self.config.sample_rate
 
     def clips(self, split: str = "train", mmap: bool = True) -> np.ndarray:
-        """``(n_clips, clip_samples)`` float32, memory-mapped read-only by default."""
+        """``(n_clips, clip_samples)`` float32, memory-mapped read-only by default.
+
+        The map is marked for random access: training batches and evaluation read scattered
+        clips, and the kernel's read-ahead would otherwise map most of a large file for them.
+        """
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-        return np.load(self.root / f"clips_{split}.npy", mmap_mode="r" if mmap else None)
+        clips = np.load(self.root / f"clips_{split}.npy", mmap_mode="r" if mmap else None)
+        handle = getattr(clips, "_mmap", None)
+        if handle is not None and hasattr(mmap_module, "MADV_RANDOM"):
+            handle.madvise(mmap_module.MADV_RANDOM)
+        return clips
+
+    def read_clips(self, split: str, indices) -> np.ndarray:
+        """``(len(indices), clip_samples)`` float32: the clips at ``indices``, read from the file without mapping it.
+
+        For a few clips scattered over a large split: only their bytes are read, so memory
+        does not grow with the split (a memory map would map the pages read ahead around them).
+        """
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        path = self.root / f"clips_{split}.npy"
+        with open(path, "rb") as fh:
+            version = np.lib.format.read_magic(fh)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, _ = read_header(fh)
+            start = fh.tell()
+            out = np.empty((len(indices), self.clip_samples), dtype=np.float32)
+            for row, index in enumerate(indices):
+                if not 0 <= index < shape[0]:
+                    raise IndexError(f"{path}: clip {index} of {shape[0]}")
+                fh.seek(start + int(index) * self.clip_samples * 4)
+                fh.readinto(memoryview(out[row]).cast("B"))
+        return out
 
     def heldout_clips(self) -> np.ndarray:
         """The val and test clips together, ``(n, clip_samples)`` float32 in memory: what evaluation compares against."""
