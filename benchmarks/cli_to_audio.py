@@ -47,7 +47,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "MUSICLIB_FAST": "1", "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
         if not args.warm_cache:
-            env["MUSICLIB_DATA"] = str(Path(tmp, "data"))
+            env["MUSICLIB_CACHE"] = str(Path(tmp, "cache"))
         print(f"{args.threads} CPU threads; data cache {'existing' if args.warm_cache else 'empty (built in the timing)'}")
         for name in args.models.split(","):
             train_args, generate_args = PIPELINES[name]

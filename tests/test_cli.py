@@ -1,6 +1,5 @@
 """Every user error of the command line: one line naming the problem and the fix, exit 2, nothing written."""
 import dataclasses
-import json
 import subprocess
 import sys
 

@@ -1,3 +1,4 @@
+import pytest
 import numpy as np
 
 from musiclib import AudioConfig, keras_training, set_seed
@@ -12,6 +13,7 @@ def _model():
     return model
 
 
+@pytest.mark.tensorflow
 def test_keras_callbacks_checkpoint_and_resume(tmp_path):
     import keras
 

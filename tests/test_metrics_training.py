@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from musiclib import baselines, cli, features, metrics, runs
+from musiclib import baselines, cli, features, metrics
 from musiclib.datasets import bundled
 from musiclib.training import Trainer, TrainConfig, load_checkpoint
 

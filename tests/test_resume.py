@@ -1,5 +1,4 @@
 """Resuming a run: random-number states on any device, a damaged checkpoint, and a run killed mid-way."""
-import os
 import signal
 import subprocess
 import sys

@@ -1,12 +1,9 @@
 """Issue 4: the GRUV LSTM and the sample-level LSTM (seeds 002 and 003)."""
 import json
-import os
 
 import numpy as np
 import pytest
 import torch
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from musiclib import baselines, cli, runs, set_seed
 from musiclib.datasets import AudioDataset, gruv
@@ -27,6 +24,7 @@ def test_keras_style_lstm_has_one_bias_and_matches_torch_lstm():
     torch.testing.assert_close(single(x)[0], reference(x)[0])
 
 
+@pytest.mark.tensorflow
 def test_gruv_seed_replica_parameter_count_in_both_frameworks():
     config = gruv_lstm.seed_config(fast=True)
     size = gruv.feature_size(config["block_size"], config["form"])
@@ -34,6 +32,7 @@ def test_gruv_seed_replica_parameter_count_in_both_frameworks():
     assert count_parameters(gruv_lstm.build_keras(size, config["hidden_size"])) == 16_786_432
 
 
+@pytest.mark.tensorflow
 def test_gruv_keras_and_torch_give_the_same_outputs():
     import keras
 
@@ -46,6 +45,7 @@ def test_gruv_keras_and_torch_give_the_same_outputs():
         np.testing.assert_allclose(model(torch.from_numpy(x))[0].numpy(), keras_model.predict(x, verbose=0), atol=1e-5)
 
 
+@pytest.mark.tensorflow
 def test_sample_lstm_replica_count_keras_parity_and_relu_lesson():
     import keras
 
@@ -94,9 +94,10 @@ def test_windowed_overlap_add_removes_block_edge_clicks():
 
 @pytest.fixture(scope="module")
 def gruv_run(tmp_path_factory):
-    os.environ["MUSICLIB_FAST"] = "1"
     run = tmp_path_factory.mktemp("gruv") / "run"
-    runs.train("gruv", "chorales", run, progress=False)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MUSICLIB_FAST", "1")
+        runs.train("gruv", "chorales", run, progress=False)
     return run
 
 

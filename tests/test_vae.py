@@ -3,12 +3,13 @@ import numpy as np
 import pytest
 import torch
 
-from musiclib import AudioConfig, audio, cli
+from musiclib import audio, cli
 from musiclib.datasets.spectrogram import windows
 from musiclib.models import vae
 from musiclib.models.layers import count_parameters
 
 
+@pytest.mark.tensorflow
 @pytest.mark.parametrize("variational, condition_size", [(False, 0), (True, 0), (True, 17)])
 def test_keras_and_pytorch_models_have_the_same_parameter_count(variational, condition_size):
     from musiclib import keras_training  # noqa: F401
@@ -108,6 +109,7 @@ def test_cli_trains_vae_and_cvae_and_generates_in_each_mode(tmp_path, monkeypatc
     assert cli.main(["generate", str(conditional), "--mode", "condition", "--pitch", "61", "--out", str(out)]) == 2
 
 
+@pytest.mark.tensorflow
 def test_keras_vae_trains_with_its_kl_term_and_matches_the_pytorch_size():
     from musiclib import keras_training  # noqa: F401
     import keras

@@ -1,25 +1,25 @@
 """The bundled music, built offline on first use: Bach chorales and NSynth-like single notes.
 
-Both are rendered by :mod:`musiclib.synth`, cached under ``data/cache/`` with a
-manifest and checksums, and rebuilt byte for byte from the same code.
+Both are rendered by :mod:`musiclib.synth`, built into the per-user cache
+(``$MUSICLIB_CACHE/datasets``, see :mod:`musiclib.cache`) with a manifest and checksums,
+and rebuilt byte for byte from the same code.
 
 Notebook: 05_data_pipeline.ipynb
 """
 from __future__ import annotations
 
 import itertools
-import os
 from pathlib import Path
 
 import numpy as np
 
 from musiclib import synth
+from musiclib.cache import cache_root
 from musiclib.config import AudioConfig
 from musiclib.datasets.prepare import assign_splits, write_recordings
 from musiclib.datasets.store import AudioDataset, DatasetWriter
 from musiclib.utils import fast_mode
 
-CACHE_ENV_VAR = "MUSICLIB_DATA"
 # Chorales are played at a fixed tempo so that every rebuild is identical.
 SECONDS_PER_QUARTER = 0.6
 ENSEMBLES = (
@@ -32,12 +32,8 @@ NOTE_INSTRUMENTS = ("organ", "flute", "reed", "pluck")
 
 
 def cache_dir() -> Path:
-    """Where bundled datasets live: ``$MUSICLIB_DATA`` or ``data/cache`` in the repository (or the working folder)."""
-    if os.environ.get(CACHE_ENV_VAR):
-        return Path(os.environ[CACHE_ENV_VAR])
-    repo = Path(__file__).resolve().parents[2]
-    base = repo if (repo / "pyproject.toml").exists() else Path.cwd()
-    return base / "data" / "cache"
+    """Where bundled datasets are built: ``datasets/`` in the per-user cache (:func:`musiclib.cache.cache_root`)."""
+    return cache_root() / "datasets"
 
 
 def chorale_sizes(fast: bool | None = None) -> dict:

@@ -10,13 +10,12 @@ Notebook: 05_data_pipeline.ipynb
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 from pathlib import Path
 
 import numpy as np
 
-from musiclib import features
+from musiclib import cache, features
 from musiclib.config import AudioConfig
 
 KINDS = ("mel", "linear")
@@ -93,13 +92,6 @@ class SpectrogramClips:
         return Normalizer(values["low"], values["high"])
 
 
-@functools.lru_cache(maxsize=2)
-def _training_clips(root: str, kind: str) -> SpectrogramClips:
-    from musiclib.datasets import AudioDataset
-
-    return SpectrogramClips(AudioDataset(root), "train", kind)
-
-
 def model_clips(dataset, split: str, min_frames: int, normalizer: Normalizer | None = None, kind: str = "mel") -> SpectrogramClips:
     """:class:`SpectrogramClips` for a model that needs ``min_frames`` per clip.
 
@@ -107,7 +99,7 @@ def model_clips(dataset, split: str, min_frames: int, normalizer: Normalizer | N
     (a model's training arrays and its stored normaliser both come from it).
     """
     if split == "train" and normalizer is None:
-        clips = _training_clips(str(dataset.root), kind)
+        clips = cache.memoized(dataset, f"spectrogram_clips:{kind}:train", lambda: SpectrogramClips(dataset, "train", kind))
     else:
         clips = SpectrogramClips(dataset, split, kind, normalizer)
     if clips.data.shape[-1] < min_frames:

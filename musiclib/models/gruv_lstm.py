@@ -19,12 +19,10 @@ Notebook: 06_lstm_fft_blocks.ipynb
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
 
-from musiclib import baselines
+from musiclib import baselines, cache
 from musiclib.config import AudioConfig
 from musiclib.datasets import gruv
 from musiclib.models import ModelSpec, register
@@ -149,14 +147,17 @@ def build(model_config: dict, audio_config: AudioConfig) -> GruvLSTM:
 
 
 def blocks(dataset, model_config: dict, split: str) -> gruv.GruvBlocks:
-    """The dataset's GRUV tensors for ``split`` in this configuration, built once under ``DATASET/derived/``."""
+    """The dataset's GRUV tensors for ``split`` in this configuration, built once into the feature cache (:mod:`musiclib.cache`)."""
     b, h, form = model_config["block_size"], model_config["hop"], model_config["form"]
-    root = Path(dataset.root) / "derived" / f"gruv_b{b}_h{h}_{form}"
-    if not (root / split / "gruv.json").exists():
-        train = blocks(dataset, model_config, "train") if split != "train" else None
-        gruv.GruvBlocks.build(dataset, split, root / split, block_size=b, form=form, hop=h,
-                              stats=None if train is None else (train.mean, train.std))
-    return gruv.GruvBlocks(root / split)
+    stats = None
+    if split != "train":
+        train = blocks(dataset, model_config, "train")
+        stats = (train.mean, train.std)
+
+    def build(folder):
+        gruv.GruvBlocks.build(dataset, split, folder, block_size=b, form=form, hop=h, stats=stats)
+
+    return gruv.GruvBlocks(cache.derived_dir(dataset, f"gruv_b{b}_h{h}_{form}_{split}", build))
 
 
 def training_arrays(dataset, model_config: dict):

@@ -34,14 +34,13 @@ Notebook: 09_melgan_vocoder.ipynb
 """
 from __future__ import annotations
 
-import functools
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
-from musiclib import features, metrics
+from musiclib import cache, features, metrics
 from musiclib.config import AudioConfig
 from musiclib.models import ModelSpec, register
 from musiclib.models.layers import eval_mode
@@ -278,13 +277,10 @@ def build(model_config: dict, audio_config: AudioConfig) -> MelGAN:
     return model
 
 
-@functools.lru_cache(maxsize=2)
-def _clip_log_mels(root: str, split: str) -> np.ndarray:
+def _clip_log_mels(dataset, split: str) -> np.ndarray:
     """Every clip's log-mel, computed once for the training pairs and for the input statistics."""
-    from musiclib.datasets import AudioDataset
-
-    dataset = AudioDataset(root)
-    return np.stack([features.log_mel(np.asarray(clip, dtype=np.float32), dataset.config) for clip in dataset.clips(split)])
+    return cache.memoized(dataset, f"log_mels:{split}", lambda: np.stack(
+        [features.log_mel(np.asarray(clip, dtype=np.float32), dataset.config) for clip in dataset.clips(split)]))
 
 
 def segments(dataset, split: str, segment_frames: int, stride_frames: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -302,7 +298,7 @@ def segments(dataset, split: str, segment_frames: int, stride_frames: int | None
     hop, stride = config.hop_length, stride_frames or segment_frames // 4
     mels, waves = [], []
     clips = dataset.clips(split)
-    log_mels = _clip_log_mels(str(dataset.root), split) if len(clips) else []
+    log_mels = _clip_log_mels(dataset, split) if len(clips) else []
     for clip, log_mel in zip(clips, log_mels):
         clip = np.asarray(clip, dtype=np.float32)
         for t in range(0, len(clip) // hop - segment_frames + 1, stride):

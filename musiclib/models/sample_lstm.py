@@ -16,11 +16,11 @@ Notebook: 07_lstm_samples.ipynb
 """
 from __future__ import annotations
 
-import functools
 
 import numpy as np
 import torch
 
+from musiclib import cache
 from musiclib.config import AudioConfig
 from musiclib.models import ModelSpec, register
 from musiclib.models.layers import copy_dense, copy_lstm, eval_mode, keras_lstm
@@ -113,11 +113,11 @@ def build(model_config: dict, audio_config: AudioConfig) -> SampleLSTM:
     return model
 
 
-@functools.lru_cache(maxsize=8)
-def _training_rms(root: str) -> float:
-    from musiclib.datasets import AudioDataset
+def _training_rms(dataset) -> float:
+    return cache.memoized(dataset, "train_rms", lambda: _rms_of_split(dataset.clips("train")))
 
-    clips = AudioDataset(root).clips("train")
+
+def _rms_of_split(clips) -> float:
     total = sum(float(np.sum(np.asarray(clips[i : i + 256], dtype=np.float64) ** 2)) for i in range(0, len(clips), 256))
     return float(np.sqrt(total / clips.size))
 
@@ -136,7 +136,7 @@ def windows(clips, look_back: int, n: int, scale: float, seed: int = 0) -> np.nd
 
 
 def training_arrays(dataset, model_config: dict):
-    scale = _training_rms(str(dataset.root))
+    scale = _training_rms(dataset)
     n, look_back = model_config["windows"], model_config["look_back"]
     return (windows(dataset.clips("train"), look_back, n, scale, seed=0),
             windows(dataset.clips("val"), look_back, max(1000, n // 10), scale, seed=1))
@@ -144,7 +144,7 @@ def training_arrays(dataset, model_config: dict):
 
 @torch.no_grad()
 def prepare(model: SampleLSTM, dataset, model_config: dict) -> None:
-    model.scale.fill_(_training_rms(str(dataset.root)))
+    model.scale.fill_(_training_rms(dataset))
 
 
 def loss(model: SampleLSTM, batch: torch.Tensor) -> torch.Tensor:
