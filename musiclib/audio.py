@@ -7,6 +7,7 @@ Notebook: 01_sound_and_sampling.ipynb
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -15,6 +16,10 @@ import numpy as np
 import soundfile as sf
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
+SAMPLE_RATE_RANGE = (1000, 768000)
+"""Sample rates (Hz) a recording may have; anything else is a damaged header or not audio."""
+MAX_SECONDS = 4 * 3600
+"""The longest file :func:`load` reads (4 hours): longer ones, or headers that claim so, are refused."""
 
 
 class AudioFileError(ValueError):
@@ -58,6 +63,24 @@ def _wav_missing_bytes(path: Path) -> int:
             fh.seek(chunk_size + (chunk_size & 1), 1)
 
 
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """Silence what the decoders' C code prints on stderr (mpg123's "Illegal Audio-MPEG-Header", ...):
+    musiclib reports a bad file in one line of its own."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr to silence
+        yield
+        return
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 def read_info(path: str | Path) -> sf._SoundFileInfo:
     """Header of an audio file (sample rate, channels, frames) without decoding it.
 
@@ -73,13 +96,24 @@ def read_info(path: str | Path) -> sf._SoundFileInfo:
     if path.stat().st_size == 0:
         raise AudioFileError(path, "is empty (0 bytes)", "Re-export or re-download the file")
     try:
-        return sf.info(str(path))
-    except (sf.LibsndfileError, RuntimeError) as err:
+        with _native_stderr_silenced():
+            info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError, OSError) as err:
         raise AudioFileError(
             path,
-            f"is not readable audio ({err})",
+            f"is not readable audio ({str(err).strip() or type(err).__name__})",
             f"Supported formats are {', '.join(AUDIO_EXTENSIONS)}; convert it, e.g. `ffmpeg -i '{path.name}' out.wav`",
         ) from err
+    low, high = SAMPLE_RATE_RANGE
+    if not low <= info.samplerate <= high:
+        raise AudioFileError(path, f"declares a sample rate of {info.samplerate} Hz, outside {low}-{high} Hz",
+                             "The header is damaged or this is not a recording; re-export it")
+    if info.channels < 1:
+        raise AudioFileError(path, "declares no channels", "The header is damaged; re-export it")
+    if info.frames > MAX_SECONDS * info.samplerate:
+        raise AudioFileError(path, f"declares {info.frames / info.samplerate / 3600:.1f} hours of audio, more than "
+                             f"{MAX_SECONDS // 3600} hours", "Split it into shorter files, or re-export it if the header is damaged")
+    return info
 
 
 def load(path: str | Path, sample_rate: int | None = None, mono: bool = True, normalize: bool = False):
@@ -100,9 +134,11 @@ def load(path: str | Path, sample_rate: int | None = None, mono: bool = True, no
     path = Path(path)
     info = read_info(path)
     try:
-        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError) as err:
-        raise AudioFileError(path, f"could not be decoded ({err})", "The file may be damaged; re-export it") from err
+        with _native_stderr_silenced():
+            data, sr = _read_blocks(path)
+    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError, OSError) as err:
+        raise AudioFileError(path, f"could not be decoded ({str(err).strip() or type(err).__name__})",
+                             "The file may be damaged; re-export it") from err
     y = data.T  # (channels, samples)
     if y.shape[1] == 0:
         raise AudioFileError(path, "contains no samples", "Use a file with at least some audio in it")
@@ -124,6 +160,25 @@ def load(path: str | Path, sample_rate: int | None = None, mono: bool = True, no
     if normalize:
         y = normalize_peak(y)
     return y.astype(np.float32, copy=False), int(sr)
+
+
+def _read_blocks(path: Path, block_frames: int = 1 << 18) -> tuple[np.ndarray, int]:
+    """Decode block by block, so that memory follows the audio actually present, not what a header claims."""
+    blocks = []
+    with sf.SoundFile(str(path)) as fh:
+        limit = MAX_SECONDS * fh.samplerate
+        read = 0
+        while True:
+            block = fh.read(block_frames, dtype="float32", always_2d=True)
+            if not len(block):
+                break
+            read += len(block)
+            if read > limit:
+                raise ValueError(f"more than {MAX_SECONDS // 3600} hours of audio")
+            blocks.append(block)
+        sr = fh.samplerate
+    data = np.concatenate(blocks) if blocks else np.zeros((0, 1), dtype=np.float32)
+    return data, sr
 
 
 def to_mono(y: np.ndarray) -> np.ndarray:

@@ -5,6 +5,7 @@ Notebook: 05_data_pipeline.ipynb
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 from typing import Iterable
 
@@ -16,21 +17,39 @@ from musiclib.config import AudioConfig
 from musiclib.datasets.store import SPLITS, AudioDataset, DatasetError, DatasetWriter, split_clips
 
 
-def find_audio_files(src: str | Path) -> list[Path]:
-    """Every wav/flac/ogg/mp3 below ``src`` (nested folders too), sorted, hidden files skipped."""
+def find_audio_files(src: str | Path) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Every wav/flac/ogg/mp3 below ``src`` (nested folders too), sorted; hidden files and folders are left out.
+
+    Symbolic links to folders are not followed (no loops); a link to a file is read like the file.
+
+    Returns:
+        ``(files, rejected)``: the audio files, and ``(name relative to src, reason)`` for paths that have
+        an audio extension but cannot be a file to read (a folder, a broken or looping link).
+    """
     src = Path(src)
     if not src.exists():
         raise DatasetError(f"{src}: no such folder. Check the path.")
     if not src.is_dir():
         raise DatasetError(f"{src}: is a file; `musiclib prepare` takes a folder of audio files.")
-    files = sorted(
-        p for p in src.rglob("*") if p.is_file() and audio.is_audio_file(p) and not any(part.startswith(".") for part in p.relative_to(src).parts)
-    )
+    files, rejected, anything = [], [], False
+    for folder, subfolders, names in os.walk(src, followlinks=False):
+        subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
+        for name in [*names, *subfolders]:
+            anything = True
+            path = Path(folder, name)
+            if name.startswith(".") or not audio.is_audio_file(path):
+                continue
+            relative = str(path.relative_to(src))
+            if path.is_file():
+                files.append(path)
+            elif path.is_symlink():
+                rejected.append((relative, "is a broken or looping symbolic link; point it at an audio file or remove it"))
+            else:
+                rejected.append((relative, "is a folder named like an audio file; its contents are read as a folder"))
     if not files:
-        anything = any(src.iterdir())
         what = "has no wav, flac, ogg or mp3 files" if anything else "is empty"
         raise DatasetError(f"{src}: {what}. Put audio files in it (nested folders are fine) and run again.")
-    return files
+    return sorted(files), sorted(rejected)
 
 
 def assign_splits(names: list[str], val_fraction: float = 0.1, test_fraction: float = 0.1) -> dict[str, str]:
@@ -138,23 +157,23 @@ def prepare_folder(
     out = Path(out).resolve()
     if out == src or src in out.parents:
         raise DatasetError(f"{out}: the output folder must not be inside the source folder {src}; choose another place.")
-    files = find_audio_files(src)
+    files, rejected = find_audio_files(src)
     writer = DatasetWriter(out, config, clip_seconds, description=f"prepared from {src}")
-    # Headers only (cheap): leave out unreadable and too-short files before splitting,
-    # so that val and test are not assigned files that will be skipped.
-    usable = []
-    for path in files:
-        name = str(path.relative_to(src))
-        try:
-            info = audio.read_info(path)
-        except (audio.AudioFileError, FileNotFoundError) as err:
-            writer.skip(name, str(err))
-            continue
-        if info.frames / info.samplerate < clip_seconds:
-            writer.skip(name, f"shorter than one clip ({info.frames / info.samplerate:.2f} s < {clip_seconds} s)")
-            continue
-        usable.append((name, path))
-    names = [name for name, _ in usable]
     with writer.cleanup_on_error():
-        split_by = write_recordings(writer, usable, names, progress=progress)
+        for name, reason in rejected:
+            writer.skip(name, reason)
+        # Headers only (cheap): leave out unreadable and too-short files before decoding.
+        usable = []
+        for path in files:
+            name = str(path.relative_to(src))
+            try:
+                info = audio.read_info(path)
+            except (audio.AudioFileError, FileNotFoundError) as err:
+                writer.skip(name, str(err))
+                continue
+            if info.frames / info.samplerate < clip_seconds:
+                writer.skip(name, f"shorter than one clip ({info.frames / info.samplerate:.2f} s < {clip_seconds} s)")
+                continue
+            usable.append((name, path))
+        split_by = write_recordings(writer, usable, [name for name, _ in usable], progress=progress)
         return writer.finish(extra={"source_folder": str(src), "split_by": split_by})
