@@ -68,3 +68,20 @@ def test_ci_runs_the_readme_test_command():
     first_commands = [line.strip() for line in blocks[0].splitlines() if line.strip() and not line.startswith("#")]
     assert first_commands[:2] == ["make demo", "make test"]
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_license_file_matches_pyproject():
+    license_id = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["license"]
+    assert (ROOT / "LICENSE").read_text().splitlines()[0] == f"{license_id} License"
+
+
+def test_installs_beside_colabs_preinstalled_versions(tmp_path):
+    """`pip install musiclib` resolves with Colab's IPython and ipywidgets kept as they are (a dry run)."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--quiet", "--disable-pip-version-check",
+                             "-c", str(ROOT / "tests" / "colab-constraints.txt"), str(ROOT)],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "ResolutionImpossible" not in result.stderr
