@@ -1,5 +1,6 @@
 # Two commands: `make demo` (train tiny models on the bundled music, write audio and pictures)
 # and `make test` (unit tests + every notebook through nbval). Both build .venv first.
+# `make test-quality` trains real models to their quality bars over several seeds (slow; CI runs it too).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -10,13 +11,16 @@ TF_EXTRA ?= tf-cpu
 OUT ?= outputs/demo
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test setup lab bench clean
+.PHONY: demo test test-quality setup lab bench clean
 
 demo: $(STAMP)
 	$(BIN)/musiclib demo --out $(OUT)
 
 test: $(STAMP)
-	MUSICLIB_FAST=1 $(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=600 -q
+	MUSICLIB_FAST=1 $(BIN)/python -m pytest tests notebooks --ignore=tests/quality --nbval-lax --nbval-current-env --nbval-cell-timeout=600 -q
+
+test-quality: $(STAMP)
+	MUSICLIB_FAST=1 $(BIN)/python -m pytest tests/quality -q
 
 setup: $(STAMP)
 
@@ -37,6 +41,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/vocoder_speed.py
 	$(BIN)/python benchmarks/gan_step.py
 	$(BIN)/python benchmarks/cli_to_audio.py
+	$(BIN)/python benchmarks/evaluate_memory.py
 
 clean:
 	rm -rf $(VENV) outputs

