@@ -44,21 +44,22 @@ def log_spectral_distance(reference: np.ndarray, estimate: np.ndarray, config: A
     return float(np.mean(np.sqrt(np.mean((p_ref - p_est) ** 2, axis=0))))
 
 
-MRSTFT_RESOLUTIONS = ((512, 128), (1024, 256), (2048, 512))
+MRSTFT_RESOLUTIONS = ((512, 128, 512), (1024, 256, 1024), (2048, 512, 2048))
 
 
 def multi_resolution_stft_distance(reference: np.ndarray, estimate: np.ndarray, resolutions=MRSTFT_RESOLUTIONS) -> float:
     """Mean over STFT resolutions of spectral convergence + mean |log magnitude difference|.
 
-    The loss of Parallel WaveGAN (Yamamoto et al., 2020), used here as a distance.
+    The loss of Parallel WaveGAN (Yamamoto et al., 2020), used here as a distance: the same
+    code as the vocoder's training loss (:func:`musiclib.losses.multi_resolution_stft_loss`).
     """
+    import torch
+
+    from musiclib.losses import multi_resolution_stft_loss
+
     reference, estimate = _match(reference, estimate)
-    total = 0.0
-    for n_fft, hop in resolutions:
-        a = np.abs(dsp.stft(reference, n_fft=n_fft, hop_length=hop))
-        b = np.abs(dsp.stft(estimate, n_fft=n_fft, hop_length=hop))
-        total += dsp.spectral_convergence(a, b) + float(np.mean(np.abs(np.log(a + 1e-5) - np.log(b + 1e-5))))
-    return total / len(resolutions)
+    with torch.no_grad():
+        return float(multi_resolution_stft_loss(torch.from_numpy(reference)[None], torch.from_numpy(estimate)[None], resolutions))
 
 
 def log_mel_l1(reference: np.ndarray, estimate: np.ndarray, config: AudioConfig, per_band: bool = False) -> float | np.ndarray:

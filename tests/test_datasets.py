@@ -123,6 +123,17 @@ def test_bundled_notes_are_labelled():
     assert len({l["instrument"] for l in labels}) == len(bundled.NOTE_INSTRUMENTS)
 
 
+def test_held_out_notes_are_unseen_pitch_instrument_pairs():
+    ds = bundled.notes(fast=True)
+    pair = lambda label: (label["pitch"], label["instrument"])  # noqa: E731
+    train = {pair(label) for label in ds.labels("train")}
+    for split in ("val", "test"):
+        held = {pair(label) for label in ds.labels(split)}
+        assert held and not held & train, f"{split} notes must not be training notes at another velocity"
+        # every held-out pitch and instrument is still heard in training, only not together
+        assert {p for p, _ in held} <= {p for p, _ in train} and {i for _, i in held} <= {i for _, i in train}
+
+
 @pytest.mark.parametrize("form", ["rfft", "seed"])
 def test_gruv_blocks_round_trip_and_shift(tmp_path, form):
     ds = bundled.chorales(fast=True)

@@ -124,25 +124,42 @@ def note_grid(fast: bool | None = None) -> list[dict]:
     ]
 
 
+def note_split(labels: dict, fast: bool | None = None) -> str:
+    """The split of a note: by its (pitch, instrument) pair, so that held-out notes are unseen.
+
+    Every velocity of a pair goes to the same split, so no held-out note is a training note played
+    louder or softer. The pairs on two diagonals of the pitch × instrument grid are held out
+    (``(pitch index + instrument index) % 10`` is 0 for val, 5 for test), which keeps every pitch
+    and every instrument in training: a conditional model is asked for combinations it never heard.
+    """
+    fast = fast_mode() if fast is None else fast
+    pitches = sorted({note["pitch"] for note in note_grid(fast)})
+    diagonal = (pitches.index(labels["pitch"]) + NOTE_INSTRUMENTS.index(labels["instrument"])) % 10
+    return {0: "val", 5: "test"}.get(diagonal, "train")
+
+
 def build_notes(out: str | Path, config: AudioConfig | None = None, fast: bool | None = None, clip_seconds: float = 1.0, progress: bool = True) -> AudioDataset:
-    """An NSynth-like set of single notes (one per clip) labelled by pitch, instrument and velocity."""
+    """An NSynth-like set of single notes (one per clip) labelled by pitch, instrument and velocity, split by :func:`note_split`."""
     config = config or AudioConfig()
     grid = note_grid(fast)
-    rng = np.random.default_rng(0)
-    split_of = rng.choice(["train"] * 8 + ["val", "test"], size=len(grid))
+    split_of = [note_split(labels, fast) for labels in grid]
     writer = DatasetWriter(out, config, clip_seconds, description="single synthesised notes labelled by pitch, instrument, velocity")
     sr = config.sample_rate
     for i, labels in enumerate(grid):
         note = synth.Note(0.0, 0.75 * clip_seconds, labels["pitch"], labels["velocity"])
         y = synth.render([note], labels["instrument"], sr, seed=i, seconds=clip_seconds)
         writer.add(str(split_of[i]), y[None, :], f"note_{i:04d}", labels=[labels])
-    return writer.finish(extra={"bundled": "notes", "instruments": list(NOTE_INSTRUMENTS)})
+    return writer.finish(extra={"bundled": "notes", "instruments": list(NOTE_INSTRUMENTS), "split_by": "pitch-instrument pair"})
+
+
+# Raised whenever a set's contents or splits change, so that a cache built by an older musiclib is not reused.
+BUILD_VERSIONS = {"chorales": 1, "notes": 2}
 
 
 def _cached(name: str, builder, fast: bool | None, config: AudioConfig | None) -> AudioDataset:
     fast = fast_mode() if fast is None else fast
     config = config or AudioConfig()
-    root = cache_dir() / f"{name}-{'fast' if fast else 'full'}-{config.sample_rate}"
+    root = cache_dir() / f"{name}-v{BUILD_VERSIONS[name]}-{'fast' if fast else 'full'}-{config.sample_rate}"
     if (root / "manifest.json").exists():
         dataset = AudioDataset(root)
         if dataset.config == config:

@@ -23,7 +23,7 @@ from torch import nn
 
 from musiclib import dsp, features, metrics
 from musiclib.config import AudioConfig
-from musiclib.datasets.spectrogram import model_clips, windows
+from musiclib.datasets.spectrogram import Normalizer, model_clips, windows
 from musiclib.models import ModelSpec, register
 from musiclib.models.layers import eval_mode
 
@@ -260,8 +260,7 @@ def images_to_log_mel(model: GAN, images: torch.Tensor, audio_config: AudioConfi
         bank = features.filterbank(seed_config)
         magnitudes = [np.sqrt(dsp.mel_to_linear(np.maximum(image, 0), bank)) for image in images]
         return np.stack([np.log(np.maximum(bank @ m, features.LOG_FLOOR)) for m in magnitudes]), seed_config
-    low, high = float(model.low), float(model.high)
-    return (images + 1) / 2 * (high - low) + low, audio_config
+    return Normalizer(float(model.low), float(model.high)).denormalize(images), audio_config
 
 
 def generate(model: GAN, n: int, seconds: float, seed: int, audio_config: AudioConfig, prime=None, vocoder=None) -> np.ndarray:

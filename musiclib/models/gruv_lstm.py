@@ -26,10 +26,7 @@ from musiclib import baselines, cache
 from musiclib.config import AudioConfig
 from musiclib.datasets import gruv
 from musiclib.models import ModelSpec, register
-from musiclib.models.layers import copy_dense, copy_lstm, eval_mode, keras_lstm, lstm_step
-
-RESIDUAL_MOMENTUM = 0.99
-
+from musiclib.models.layers import copy_dense, copy_lstm, eval_mode, keras_lstm, lstm_step, track_residual_rms
 
 class GruvLSTM(torch.nn.Module):
     """Dense → LSTM → Dense over a sequence of normalised FFT blocks.
@@ -178,9 +175,7 @@ def loss(model: GruvLSTM, batch) -> torch.Tensor:
     prediction, _ = model(x)
     error = prediction - y
     if model.training:
-        with torch.no_grad():
-            rms = error.pow(2).mean(dim=(0, 1)).sqrt()
-            model.residual_std.mul_(RESIDUAL_MOMENTUM).add_((1 - RESIDUAL_MOMENTUM) * rms)
+        track_residual_rms(model.residual_std, error.detach(), dims=(0, 1))
     return error.pow(2).mean()
 
 

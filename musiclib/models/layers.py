@@ -63,6 +63,19 @@ def eval_mode(model: torch.nn.Module):
         model.train(was_training)
 
 
+RESIDUAL_MOMENTUM = 0.99
+
+
+@torch.no_grad()
+def track_residual_rms(residual_std: torch.Tensor, error: torch.Tensor, dims) -> None:
+    """Update a running RMS of a one-step prediction error in place (exponential average, momentum 0.99).
+
+    It is the spread of the Gaussian that an MSE-trained predictor assumes, which free-running
+    generation samples from. ``dims``: the axes averaged over (the rest keep one RMS each).
+    """
+    residual_std.mul_(RESIDUAL_MOMENTUM).add_((1 - RESIDUAL_MOMENTUM) * error.pow(2).mean(dim=dims).sqrt())
+
+
 def count_parameters(model) -> int:
     """Trainable parameters of a torch module or a Keras model."""
     if isinstance(model, torch.nn.Module):

@@ -41,6 +41,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
 from musiclib import cache, features, metrics
+from musiclib.losses import multi_resolution_stft_loss
 from musiclib.config import AudioConfig
 from musiclib.models import ModelSpec, register
 from musiclib.models.layers import eval_mode
@@ -142,18 +143,6 @@ class MultiScaleDiscriminator(nn.Module):
         return results
 
 
-def stft_loss(real: torch.Tensor, fake: torch.Tensor, resolutions=STFT_RESOLUTIONS) -> torch.Tensor:
-    """Multi-resolution STFT loss: spectral convergence + L1 of log magnitudes, averaged over resolutions. ``(B, T)`` inputs."""
-    total = real.new_zeros(())
-    for n_fft, hop, win in resolutions:
-        window = torch.hann_window(win, device=real.device)
-        a = torch.stft(real, n_fft, hop, win, window, return_complex=True).abs()
-        b = torch.stft(fake, n_fft, hop, win, window, return_complex=True).abs()
-        convergence = torch.linalg.norm(a - b) / (torch.linalg.norm(a) + 1e-7)
-        total = total + convergence + (torch.log(a + 1e-5) - torch.log(b + 1e-5)).abs().mean()
-    return total / len(resolutions)
-
-
 class LogMel(nn.Module):
     """:func:`musiclib.features.log_mel` in torch (differentiable): ``(B, T)`` audio → ``(B, n_mels, frames)``."""
 
@@ -203,7 +192,7 @@ class MelGAN(nn.Module):
 
     def reconstruction_loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         """Multi-resolution STFT loss + 10 × L1 between the log-mels of ``real`` and ``fake`` ``(B, T)``."""
-        return stft_loss(real, fake) + 10 * (self.log_mel(real) - self.log_mel(fake)).abs().mean()
+        return multi_resolution_stft_loss(real, fake, STFT_RESOLUTIONS) + 10 * (self.log_mel(real) - self.log_mel(fake)).abs().mean()
 
     def vocode(self, log_mel, batch_size: int = 16) -> np.ndarray:
         """``(n, n_mels, frames)`` (or one ``(n_mels, frames)``) natural-log mel → ``(n, frames * hop)`` float32 audio."""

@@ -23,14 +23,11 @@ import torch
 from musiclib import cache
 from musiclib.config import AudioConfig
 from musiclib.models import ModelSpec, register
-from musiclib.models.layers import copy_dense, copy_lstm, eval_mode, keras_lstm
+from musiclib.models.layers import copy_dense, copy_lstm, eval_mode, keras_lstm, track_residual_rms
 from musiclib.utils import torch_threads
 
 OUTPUT_ACTIVATIONS = ("relu", "leaky_relu", "linear")
 LEAKY_SLOPE = 0.3  # Keras' LeakyReLU default, which the seed used
-RESIDUAL_MOMENTUM = 0.99
-
-
 class SampleLSTM(torch.nn.Module):
     """``(batch, look_back)`` normalised samples → ``(batch,)`` prediction of the next one.
 
@@ -151,8 +148,7 @@ def loss(model: SampleLSTM, batch: torch.Tensor) -> torch.Tensor:
     """MSE of the next-sample prediction; while training it also tracks the residual RMS."""
     error = model(batch[:, :-1]) - batch[:, -1]
     if model.training:
-        with torch.no_grad():
-            model.residual_std.mul_(RESIDUAL_MOMENTUM).add_((1 - RESIDUAL_MOMENTUM) * error.pow(2).mean().sqrt())
+        track_residual_rms(model.residual_std, error.detach(), dims=tuple(range(error.dim())))
     return error.pow(2).mean()
 
 

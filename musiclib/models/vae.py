@@ -148,8 +148,7 @@ class SpectrogramVAE(nn.Module):
             return self.encode(x, c)[0].cpu().numpy()
 
     def to_log_mel(self, images: np.ndarray) -> np.ndarray:
-        low, high = float(self.low), float(self.high)
-        return (np.asarray(images) + 1) / 2 * (high - low) + low
+        return Normalizer(float(self.low), float(self.high)).denormalize(images)
 
 
 def loss(model: SpectrogramVAE, batch):

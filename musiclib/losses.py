@@ -1,0 +1,31 @@
+"""The multi-resolution STFT loss, one implementation for training (a vocoder's loss) and evaluation (a distance).
+
+Notebook: 09_melgan_vocoder.ipynb
+"""
+from __future__ import annotations
+
+import torch
+
+
+def multi_resolution_stft_loss(real: torch.Tensor, fake: torch.Tensor, resolutions) -> torch.Tensor:
+    """Mean over STFT resolutions of spectral convergence + mean ``|log |S| - log |Ŝ||``.
+
+    The auxiliary loss of Parallel WaveGAN (Yamamoto et al., 2020):
+    ``||S - Ŝ||_F / ||S||_F + mean |log(|S| + 1e-5) - log(|Ŝ| + 1e-5)|``, with Hann windows and
+    centred frames padded with zeros, as :func:`musiclib.dsp.stft`.
+
+    Args:
+        real, fake: ``(B, T)`` audio.
+        resolutions: ``(n_fft, hop_length, win_length)`` triplets.
+
+    Returns:
+        A scalar tensor (differentiable in ``fake``).
+    """
+    total = real.new_zeros(())
+    for n_fft, hop, win in resolutions:
+        window = torch.hann_window(win, device=real.device)
+        a = torch.stft(real, n_fft, hop, win, window, pad_mode="constant", return_complex=True).abs()
+        b = torch.stft(fake, n_fft, hop, win, window, pad_mode="constant", return_complex=True).abs()
+        convergence = torch.linalg.norm(a - b) / (torch.linalg.norm(a) + 1e-7)
+        total = total + convergence + (torch.log(a + 1e-5) - torch.log(b + 1e-5)).abs().mean()
+    return total / len(resolutions)
