@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from musiclib import baselines, cli, runs, set_seed
-from musiclib.datasets import AudioDataset, gruv
+from musiclib.datasets import gruv
 from musiclib.models import gruv_lstm, sample_lstm
 from musiclib.models.layers import count_parameters, keras_lstm
 
@@ -133,7 +133,7 @@ def test_generated_file_continues_where_the_prime_stops(tmp_path, monkeypatch, c
     assert "0-1.00 s is the held-out prime, 1.00-1.50 s is generated" in capsys.readouterr().out
     written, sr = soundfile.read(tmp_path / "g.wav", dtype="float32")
     spec, _, _, run_config = runs.load(run)
-    prime = runs.heldout_primes(AudioDataset(run_config["data"]), spec, 1, seed=0)[0]
+    prime = runs.heldout_primes(runs.run_dataset(run, run_config), spec, 1, seed=0)[0]
     n, b, h = len(prime), run_config["model_config"]["block_size"], run_config["model_config"]["hop"]
     assert len(written) == n + sr // 2
     np.testing.assert_allclose(written[:n], prime, atol=1e-4)
