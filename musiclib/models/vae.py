@@ -396,11 +396,17 @@ def reconstruction_l1(model: SpectrogramVAE, images_: np.ndarray, reconstructed:
     return float(np.mean(np.abs(model.to_log_mel(reconstructed) - model.to_log_mel(images_))))
 
 
-def pitch_accuracy(model: SpectrogramVAE, audio_config: AudioConfig, seed: int = 0, tolerance_cents: float = 50.0) -> dict:
+def pitch_accuracy(model: SpectrogramVAE, audio_config: AudioConfig, seed: int = 0, tolerance_cents: float = 50.0,
+                   heard: set | None = None) -> dict:
     """Ask a CVAE for every pitch on every instrument of its vocabulary and track each note with ``librosa.pyin``.
 
+    Args:
+        heard: Optional ``(pitch, instrument)`` pairs the model was trained on; the score is then
+            also given apart for the requests it heard and for the combinations it never heard.
+
     Returns ``within_tolerance`` (the share of all voiced frames within ``tolerance_cents`` of the
-    requested pitch, pooled over the requests), ``voiced_fraction`` and ``n_requests``.
+    requested pitch, pooled over the requests), ``voiced_fraction`` and ``n_requests``; with
+    ``heard``, also ``within_tolerance_heard``, ``within_tolerance_unheard`` and ``n_unheard``.
     """
     from musiclib import metrics
 
@@ -413,8 +419,22 @@ def pitch_accuracy(model: SpectrogramVAE, audio_config: AudioConfig, seed: int =
     # Every note has the same number of frames, so voiced fractions weight the per-note shares into a pooled one.
     voiced = np.array([s["voiced_fraction"] for s in stats])
     within = np.array([s["within_tolerance"] for s in stats])
-    return {"within_tolerance": float(np.sum(within * voiced) / max(np.sum(voiced), 1e-12)),
-            "voiced_fraction": float(np.mean(voiced)), "n_requests": len(requests)}
+
+    def pooled(keep):
+        return float(np.sum((within * voiced)[keep]) / max(np.sum(voiced[keep]), 1e-12))
+
+    scores = {"within_tolerance": pooled(np.ones(len(stats), bool)), "voiced_fraction": float(np.mean(voiced)),
+              "n_requests": len(requests)}
+    if heard is not None:
+        was_heard = np.array([(int(p), str(i)) in heard for p, i in requests])
+        scores.update(within_tolerance_heard=pooled(was_heard), within_tolerance_unheard=pooled(~was_heard),
+                      n_unheard=int((~was_heard).sum()))
+    return scores
+
+
+def heard_pairs(dataset) -> set:
+    """The ``(pitch, instrument)`` pairs of a labelled dataset's training split."""
+    return {(int(label["pitch"]), str(label["instrument"])) for label in dataset.labels("train")}
 
 
 def heldout_scores(model: SpectrogramVAE, dataset, model_config: dict) -> dict:
@@ -432,7 +452,7 @@ def heldout_scores(model: SpectrogramVAE, dataset, model_config: dict) -> dict:
               "pca_reconstruction_l1": reconstruction_l1(model, held, pca.reconstruct(held)),
               "n_heldout": len(held)}
     if model.condition_size:
-        scores["pitch_accuracy"] = pitch_accuracy(model, dataset.config)
+        scores["pitch_accuracy"] = pitch_accuracy(model, dataset.config, heard=heard_pairs(dataset))
     return scores
 
 
