@@ -25,7 +25,7 @@ def gruv_run(request, tmp_path_factory):
 def test_gruv_beats_persistence_on_heldout_blocks(gruv_run):
     spec, model, _, run_config = runs.load(gruv_run)
     scores = spec.heldout_scores(model, runs.run_dataset(gruv_run, run_config), run_config["model_config"])
-    print("one-step MSE / persistence:", scores["one_step_mse"] / scores["persistence_mse"])
+    print("one-step MSE / persistence:", scores["one_step_mse"] / scores["persistence_mse"])  # 0.37 on seeds 0-2
     assert scores["one_step_mse"] <= 0.9 * scores["persistence_mse"]
 
 
@@ -40,22 +40,31 @@ def test_gruv_runs_free_for_ten_seconds_without_fading_or_copying(gruv_run):
     train_rms = baselines.rms(np.asarray(dataset.clips("train")))
     quietest = min(baselines.rms(generated[i : i + 22050]) for i in range(0, len(generated), 22050))
     print("RMS / training RMS:", baselines.rms(generated) / train_rms, "quietest second:", quietest / train_rms)
-    assert 0.1 * train_rms <= baselines.rms(generated) <= 10 * train_rms
+    assert 0.1 * train_rms <= baselines.rms(generated) <= 10 * train_rms  # 0.67-0.68 on seeds 0-2
+    # the quietest second: 0.62-0.63 of the training RMS on seeds 0-2
     assert quietest > 0.01 * train_rms
     first_block, truth = generated[:2048], clip[0, half : half + 2048]
     assert np.linalg.norm(first_block - truth) > 0.2 * np.linalg.norm(truth)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_cvae_plays_the_requested_pitch_and_beats_pca(tmp_path, monkeypatch, seed):
-    """The conditional claim at the fast default budget."""
+def test_cvae_plays_the_requested_pitch_also_for_pairs_it_never_heard(tmp_path, monkeypatch, seed):
+    """The conditional claim at the fast default budget, on the Notes split by (pitch, instrument) pair.
+
+    Measured on seeds 0-2 at 1,000 steps: 0.91, 0.91, 0.86 of voiced frames within 50 cents over all
+    52 requests, and 0.96, 0.87, 0.89 on the 10 pairs never heard together (a model that ignored its
+    labels: about 0.08). Its held-out reconstructions are not compared with PCA here: on notes it never heard, the
+    CVAE reconstructs worse than PCA (L1 1.16-1.23 times PCA's on seeds 0-2); the claim held only
+    while held-out notes were training notes at another velocity.
+    """
     monkeypatch.setenv("MUSICLIB_FAST", "1")
     run = runs.train("cvae", "notes", tmp_path / "cvae", seed=seed, progress=False)
-    scores = runs.evaluate(run)["heldout_scores"]
-    print("pitch within tolerance:", scores["pitch_accuracy"]["within_tolerance"],
-          "L1 / PCA:", scores["reconstruction_l1"] / scores["pca_reconstruction_l1"])
-    assert scores["pitch_accuracy"]["within_tolerance"] >= 0.8
-    assert scores["reconstruction_l1"] < scores["pca_reconstruction_l1"]
+    accuracy = runs.evaluate(run)["heldout_scores"]["pitch_accuracy"]
+    print("pitch within tolerance:", accuracy["within_tolerance"], "heard:", accuracy["within_tolerance_heard"],
+          "never heard together:", accuracy["within_tolerance_unheard"])
+    assert accuracy["n_unheard"] > 0
+    assert accuracy["within_tolerance"] >= 0.8
+    assert accuracy["within_tolerance_unheard"] >= 0.6
 
 
 @pytest.mark.parametrize("seed", SEEDS)
