@@ -112,8 +112,7 @@ def _check_resume(config_path: Path, run_config: dict) -> None:
         raise ValueError(f"{config_path.parent}: holds a {previous['model']} run with another setup; choose a new --out folder.")
     changed = [key for key, value in run_config["model_config"].items()
                if key != "steps" and previous["model_config"].get(key) != value]
-    if previous.get("seed") != run_config["seed"]:
-        changed.append("seed")
+    changed += [key for key in ("seed", "data") if previous.get(key) != run_config[key]]
     if changed:
         raise ValueError(f"{config_path.parent}: resuming with other settings ({', '.join(sorted(changed))}) than the run was "
                          "started with; give the same settings to resume, or a new --out folder.")

@@ -52,6 +52,7 @@ def test_resume_with_other_settings_is_refused_and_changes_nothing(trained, caps
     _fails_cleanly(["train", "spectral-noise", "--out", str(trained), "--set", '{"learning_rate": 0.1}'], capsys,
                    "resuming with other settings (learning_rate)", watched=[trained])
     _fails_cleanly(["train", "spectral-noise", "--out", str(trained), "--seed", "1"], capsys, "(seed)", watched=[trained])
+    _fails_cleanly(["train", "spectral-noise", "--out", str(trained), "--data", "notes"], capsys, "(data)", watched=[trained])
 
 
 @pytest.mark.parametrize("args,expected", [
