@@ -20,7 +20,7 @@ test: $(STAMP)
 	MUSICLIB_FAST=1 $(BIN)/python -m pytest tests notebooks --ignore=tests/quality --nbval-lax --nbval-current-env --nbval-cell-timeout=600 -q
 
 test-quality: $(STAMP)
-	MUSICLIB_FAST=1 $(BIN)/python -m pytest tests/quality -q
+	MUSICLIB_FAST=1 $(BIN)/python -m pytest tests/quality -q -rP --durations=0
 
 setup: $(STAMP)
 
