@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import mmap as mmap_module
 import os
 import shutil
 from pathlib import Path
@@ -233,18 +232,10 @@ class AudioDataset:
         return self.config.sample_rate
 
     def clips(self, split: str = "train", mmap: bool = True) -> np.ndarray:
-        """``(n_clips, clip_samples)`` float32, memory-mapped read-only by default.
-
-        The map is marked for random access: training batches and evaluation read scattered
-        clips, and the kernel's read-ahead would otherwise map most of a large file for them.
-        """
+        """``(n_clips, clip_samples)`` float32, memory-mapped read-only by default (:meth:`read_clips` for a few scattered clips)."""
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-        clips = np.load(self.root / f"clips_{split}.npy", mmap_mode="r" if mmap else None)
-        handle = getattr(clips, "_mmap", None)
-        if handle is not None and hasattr(mmap_module, "MADV_RANDOM"):
-            handle.madvise(mmap_module.MADV_RANDOM)
-        return clips
+        return np.load(self.root / f"clips_{split}.npy", mmap_mode="r" if mmap else None)
 
     def read_clips(self, split: str, indices) -> np.ndarray:
         """``(len(indices), clip_samples)`` float32: the clips at ``indices``, read from the file without mapping it.
