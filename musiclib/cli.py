@@ -121,7 +121,7 @@ def build_parser(model_names: list[str] | None = None) -> argparse.ArgumentParse
     p = sub.add_parser("train", help="train a registered model", description="Train (or resume) a model into a run folder.")
     p.add_argument("model", choices=model_names, metavar="MODEL" if model_names is None else None,
                    help="which model (`musiclib train --help` lists them)")
-    p.add_argument("--data", default="chorales", help="dataset folder, or a bundled set: chorales, notes (default chorales)")
+    p.add_argument("--data", default="chorales", help="dataset folder, or a bundled set: chorales (sampled instruments), chorales-synth, notes (default chorales)")
     p.add_argument("--out", required=True, help="run folder (resumes if it holds a checkpoint)")
     p.add_argument("--steps", type=_positive_int, default=None, help="optimiser steps (default: the model's; smaller with MUSICLIB_FAST=1)")
     p.add_argument("--seed", type=int, default=0)

@@ -20,22 +20,21 @@ from musiclib.datasets import AudioDataset, DatasetError
 from musiclib.training import CHECKPOINT, Trainer, TrainConfig, load_checkpoint, save_checkpoint
 from musiclib.utils import fast_mode, set_seed
 
-BUNDLED = ("chorales", "notes")
 
 
 def open_dataset(data: str | Path) -> AudioDataset:
-    """A dataset folder, or the name of a bundled set (``chorales``, ``notes``), built on first use.
+    """A dataset folder, or the name of a bundled set (:data:`musiclib.datasets.bundled.SETS`), built on first use.
 
     A bundled set's name never silently stands for a folder of that name in the working
     directory, nor the reverse: that case is refused, and ``./NAME`` picks the folder.
     """
-    if str(data) in BUNDLED:
+    from musiclib.datasets import bundled
+
+    if str(data) in bundled.SETS:
         if Path(data).exists():
             raise ValueError(f"--data {data}: names both the bundled set and the folder ./{data}; "
                              f"write ./{data} for the folder, or run from another folder for the bundled set.")
-        from musiclib.datasets import bundled
-
-        return getattr(bundled, str(data))()
+        return bundled.load(str(data))
     return AudioDataset(data)
 
 
@@ -120,7 +119,9 @@ def _check_resume(config_path: Path, run_config: dict) -> None:
 
 def dataset_reference(data: str | Path, dataset: AudioDataset) -> str:
     """How a run folder names its data: a bundled set by name (found in any cache), a folder by absolute path."""
-    return str(data) if str(data) in BUNDLED else str(Path(dataset.root).resolve())
+    from musiclib.datasets import bundled
+
+    return str(data) if str(data) in bundled.SETS else str(Path(dataset.root).resolve())
 
 
 def heldout_audio(dataset: AudioDataset, n: int, seconds: float, seed: int = 0) -> np.ndarray:

@@ -60,7 +60,7 @@ def test_a_moved_run_folder_still_generates_and_a_moved_dataset_is_named(tmp_pat
     assert not (tmp_path / "b.wav").exists()
 
 
-@pytest.mark.parametrize("name", ["chorales", "notes"])
+@pytest.mark.parametrize("name", ["chorales", "chorales-synth", "notes"])
 def test_bundled_runs_name_their_set_not_a_cache_path(tmp_path, monkeypatch, name):
     import json
 

@@ -94,3 +94,12 @@ def test_help_imports_no_model_and_no_torch():
     code = "import sys; from musiclib import cli\ntry: cli.main(['--help'])\nexcept SystemExit: pass\nprint('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().endswith("False")
+
+
+def test_train_help_names_every_bundled_set(capsys):
+    from musiclib.datasets import bundled
+
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert all(name in help_text for name in bundled.SETS) and "(default chorales)" in help_text

@@ -1,12 +1,15 @@
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from musiclib import AudioConfig, signals
+from musiclib import AudioConfig, signals, soundfont
 from musiclib.datasets import AudioDataset, DatasetError, adapters, bundled, gruv, public
-from musiclib.datasets.prepare import prepare_folder
+from musiclib.datasets.prepare import assign_splits, prepare_folder
 from musiclib.datasets.spectrogram import SpectrogramClips
 
 SR = 22050
@@ -105,14 +108,77 @@ def test_prepare_refuses_output_inside_source_and_nonempty_output(tmp_path):
     assert (tmp_path / "full" / "keep.txt").read_text() == "mine"
 
 
-def test_bundled_chorales_rebuild_gives_same_bytes(tmp_path):
-    a = bundled.build_chorales(tmp_path / "a", fast=True, progress=False)
-    b = bundled.build_chorales(tmp_path / "b", fast=True, progress=False)
+@pytest.mark.parametrize("name", ["chorales", "chorales-synth"])
+def test_bundled_chorales_rebuild_gives_same_bytes(tmp_path, name):
+    a = bundled.load(name, fast=True)  # from the cache, or built now
+    builder = {"chorales": bundled.build_chorales, "chorales-synth": bundled.build_chorales_synth}[name]
+    b = builder(tmp_path / "rebuilt", fast=True, progress=False)
     assert a.manifest["checksums"] == b.manifest["checksums"]
-    assert len(set(a.manifest["chorales"])) == 12
+    assert len(set(a.manifest["chorales"])) == 24
     train, test = {s["source"] for s in a.manifest["sources"] if s["split"] == "train"}, {s["source"] for s in a.manifest["sources"] if s["split"] == "test"}
     assert train and test and not train & test
     assert a.seconds("train") + a.seconds("val") + a.seconds("test") >= 120
+
+
+def test_sampled_and_synthesised_chorales_are_the_same_music_in_the_same_splits():
+    sampled, synthesised = bundled.chorales(fast=True), bundled.chorales_synth(fast=True)
+    assert sampled.manifest["chorales"] == synthesised.manifest["chorales"]
+    assert sampled.manifest["sources"] == synthesised.manifest["sources"]
+    assert not np.array_equal(sampled.clips("test"), synthesised.clips("test"))
+
+
+def test_each_split_gets_the_ensembles_in_equal_shares():
+    names = [f"bwv{i}" for i in range(100)]
+    splits = assign_splits(names)
+    ensemble = bundled.sampled_ensembles(splits)
+    for split in ("train", "val", "test"):
+        shares = [sum(ensemble[n] == e for n in names if splits[n] == split) for e in soundfont.ENSEMBLES]
+        assert max(shares) - min(shares) <= 1, (split, shares)
+    ds = bundled.chorales(fast=True)
+    heldout = {s["source"] for s in ds.manifest["sources"] if s["split"] != "train"}
+    assert {ds.manifest["ensembles"][n]["ensemble"] for n in heldout} == set(soundfont.ENSEMBLES)
+    strings = [n for n in ds.manifest["chorales"] if ds.manifest["ensembles"][n]["ensemble"] == "strings"]
+    assert ds.manifest["ensembles"][strings[0]] == {"ensemble": "strings", "soprano": 40, "alto": 40, "tenor": 41, "bass": 42}
+
+
+NO_NETWORK = """
+import socket
+def refuse(*args, **kwargs):
+    raise OSError("the test refuses network access")
+socket.socket.connect = socket.socket.connect_ex = refuse
+socket.create_connection = socket.getaddrinfo = refuse
+from musiclib.datasets import bundled
+ds = bundled.chorales(fast=True)
+ds.verify()
+print(ds.root.name, ds.manifest["counts"])
+"""
+
+
+def test_sampled_chorales_build_from_an_empty_cache_without_the_network(tmp_path):
+    env = {**os.environ, "MUSICLIB_CACHE": str(tmp_path / "cache"), "MUSICLIB_FAST": "1"}
+    done = subprocess.run([sys.executable, "-c", NO_NETWORK], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith(f"chorales-v{bundled.BUILD_VERSIONS['chorales']}-fast-22050 ")
+    assert sorted(p.name for p in (tmp_path / "cache" / "datasets").iterdir()) == [done.stdout.split()[0]]
+
+
+def test_without_the_renderer_the_sampled_set_is_refused_and_names_the_synthesised_one(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "midirenderer", None)  # as on a platform with no wheel
+    with pytest.raises(DatasetError, match="--data chorales-synth"):
+        bundled.build_chorales(tmp_path / "chorales", fast=True, progress=False)
+    assert not (tmp_path / "chorales").exists()
+
+
+def test_a_changed_bundled_file_is_caught_when_the_set_is_opened(tmp_path, monkeypatch):
+    monkeypatch.setenv("MUSICLIB_CACHE", str(tmp_path))
+    monkeypatch.setattr(bundled, "_VERIFIED", set())
+    ds = bundled.notes(fast=True)
+    monkeypatch.setattr(bundled, "_VERIFIED", set())
+    clips = np.load(ds.root / "clips_test.npy")
+    clips[0, 0] += 0.5
+    np.save(ds.root / "clips_test.npy", clips)
+    with pytest.raises(DatasetError, match="clips_test.npy: checksum mismatch"):
+        bundled.notes(fast=True)
 
 
 def test_bundled_notes_are_labelled():

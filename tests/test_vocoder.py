@@ -56,7 +56,7 @@ def test_comparison_ranks_griffin_lim_above_random_phases_on_held_out_music():
     assert scores["vocoder"]["frame_rate_comb"] > 0.9 > 0.2 > scores["griffin_lim_32"]["frame_rate_comb"]
 
 
-def test_a_signal_that_repeats_every_hop_could_beat_griffin_lim_on_log_mel_only_above_the_notes():
+def test_a_signal_that_repeats_every_hop_could_beat_griffin_lim_only_above_synthesised_notes():
     config = AudioConfig()
     n, rng = np.arange(config.sample_rate), np.random.default_rng(0)
     comb = sum(rng.random() * np.cos(2 * np.pi * k * n / config.hop_length + rng.uniform(0, 2 * np.pi)) for k in range(1, 60))
@@ -66,16 +66,23 @@ def test_a_signal_that_repeats_every_hop_could_beat_griffin_lim_on_log_mel_only_
     with pytest.raises(ValueError, match="not a multiple of hop"):
         melgan.comb_floor(np.zeros((80, 3)), AudioConfig(n_fft=1000))
 
-    dataset = bundled.chorales(fast=True)
-    clips, config = dataset.heldout_clips()[:8], dataset.config
-    log_mel = np.stack([features.log_mel(c, config) for c in clips])
-    griffin_lim = baselines.griffin_lim_resynthesis(clips, config)
-    griffin_lim_bands = np.mean([metrics.log_mel_l1(c, y, config, per_band=True) for c, y in zip(clips, griffin_lim)], axis=0)
-    np.testing.assert_allclose(griffin_lim_bands.mean(), np.mean([metrics.log_mel_l1(c, y, config) for c, y in zip(clips, griffin_lim)]), rtol=1e-5)
-    floor_bands = melgan.comb_floor(log_mel, config, per_band=True)
-    assert floor_bands.shape == (config.n_mels,)
+    def floor_and_griffin_lim(dataset):
+        clips, config = dataset.heldout_clips()[:8], dataset.config
+        log_mel = np.stack([features.log_mel(c, config) for c in clips])
+        griffin_lim = baselines.griffin_lim_resynthesis(clips, config)
+        griffin_lim_bands = np.mean([metrics.log_mel_l1(c, y, config, per_band=True) for c, y in zip(clips, griffin_lim)], axis=0)
+        np.testing.assert_allclose(griffin_lim_bands.mean(), np.mean([metrics.log_mel_l1(c, y, config) for c, y in zip(clips, griffin_lim)]), rtol=1e-5)
+        floor_bands = melgan.comb_floor(log_mel, config, per_band=True)
+        assert floor_bands.shape == (config.n_mels,)
+        return floor_bands, griffin_lim_bands
+
+    # Synthesised chorales: steady partials and empty high bands, the comb's best case.
+    floor_bands, griffin_lim_bands = floor_and_griffin_lim(bundled.chorales_synth(fast=True))
     assert floor_bands.mean() < griffin_lim_bands.mean() - 0.1  # over all bands a comb could beat Griffin-Lim...
     assert floor_bands[:30].mean() > griffin_lim_bands[:30].mean() + 0.1  # ...but not below 1.3 kHz, where the notes are
+    # Sampled instruments fill the upper bands, so Griffin-Lim loses little there: the comb is behind over all bands too.
+    floor_bands, griffin_lim_bands = floor_and_griffin_lim(bundled.chorales(fast=True))
+    assert floor_bands.mean() > griffin_lim_bands.mean() + 0.04
 
 
 def test_torch_log_mel_equals_the_shared_features():

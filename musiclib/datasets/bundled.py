@@ -1,27 +1,35 @@
 """The bundled music, built offline on first use: Bach chorales and NSynth-like single notes.
 
-Both are rendered by :mod:`musiclib.synth`, built into the per-user cache
+``chorales`` (the default everywhere) are music21's Bach chorales played by sampled instruments
+from a General MIDI SoundFont (:mod:`musiclib.soundfont`); ``chorales-synth`` are the same
+chorales played by the additive synthesiser :mod:`musiclib.synth`, whose partials are exactly
+known; ``notes`` are single synthesised notes. Each is built into the per-user cache
 (``$MUSICLIB_CACHE/datasets``, see :mod:`musiclib.cache`) with a manifest and checksums,
-and rebuilt byte for byte from the same code.
+verified when first opened in a process, and rebuilt byte for byte from the same code.
 
 Notebook: 05_data_pipeline.ipynb
 """
 from __future__ import annotations
 
 import itertools
+import platform
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
-from musiclib import synth
+from musiclib import soundfont, synth
 from musiclib.cache import cache_root
 from musiclib.config import AudioConfig
 from musiclib.datasets.prepare import assign_splits, write_recordings
-from musiclib.datasets.store import AudioDataset, DatasetWriter
+from musiclib.datasets.store import AudioDataset, DatasetError, DatasetWriter
 from musiclib.utils import fast_mode
 
+# The names `musiclib --data` accepts for the bundled sets.
+SETS = ("chorales", "chorales-synth", "notes")
 # Chorales are played at a fixed tempo so that every rebuild is identical.
 SECONDS_PER_QUARTER = 0.6
+# The synthesiser's ensembles, taken in turn by the chorales of `chorales-synth`.
 ENSEMBLES = (
     ("organ", "organ", "organ", "organ"),
     ("flute", "reed", "reed", "organ"),
@@ -37,9 +45,14 @@ def cache_dir() -> Path:
 
 
 def chorale_sizes(fast: bool | None = None) -> dict:
-    """How many chorales and how many seconds of each; fast mode uses a few minutes in all."""
+    """How many chorales and how many seconds of each.
+
+    Fast mode takes the first 8 s of 24 chorales (3.2 minutes): as much music as a dozen longer
+    excerpts, but with two chorales each in val and test, so the held-out music of the sampled
+    set is played by all four ensembles.
+    """
     fast = fast_mode() if fast is None else fast
-    return {"n_chorales": 12, "max_seconds": 16.0} if fast else {"n_chorales": 100, "max_seconds": None}
+    return {"n_chorales": 24, "max_seconds": 8.0} if fast else {"n_chorales": 100, "max_seconds": None}
 
 
 def chorale_paths(n: int) -> list[Path]:
@@ -83,34 +96,85 @@ def chorale_notes(path: Path) -> list[list[synth.Note]] | None:
     return parts
 
 
-def render_chorale(index: int, path: Path, sample_rate: int, max_seconds: float | None) -> np.ndarray | None:
-    """Render one chorale, each voice with the instrument of ensemble ``index``; ``None`` if not SATB."""
-    parts = chorale_notes(path)
-    if parts is None:
-        return None
-    ensemble = ENSEMBLES[index % len(ENSEMBLES)]
-    voices = [synth.render(notes, instrument, sample_rate, seed=index * 4 + v) for v, (notes, instrument) in enumerate(zip(parts, ensemble))]
+def satb_chorales(n: int) -> list[tuple[str, list[list[synth.Note]]]]:
+    """The first ``n`` chorales with soprano, alto, tenor and bass parts: ``(name, parts)`` pairs."""
+    chorales = []
+    for path in chorale_paths(n):
+        parts = chorale_notes(path)
+        if parts is not None:
+            chorales.append((path.stem, parts))
+        if len(chorales) == n:
+            break
+    return chorales
+
+
+def _mix(voices: list[np.ndarray], max_seconds: float | None, sample_rate: int) -> np.ndarray:
     mix = np.zeros(max(len(v) for v in voices), dtype=np.float32)
     for voice in voices:
         mix[: len(voice)] += voice
     return mix[: int(max_seconds * sample_rate)] if max_seconds else mix
 
 
+def sampled_ensembles(splits: dict[str, str]) -> dict[str, str]:
+    """The fixed rule that picks each chorale's instruments: :data:`musiclib.soundfont.ENSEMBLES` in turn.
+
+    The chorales are taken split by split (test, then val, then train; by name within each), and
+    the ensembles in turn over that whole order. Every split then holds the ensembles in equal
+    shares (give or take one), and even the smallest held-out splits differ in timbre: with two
+    test and two val chorales, the four are played by the four ensembles.
+    """
+    names = list(soundfont.ENSEMBLES)
+    order = [name for split in ("test", "val", "train") for name in sorted(n for n, s in splits.items() if s == split)]
+    return {name: names[rank % len(names)] for rank, name in enumerate(order)}
+
+
 def build_chorales(out: str | Path, config: AudioConfig | None = None, fast: bool | None = None, clip_seconds: float = 1.0, progress: bool = True) -> AudioDataset:
-    """Render Bach chorales (music21's corpus) with the synthesiser into a dataset with a fixed split."""
+    """Bach chorales (music21's corpus) played by sampled GM instruments, split by chorale.
+
+    Each chorale is played by one ensemble of :data:`musiclib.soundfont.ENSEMBLES` (one GM
+    program per voice), chosen by :func:`sampled_ensembles`.
+    """
+    try:
+        import midirenderer  # noqa: F401
+    except ImportError:
+        raise DatasetError(f"the sampled chorales need the midirenderer package, which has no build for {platform.system()} on "
+                           f"{platform.machine()}: use the synthesised ones instead (--data chorales-synth)") from None
     config = config or AudioConfig()
     sizes = chorale_sizes(fast)
-    rendered = []
-    for index, path in enumerate(chorale_paths(sizes["n_chorales"])):
-        if len(rendered) == sizes["n_chorales"]:
-            break
-        y = render_chorale(len(rendered), path, config.sample_rate, sizes["max_seconds"])
-        if y is not None:
-            rendered.append((path.stem, y))
-    names = [name for name, _ in rendered]
+    chorales = satb_chorales(sizes["n_chorales"])
+    names = [name for name, _ in chorales]
+    splits = assign_splits(names)
+    ensemble = sampled_ensembles(splits)
+    recordings = (
+        (name, soundfont.render(parts, soundfont.ENSEMBLES[ensemble[name]], config.sample_rate, sizes["max_seconds"]))
+        for name, parts in chorales
+    )
+    writer = DatasetWriter(out, config, clip_seconds, description="Bach chorales (music21 corpus) played by the General MIDI SoundFont TimGM6mb")
+    write_recordings(writer, recordings, names, splits, progress=progress)
+    sources = {
+        "renderer": f"midirenderer {metadata.version('midirenderer')}",
+        "soundfont": f"TimGM6mb.sf2 from pretty_midi {metadata.version('pretty_midi')}",
+        "ensembles": {name: dict(zip(("soprano", "alto", "tenor", "bass"), soundfont.ENSEMBLES[e])) | {"ensemble": e} for name, e in ensemble.items()},
+    }
+    return writer.finish(extra={"bundled": "chorales", "sizes": sizes, "chorales": names, **sources})
+
+
+def build_chorales_synth(out: str | Path, config: AudioConfig | None = None, fast: bool | None = None, clip_seconds: float = 1.0, progress: bool = True) -> AudioDataset:
+    """The same chorales rendered by :mod:`musiclib.synth` (exactly known partials), the ensembles of :data:`ENSEMBLES` in turn."""
+    config = config or AudioConfig()
+    sizes = chorale_sizes(fast)
+    chorales = satb_chorales(sizes["n_chorales"])
+    names = [name for name, _ in chorales]
+
+    def rendered(index, parts):
+        voices = [synth.render(notes, instrument, config.sample_rate, seed=index * 4 + v)
+                  for v, (notes, instrument) in enumerate(zip(parts, ENSEMBLES[index % len(ENSEMBLES)]))]
+        return _mix(voices, sizes["max_seconds"], config.sample_rate)
+
+    recordings = ((name, rendered(index, parts)) for index, (name, parts) in enumerate(chorales))
     writer = DatasetWriter(out, config, clip_seconds, description="Bach chorales (music21 corpus) rendered by musiclib.synth")
-    write_recordings(writer, rendered, names, assign_splits(names), progress=progress)
-    return writer.finish(extra={"bundled": "chorales", "sizes": sizes, "chorales": names})
+    write_recordings(writer, recordings, names, assign_splits(names), progress=progress)
+    return writer.finish(extra={"bundled": "chorales-synth", "sizes": sizes, "chorales": names})
 
 
 def note_grid(fast: bool | None = None) -> list[dict]:
@@ -153,7 +217,8 @@ def build_notes(out: str | Path, config: AudioConfig | None = None, fast: bool |
 
 
 # Raised whenever a set's contents or splits change, so that a cache built by an older musiclib is not reused.
-BUILD_VERSIONS = {"chorales": 1, "notes": 2}
+BUILD_VERSIONS = {"chorales": 2, "chorales-synth": 2, "notes": 2}
+_VERIFIED: set[Path] = set()
 
 
 def _cached(name: str, builder, fast: bool | None, config: AudioConfig | None) -> AudioDataset:
@@ -162,17 +227,34 @@ def _cached(name: str, builder, fast: bool | None, config: AudioConfig | None) -
     root = cache_dir() / f"{name}-v{BUILD_VERSIONS[name]}-{'fast' if fast else 'full'}-{config.sample_rate}"
     if (root / "manifest.json").exists():
         dataset = AudioDataset(root)
-        if dataset.config == config:
-            return dataset
-        raise ValueError(f"{root}: built with a different AudioConfig; delete the folder to rebuild it.")
-    return builder(root, config=config, fast=fast)
+        if dataset.config != config:
+            raise ValueError(f"{root}: built with a different AudioConfig; delete the folder to rebuild it.")
+    else:
+        dataset = builder(root, config=config, fast=fast)
+    if root not in _VERIFIED:
+        dataset.verify()
+        _VERIFIED.add(root)
+    return dataset
 
 
 def chorales(fast: bool | None = None, config: AudioConfig | None = None) -> AudioDataset:
-    """The bundled chorales dataset, built into the cache on first use."""
+    """The bundled chorales played by sampled instruments (the default set), built into the cache on first use."""
     return _cached("chorales", build_chorales, fast, config)
+
+
+def chorales_synth(fast: bool | None = None, config: AudioConfig | None = None) -> AudioDataset:
+    """The bundled chorales played by the synthesiser, built into the cache on first use."""
+    return _cached("chorales-synth", build_chorales_synth, fast, config)
 
 
 def notes(fast: bool | None = None, config: AudioConfig | None = None) -> AudioDataset:
     """The bundled Notes dataset, built into the cache on first use."""
     return _cached("notes", build_notes, fast, config)
+
+
+def load(name: str, fast: bool | None = None, config: AudioConfig | None = None) -> AudioDataset:
+    """A bundled set by its name in :data:`SETS`, built on first use."""
+    builders = {"chorales": chorales, "chorales-synth": chorales_synth, "notes": notes}
+    if name not in builders:
+        raise ValueError(f"{name!r} is not a bundled set; choose one of {', '.join(SETS)}")
+    return builders[name](fast=fast, config=config)

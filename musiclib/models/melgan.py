@@ -21,10 +21,12 @@ The generator is convolutions with a total stride of one hop, so a run of identi
 mel frames can only give audio that repeats every hop: partials on multiples of the
 frame rate (:func:`musiclib.metrics.frame_rate_comb`). Steady notes must be read from
 small frame-to-frame changes; the tiny CPU vocoder has not learned to (see the README).
-:func:`comb_floor` fits a comb to every frame: over all bands it comes far closer to the
-chorales' log-mel than Griffin-Lim, but in the bands below about 1.3 kHz, where the notes
-are, it stays further away. So a generator that repeats every hop can beat Griffin-Lim on
-log-mel L1 only through the quieter upper bands.
+:func:`comb_floor` fits a comb to every frame. On the synthesised chorales (steady partials,
+nearly empty upper bands) it comes far closer to the log-mel than Griffin-Lim over all bands,
+but in the bands below about 1.3 kHz, where the notes are, it stays further away: a generator
+that repeats every hop could beat Griffin-Lim on log-mel L1 only through the quiet upper
+bands. On the sampled chorales the upper bands are not silent, so Griffin-Lim loses little
+there, and the comb's shortfall on the notes leaves it further away over all bands too.
 
 Conditioning is :func:`musiclib.features.log_mel` of the dataset's own
 :class:`~musiclib.config.AudioConfig`, the features every model in musiclib
@@ -317,7 +319,7 @@ def compare_with_griffin_lim(model: MelGAN, clips: np.ndarray, config: AudioConf
     with uniformly random phases, the baseline any inverter should beat. Returns, per
     method, the mean distances to the originals (``mrstft``, ``log_mel_l1``) and the mean
     :func:`~musiclib.metrics.frame_rate_comb` of the rebuilt audio (the originals' own is
-    about 0.07 on the chorales; a buzzing vocoder's is near 1).
+    a few hundredths on the chorales; a buzzing vocoder's is near 1).
     """
     log_mel = np.stack([features.log_mel(c, config) for c in clips])
     rebuilt = {"vocoder": model.vocode(log_mel)[:, : clips.shape[1]],

@@ -69,14 +69,18 @@ def test_cvae_plays_the_requested_pitch_also_for_pairs_it_never_heard(tmp_path, 
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_vae_beats_pca_on_held_out_chorales_and_its_prior_samples_spread_like_music(tmp_path, monkeypatch, seed):
-    """On the full chorale set at 2,000 steps (the fast set's clips are too few for NDB/K's bins).
+    """On the full chorale set at 4,000 steps (the fast set's clips are too few for NDB/K's bins).
 
     Prior samples (the fitted mixture) are scored by `musiclib evaluate` against the training set:
-    NDB/K at most 0.5 and below white noise, and no copies of training clips. Measured on seeds 0-2:
-    L1 over PCA's 0.92 / 0.91 / 0.91, NDB/K 0.0 / 0.3 / 0.1 (white noise 1.0), memorisation 1.14-1.16.
+    NDB/K at most 0.5 and below white noise, and no copies of training clips.
+
+    The budget is the one the sampled chorales need. At 2,000 steps, the budget that sufficed on the
+    synthesised chorales (L1 over PCA's 0.92 / 0.91 / 0.91 on seeds 0-2, NDB/K 0.0 / 0.3 / 0.1), the
+    VAE reconstructed the sampled ones worse than PCA: 1.03 / 1.02 / 1.02, NDB/K 0.2 / 0.2 / 0.5
+    (white noise 1.0), memorisation 1.11-1.14. Seed 0 at 4,000 steps: 0.94 of PCA's L1.
     """
     monkeypatch.setenv("MUSICLIB_FAST", "0")
-    run = runs.train("vae", "chorales", tmp_path / "vae", steps=2000, seed=seed, progress=False)
+    run = runs.train("vae", "chorales", tmp_path / "vae", steps=4000, seed=seed, progress=False)
     results = runs.evaluate(run, n_clips=400)
     scores, generated = results["heldout_scores"], results["generated"]
     print("L1 / PCA:", scores["reconstruction_l1"] / scores["pca_reconstruction_l1"], "NDB/K:", generated["ndb_k"],
