@@ -42,7 +42,7 @@ def main():
     args = parser.parse_args()
     musiclib = shutil.which("musiclib")
     if musiclib is None:
-        raise SystemExit("the `musiclib` command is not on PATH: install the package first (make install)")
+        raise SystemExit("the `musiclib` command is not on PATH: install it with `make setup` and put .venv/bin on PATH")
 
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "MUSICLIB_FAST": "1", "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}

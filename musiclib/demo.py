@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -9,6 +10,15 @@ import numpy as np
 
 from musiclib import audio, dsp, features, signals
 from musiclib.config import AudioConfig
+
+
+def _fresh_run_dir(out: Path, name: str) -> Path:
+    """The demo's own run folder ``out/name``, emptied: each demo trains from scratch, so a folder left by
+    an earlier demo (perhaps on a bundled set an older musiclib built) is never resumed."""
+    run_dir = out / name
+    if (run_dir / "config.json").exists():
+        shutil.rmtree(run_dir)
+    return run_dir
 
 
 def _save_figure(fig, path: Path) -> Path:
@@ -67,7 +77,7 @@ def pipeline_demo(out: Path, config: AudioConfig) -> dict:
     chorales = bundled.chorales(config=config)
     excerpt = np.asarray(chorales.clips("test")[:6]).reshape(-1)
     audio.save(out / "chorale_heldout_excerpt.wav", excerpt, config.sample_rate)
-    run = runs.train("spectral-noise", chorales.root, out / "run_spectral_noise", progress=False)
+    run = runs.train("spectral-noise", chorales.root, _fresh_run_dir(out, "run_spectral_noise"), progress=False)
     runs.generate(run, 4.0, out / "spectral_noise_generated.wav")
     scores = runs.evaluate(run, n_clips=16)
 
@@ -91,7 +101,7 @@ def sequence_model_demo(out: Path, config: AudioConfig) -> dict:
     from musiclib.models import gruv_lstm
 
     chorales = bundled.chorales(fast=True, config=config)
-    run = runs.train("gruv", chorales.root, out / "run_gruv", steps=300, progress=False)
+    run = runs.train("gruv", chorales.root, _fresh_run_dir(out, "run_gruv"), steps=300, progress=False)
     spec, model, _, run_config = runs.load(run)
     prime = runs.heldout_primes(chorales, spec, 1, seed=0)
     y, n_prime = gruv_lstm.continue_audio(model, prime, 8.0, run_config["model_config"], config.sample_rate)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from musiclib import audio, baselines, metrics, models
+from musiclib import audio, baselines, cache, metrics, models
 from musiclib.config import AudioConfig
 from musiclib.datasets import AudioDataset, DatasetError
 from musiclib.training import CHECKPOINT, Trainer, TrainConfig, load_checkpoint, save_checkpoint
@@ -64,7 +64,7 @@ def train(model_name: str, data: str | Path, out: str | Path, steps: int | None 
     dataset = open_dataset(data)
     config_path = out / "config.json"
     run_config = {"model": model_name, "model_config": model_config, "audio_config": dataset.config.to_dict(),
-                  "data": dataset_reference(data, dataset), "seed": seed}
+                  "data": dataset_reference(data, dataset), "data_fingerprint": cache.fingerprint(dataset), "seed": seed}
     if config_path.exists():
         _check_resume(config_path, run_config)
     elif out.exists() and not out.is_dir():
@@ -105,13 +105,16 @@ def train(model_name: str, data: str | Path, out: str | Path, steps: int | None 
 
 
 def _check_resume(config_path: Path, run_config: dict) -> None:
-    """Refuse to resume a run with another model, data, seed or settings (``steps`` may grow)."""
+    """Refuse to resume a run with another model, data, seed or settings (``steps`` may grow), or on changed data."""
     previous = json.loads(config_path.read_text())
     if previous["model"] != run_config["model"] or previous["audio_config"] != run_config["audio_config"]:
         raise ValueError(f"{config_path.parent}: holds a {previous['model']} run with another setup; choose a new --out folder.")
     changed = [key for key, value in run_config["model_config"].items()
                if key != "steps" and previous["model_config"].get(key) != value]
     changed += [key for key in ("seed", "data") if previous.get(key) != run_config[key]]
+    if not changed and previous.get("data_fingerprint") != run_config["data_fingerprint"]:
+        raise ValueError(f"{config_path.parent}: the dataset {run_config['data']} has changed since this run started "
+                         "(rebuilt, or made by another musiclib version); train into a new --out folder.")
     if changed:
         raise ValueError(f"{config_path.parent}: resuming with other settings ({', '.join(sorted(changed))}) than the run was "
                          "started with; give the same settings to resume, or a new --out folder.")

@@ -103,3 +103,41 @@ def test_train_help_names_every_bundled_set(capsys):
         cli.main(["train", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())
     assert all(name in help_text for name in bundled.SETS) and "(default chorales)" in help_text
+
+
+def test_resume_on_a_dataset_that_changed_under_the_same_name_is_refused(tmp_path, capsys, monkeypatch):
+    import shutil
+
+    import soundfile
+
+    from musiclib import AudioConfig, signals
+    from musiclib.datasets.prepare import prepare_folder
+
+    monkeypatch.setenv("MUSICLIB_FAST", "1")
+
+    def prepare(first_note):
+        shutil.rmtree(tmp_path / "data", ignore_errors=True)
+        for i in range(3):
+            y = signals.chord(notes=(first_note + i, first_note + 4 + i), seconds=3.0, sample_rate=22050, seed=i)
+            soundfile.write(tmp_path / "music" / f"song{i}.wav", y, 22050)
+        prepare_folder(tmp_path / "music", tmp_path / "data", AudioConfig(), progress=False)
+
+    (tmp_path / "music").mkdir()
+    prepare(48)
+    argv = ["train", "spectral-noise", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "run"), "--steps", "2"]
+    assert cli.main(argv) == 0
+    prepare(55)  # same folder, other music
+    _fails_cleanly(argv[:-1] + ["4"], capsys, "has changed since this run started", watched=[tmp_path / "run"])
+
+
+def test_demo_runs_again_over_a_demo_folder_left_by_an_older_musiclib(tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.setenv("MUSICLIB_FAST", "1")
+    stale = tmp_path / "demo" / "run_gruv"
+    stale.mkdir(parents=True)
+    (stale / "config.json").write_text(json.dumps({"model": "gruv", "data": "/gone/chorales-v1-fast-22050"}))
+    assert cli.main(["demo", "--out", str(tmp_path / "demo")]) == 0
+    written = {p.name for p in (tmp_path / "demo").iterdir()}
+    assert {"summary.json", "gruv_prime_then_generated.wav", "spectral_noise_generated.wav", "evaluation.png"} <= written
+    assert json.loads((stale / "config.json").read_text())["data_fingerprint"]
