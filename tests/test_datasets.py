@@ -169,6 +169,21 @@ def test_without_the_renderer_the_sampled_set_is_refused_and_names_the_synthesis
     assert not (tmp_path / "chorales").exists()
 
 
+def test_a_render_that_fails_midway_leaves_nothing_behind(tmp_path, monkeypatch):
+    calls = []
+
+    def render(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return np.full(3 * SR, 0.1, dtype=np.float32)
+
+    monkeypatch.setattr(soundfont, "render", render)
+    with pytest.raises(KeyboardInterrupt):
+        bundled.build_chorales(tmp_path / "chorales", fast=True, progress=False)
+    assert len(calls) == 3 and list(tmp_path.iterdir()) == []
+
+
 def test_a_changed_bundled_file_is_caught_when_the_set_is_opened(tmp_path, monkeypatch):
     monkeypatch.setenv("MUSICLIB_CACHE", str(tmp_path))
     monkeypatch.setattr(bundled, "_VERIFIED", set())

@@ -150,7 +150,8 @@ def build_chorales(out: str | Path, config: AudioConfig | None = None, fast: boo
         for name, parts in chorales
     )
     writer = DatasetWriter(out, config, clip_seconds, description="Bach chorales (music21 corpus) played by the General MIDI SoundFont TimGM6mb")
-    write_recordings(writer, recordings, names, splits, progress=progress)
+    with writer.cleanup_on_error():
+        write_recordings(writer, recordings, names, splits, progress=progress)
     sources = {
         "renderer": f"midirenderer {metadata.version('midirenderer')}",
         "soundfont": f"TimGM6mb.sf2 from pretty_midi {metadata.version('pretty_midi')}",
@@ -173,7 +174,8 @@ def build_chorales_synth(out: str | Path, config: AudioConfig | None = None, fas
 
     recordings = ((name, rendered(index, parts)) for index, (name, parts) in enumerate(chorales))
     writer = DatasetWriter(out, config, clip_seconds, description="Bach chorales (music21 corpus) rendered by musiclib.synth")
-    write_recordings(writer, recordings, names, assign_splits(names), progress=progress)
+    with writer.cleanup_on_error():
+        write_recordings(writer, recordings, names, assign_splits(names), progress=progress)
     return writer.finish(extra={"bundled": "chorales-synth", "sizes": sizes, "chorales": names})
 
 
@@ -209,10 +211,11 @@ def build_notes(out: str | Path, config: AudioConfig | None = None, fast: bool |
     split_of = [note_split(labels, fast) for labels in grid]
     writer = DatasetWriter(out, config, clip_seconds, description="single synthesised notes labelled by pitch, instrument, velocity")
     sr = config.sample_rate
-    for i, labels in enumerate(grid):
-        note = synth.Note(0.0, 0.75 * clip_seconds, labels["pitch"], labels["velocity"])
-        y = synth.render([note], labels["instrument"], sr, seed=i, seconds=clip_seconds)
-        writer.add(str(split_of[i]), y[None, :], f"note_{i:04d}", labels=[labels])
+    with writer.cleanup_on_error():
+        for i, labels in enumerate(grid):
+            note = synth.Note(0.0, 0.75 * clip_seconds, labels["pitch"], labels["velocity"])
+            y = synth.render([note], labels["instrument"], sr, seed=i, seconds=clip_seconds)
+            writer.add(str(split_of[i]), y[None, :], f"note_{i:04d}", labels=[labels])
     return writer.finish(extra={"bundled": "notes", "instruments": list(NOTE_INSTRUMENTS), "split_by": "pitch-instrument pair"})
 
 
