@@ -11,7 +11,7 @@ TF_EXTRA ?= tf-cpu
 OUT ?= outputs/demo
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-quality setup lab bench clean
+.PHONY: demo test test-quality results setup lab bench clean
 
 demo: $(STAMP)
 	$(BIN)/musiclib demo --out $(OUT)
@@ -21,6 +21,10 @@ test: $(STAMP)
 
 test-quality: $(STAMP)
 	MUSICLIB_FAST=1 $(BIN)/python -m pytest tests/quality -q -rP --durations=0
+
+# The README's results table and docs/results.md, regenerated from the demo's runs (never typed by hand).
+results: demo
+	$(BIN)/musiclib compare $(OUT)/run_* --out docs/results.md --readme README.md
 
 setup: $(STAMP)
 
@@ -39,7 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/sequence_generation.py
 	$(BIN)/python benchmarks/sequence_generation.py --seed-size
 	$(BIN)/python benchmarks/vocoder_speed.py
-	$(BIN)/python benchmarks/gan_step.py
+	$(BIN)/python benchmarks/channels_last_step.py
 	$(BIN)/python benchmarks/cli_to_audio.py
 	$(BIN)/python benchmarks/evaluate_memory.py
 

@@ -273,8 +273,18 @@ def save(path: str | Path, y: np.ndarray, sample_rate: int) -> Path:
     return path
 
 
-def play(y: np.ndarray, sample_rate: int):
-    """An audio player for a notebook (IPython ``Audio``), without loudness normalisation."""
+def play(y: np.ndarray, sample_rate: int) -> None:
+    """Show an audio player in the notebook, wherever it is called (loops and widget callbacks too).
+
+    No loudness normalisation, so quiet results sound quiet. Outside IPython it does nothing.
+    """
+    from IPython.display import display
+
+    display(player(y, sample_rate))
+
+
+def player(y: np.ndarray, sample_rate: int):
+    """The IPython ``Audio`` object :func:`play` displays, for layouts that place it themselves."""
     from IPython.display import Audio
 
     y = np.clip(np.asarray(y, dtype=np.float32), -1.0, 1.0)

@@ -1,4 +1,4 @@
-"""The command line: `musiclib prepare | train | generate | evaluate | demo`, the library seen from a shell.
+"""The command line: `musiclib prepare | train | generate | evaluate | compare | demo`, the library seen from a shell.
 
 Every user error ends in one line on stderr that names the option or file and the fix, with
 exit status 2. Options are checked before any work; ``musiclib --help`` imports no model.
@@ -97,6 +97,14 @@ def _evaluate(args) -> int:
     return 0
 
 
+def _compare(args) -> int:
+    from musiclib import compare
+
+    command = "musiclib compare " + " ".join(str(r) for r in args.run_dirs) + f" --out {args.out}"
+    print(compare.write(args.run_dirs, args.out, readme=args.readme, n_clips=args.n_clips, command=command), end="")
+    return 0
+
+
 def _demo(args) -> int:
     from musiclib.demo import run_demo
 
@@ -148,6 +156,14 @@ def build_parser(model_names: list[str] | None = None) -> argparse.ArgumentParse
                    help="generated clips to score (default: one per held-out prime, or as many as training clips for unprimed models)")
     p.add_argument("--vocoder", default=None, help="a trained melgan run folder to render spectrograms with (default: Griffin-Lim)")
     p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("compare", help="score several runs the same way and write one Markdown table",
+                       description="Evaluate every run with the same budget and write one table beside real music and noise.")
+    p.add_argument("run_dirs", nargs="+", help="trained run folders")
+    p.add_argument("--out", default="docs/results.md", help="the Markdown file to write (default: docs/results.md)")
+    p.add_argument("--readme", default=None, help="also fill this file's <!-- results:start --> ... <!-- results:end --> block")
+    p.add_argument("--n-clips", type=_positive_int, default=None, help="generated clips per run (default: musiclib evaluate's)")
+    p.set_defaults(func=_compare)
 
     p = sub.add_parser("demo", help="train tiny models on the bundled music; write audio and pictures")
     p.add_argument("--out", default="outputs/demo", help="output folder (default: outputs/demo)")

@@ -167,6 +167,14 @@ def read_config(run_dir: str | Path) -> dict:
     return json.loads(config_path.read_text())
 
 
+def history(run_dir: str | Path) -> list[dict]:
+    """A run's ``history.json``: one record per checkpoint (step, losses, validation loss, diagnostics)."""
+    path = Path(run_dir) / "history.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{run_dir}: no history.json. Run `musiclib train` first.")
+    return json.loads(path.read_text())
+
+
 def load(run_dir: str | Path):
     """``(spec, model, audio_config, run_config)`` of a trained run folder."""
     run_dir = Path(run_dir)

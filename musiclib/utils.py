@@ -12,6 +12,8 @@ import sys
 import numpy as np
 
 FAST_ENV_VAR = "MUSICLIB_FAST"
+SIZE_ENV_VAR = "MUSICLIB_SIZE"
+RUN_SIZES = ("fast", "cpu", "gpu")
 
 
 def fast_mode() -> bool:
@@ -27,15 +29,47 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+def current_run_size() -> str:
+    """``fast``, ``cpu`` or ``gpu``: the size chosen by :func:`choose_run_size`, else fast mode, else the hardware."""
+    chosen = os.environ.get(SIZE_ENV_VAR, "").strip().lower()
+    if chosen in RUN_SIZES:
+        return chosen
+    if fast_mode():
+        return "fast"
+    return "gpu" if cuda_available() else "cpu"
+
+
+def choose_run_size(choice: str = "auto") -> str:
+    """Fix the run size for this process: the setup cell's selector in every notebook.
+
+    ``auto`` keeps fast mode where ``MUSICLIB_FAST`` is set, takes the GPU sizes where CUDA is
+    available, and is **fast** on any CPU, so that a learner on a CPU runtime does not start a long
+    training unawares; ``cpu`` asks for the longer CPU sizes on purpose. ``fast`` also shrinks the
+    bundled data and every default configuration (as ``MUSICLIB_FAST=1`` does).
+
+    Returns:
+        The size now in force.
+    """
+    choice = str(choice).strip().lower()
+    if choice not in ("auto", *RUN_SIZES):
+        raise ValueError(f"run size must be one of auto, {', '.join(RUN_SIZES)}; got {choice!r}")
+    if choice == "auto":
+        choice = "fast" if fast_mode() or not cuda_available() else "gpu"
+    os.environ[SIZE_ENV_VAR] = choice
+    os.environ[FAST_ENV_VAR] = "1" if choice == "fast" else "0"
+    return choice
+
+
 def run_size(fast, cpu, gpu=None):
-    """Pick a size for the current machine: ``fast`` in fast mode, ``gpu`` on CUDA, else ``cpu``.
+    """Pick a size for this run: ``fast``, ``cpu`` or ``gpu`` after :func:`current_run_size`.
 
     Example: ``epochs = run_size(fast=2, cpu=30, gpu=300)``. This is how GPU cells
-    switch on by themselves on Colab while CI stays small.
+    switch on by themselves on Colab while CI stays small; ``gpu`` falls back to ``cpu`` when not given.
     """
-    if fast_mode():
+    size = current_run_size()
+    if size == "fast":
         return fast
-    if gpu is not None and cuda_available():
+    if size == "gpu" and gpu is not None:
         return gpu
     return cpu
 

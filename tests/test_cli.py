@@ -141,3 +141,26 @@ def test_demo_runs_again_over_a_demo_folder_left_by_an_older_musiclib(tmp_path, 
     written = {p.name for p in (tmp_path / "demo").iterdir()}
     assert {"summary.json", "gruv_prime_then_generated.wav", "spectral_noise_generated.wav", "evaluation.png"} <= written
     assert json.loads((stale / "config.json").read_text())["data_fingerprint"]
+
+
+def test_compare_writes_one_table_and_fills_the_readme_block(trained, tmp_path, monkeypatch, capsys):
+    from musiclib import compare
+
+    monkeypatch.setenv("MUSICLIB_FAST", "1")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# title\n{compare.README_START}\nold table\n{compare.README_END}\nafter\n")
+    assert cli.main(["compare", str(trained), "--out", str(tmp_path / "results.md"), "--readme", str(readme), "--n-clips", "8"]) == 0
+    table = (tmp_path / "results.md").read_text()
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert [row.split(" | ")[0] for row in rows] == ["| spectral-noise", "| held-out real music", "| white noise"]
+    assert "old table" not in readme.read_text() and table.split("\n", 2)[2] in readme.read_text()
+    assert readme.read_text().startswith("# title\n") and readme.read_text().endswith("after\n")
+
+
+def test_compare_refuses_bad_outputs_before_working(trained, tmp_path, capsys):
+    readme = tmp_path / "README.md"
+    readme.write_text("no markers here\n")
+    _fails_cleanly(["compare", str(trained), "--out", str(tmp_path / "table.txt")], capsys, "ending in .md", watched=[tmp_path])
+    _fails_cleanly(["compare", str(trained), "--out", str(tmp_path / "t.md"), "--readme", str(readme)], capsys,
+                   "no <!-- results:start -->", watched=[tmp_path])
+    _fails_cleanly(["compare", str(tmp_path), "--out", str(tmp_path / "t.md")], capsys, "not a trained run", watched=[tmp_path])

@@ -58,9 +58,50 @@ def test_notebooks_are_clean_and_follow_the_skeleton():
         assert f"colab.research.google.com/github/musiclib-course/musiclib/blob/main/notebooks/{path.name}" in text
         assert "sys.path" not in text, f"{path.name}: import the installed musiclib instead"
         assert "google.colab" in "".join(code[0]["source"]), f"{path.name}: first code cell must be the setup cell"
-        for heading in ("Learning objectives", "## Exercises", "## Summary"):
+        for heading in ("Learning objectives", "**Run time**", "## Exercises", "## Summary", "## Further reading"):
             assert heading in text, f"{path.name}: missing {heading!r}"
         assert "assert " in text, f"{path.name}: notebooks assert what they claim"
+        assert "@param" in "".join(code[0]["source"]), f"{path.name}: the setup cell has the run-size selector"
+
+
+def test_exercises_have_reference_solutions_and_self_checks():
+    for path in NOTEBOOKS[1:]:
+        number = path.name[:2]
+        code = "\n".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code")
+        checks = set(re.findall(rf"\bnb{number}\.check_(\d)\(", code))
+        assert f"from musiclib.exercises import nb{number}" in code and len(checks) >= 2, f"{path.name}: 2-4 self-checked exercises"
+        module = __import__(f"musiclib.exercises.nb{number}", fromlist=["_"])
+        for k in checks:
+            assert callable(getattr(module, f"exercise_{k}")), f"{path.name}: exercise {k} has no reference solution"
+
+
+def test_learner_text_never_calls_the_original_projects_seeds():
+    """'seed' means a random seed only; the four earlier projects are 'the original project'."""
+    random_seed = re.compile(r"(random|same|different)\s+seeds?\b|\bseeds (Python|PyTorch)", re.I)
+    for path in NOTEBOOKS:
+        markdown = "\n".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "markdown")
+        prose = random_seed.sub("", re.sub(r"`[^`]*`", "", markdown))
+        leftover = [prose[max(0, m.start() - 30) : m.end() + 30] for m in re.finditer(r"\bseeds?\b", prose, re.I)]
+        assert not leftover, f"{path.name}: say 'the original project' instead of: {leftover}"
+
+
+def test_a_silent_player_fails_the_notebook_run(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    shutil.copy(ROOT / "notebooks" / "conftest.py", tmp_path / "conftest.py")
+    cells = ["import numpy as np\nfrom musiclib import audio\nfor _ in range(2):\n    audio.play(np.zeros(100), 8000)",
+             "audio.play = lambda y, sample_rate: None  # a player that never shows\naudio.play(np.zeros(100), 8000)"]
+    notebook = {"cells": [{"cell_type": "code", "id": f"c{i}", "metadata": {}, "outputs": [], "execution_count": None, "source": c}
+                          for i, c in enumerate(cells)],
+                "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+                "nbformat": 4, "nbformat_minor": 5}
+    (tmp_path / "silent.ipynb").write_text(json.dumps(notebook))
+    result = subprocess.run([sys.executable, "-m", "pytest", "silent.ipynb", "--nbval-lax", "--nbval-current-env", "-q",
+                             "-p", "no:cacheprovider"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1 and "players missing from the outputs: cell 1" in result.stdout, result.stdout[-2000:]
+    assert "2 passed" in result.stdout
 
 
 def test_ci_runs_the_readme_test_command():
@@ -86,3 +127,13 @@ def test_installs_beside_colabs_preinstalled_versions(tmp_path):
                             capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "ResolutionImpossible" not in result.stderr
+
+
+def test_the_readme_results_table_is_the_one_make_results_wrote():
+    from musiclib import compare
+
+    readme = (ROOT / "README.md").read_text()
+    block = readme[readme.index(compare.README_START) + len(compare.README_START) : readme.index(compare.README_END)].strip()
+    assert block, "run `make results` to fill the README's table"
+    assert block in (ROOT / "docs" / "results.md").read_text()
+    assert "musiclib compare" in (ROOT / "Makefile").read_text()

@@ -228,7 +228,7 @@ def build(model_config: dict, audio_config: AudioConfig) -> GAN:
         model = GAN(FixedGenerator(audio_config.n_mels, model_config["noise_size"], width, frames),
                     FixedDiscriminator(audio_config.n_mels, width, frames), "hinge")
         # oneDNN runs these narrow full-resolution convolutions faster in channels-last layout: a training
-        # step, mostly the generator's convolutions, is 1.4-1.6x faster on 2 CPU threads (benchmarks/gan_step.py).
+        # step, mostly the generator's convolutions, is 1.4-1.6x faster on 2 CPU threads (benchmarks/channels_last_step.py).
         model = model.to(memory_format=torch.channels_last)
     model.model_config = dict(model_config)
     return model

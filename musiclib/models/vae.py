@@ -263,6 +263,9 @@ def build(model_config: dict, audio_config: AudioConfig) -> SpectrogramVAE:
     model = SpectrogramVAE(audio_config.n_mels, model_config["width"], model_config["latent_size"],
                            model_config["variational"], model_config["beta"], condition_size,
                            model_config.get("prior_components", 0))
+    # oneDNN runs the decoder's narrow full-resolution convolutions faster in channels-last layout:
+    # a training step is 1.7-1.8x faster on 2 CPU threads (benchmarks/channels_last_step.py).
+    model = model.to(memory_format=torch.channels_last)
     model.model_config = dict(model_config)
     return model
 

@@ -1,0 +1,76 @@
+"""Training speed of the convolutional spectrogram models in channels-last layout against the default
+contiguous layout, in one run: the fixed DCGAN (a discriminator phase, then a generator phase) and the VAE.
+
+Each model's fast configuration on random images (speed does not depend on the data). Prints seconds per
+step (best of 3 runs of ``--steps`` steps) and the ratio. ``dcgan.build`` and ``vae.build`` choose the
+layout; this benchmark is why.
+
+Usage: python benchmarks/channels_last_step.py [--steps 10] [--threads 2]
+"""
+import argparse
+
+import torch
+
+from musiclib import set_seed
+from musiclib.config import AudioConfig
+from musiclib.models import dcgan, vae
+from musiclib.training import make_optimizer
+from musiclib.utils import torch_threads
+from timing import best_time
+
+
+def _dcgan():
+    model_config = dcgan.default_config(fast=True)
+    model = dcgan.build(model_config, AudioConfig())
+    batch = torch.rand(model_config["batch_size"], AudioConfig().n_mels, dcgan.image_frames(model)) * 2 - 1
+    return model, model_config, lambda phase: dcgan.loss(model, batch, phase)[0]
+
+
+def _vae():
+    model_config = vae.default_config(fast=True)
+    model = vae.build(model_config, AudioConfig()).train()
+    batch = torch.rand(model_config["batch_size"], AudioConfig().n_mels, vae.FRAMES) * 2 - 1
+    return model, model_config, lambda phase: vae.loss(model, batch)
+
+
+MODELS = {"fixed DCGAN": _dcgan, "VAE": _vae}
+
+
+def step_seconds(build, memory_format: torch.memory_format, steps: int) -> float:
+    set_seed(0)
+    model, model_config, loss_of = build()
+    model = model.to(memory_format=memory_format)
+    phases = getattr(model, "phases", ("train",))
+    parameters = {phase: model.phase_parameters(phase) if phase != "train" else model.parameters() for phase in phases}
+    optimizers = {phase: make_optimizer("adam", parameters[phase], model_config["learning_rate"], model_config.get("betas", [0.9, 0.999]))
+                  for phase in phases}
+
+    def train():
+        for _ in range(steps):
+            for phase in phases:
+                loss = loss_of(phase)
+                optimizers[phase].zero_grad()
+                loss.backward()
+                optimizers[phase].step()
+
+    train()  # warm-up: oneDNN builds its kernels on the first call
+    seconds, _ = best_time(train, repeat=3)
+    return seconds / steps
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads for torch")
+    args = parser.parse_args()
+    print(f"{args.threads} CPU threads, seconds per training step (fast configurations):")
+    with torch_threads(args.threads):
+        for name, build in MODELS.items():
+            contiguous = step_seconds(build, torch.contiguous_format, args.steps)
+            channels_last = step_seconds(build, torch.channels_last, args.steps)
+            print(f"{name:>12}: contiguous {contiguous:.3f}, channels last {channels_last:.3f} "
+                  f"({contiguous / channels_last:.2f}x faster; what the model's build uses)")
+
+
+if __name__ == "__main__":
+    main()
