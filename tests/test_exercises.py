@@ -51,7 +51,7 @@ def test_solutions_agree_with_the_library():
     for f in (15_000, 440, 30_000):
         assert nb01.exercise_1(f, 22_050) == signals.alias_frequency(f, 22_050)
     for bits in (8, 12, 16):
-        assert abs(nb01.exercise_2(bits) - signals.quantization_snr_db(bits)) < 0.3
+        assert abs(nb01.exercise_2(nb01.full_scale_sine(), bits) - signals.quantization_snr_db(bits)) < 0.3
     spectrum = np.fft.fft(rng.standard_normal(16))
     np.testing.assert_allclose(nb02.exercise_1(spectrum), dsp.idft(spectrum), atol=1e-10)
     assert nb03.exercise_1(44_100, 2048) == pytest.approx(dsp.time_frequency_resolution(44_100, 2048))

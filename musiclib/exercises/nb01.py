@@ -15,13 +15,17 @@ def exercise_1(frequency: float, sample_rate: float) -> float:
     return float(min(folded, sample_rate - folded))
 
 
-def exercise_2(bits: int, n_samples: int = 100_000) -> float:
-    """Measured SNR (dB) of a full-scale sine rounded to ``bits`` bits: signal power over rounding-error power."""
-    t = np.arange(n_samples)
-    x = np.sin(2 * np.pi * 0.01234567 * t)  # a frequency that is not a simple fraction, so errors look random
+def exercise_2(x: np.ndarray, bits: int) -> float:
+    """Measured SNR (dB) of ``x`` (values in [-1, 1]) rounded to ``bits`` bits: signal power over rounding-error power."""
+    x = np.asarray(x, dtype=np.float64)
     step = 2.0 / 2**bits
     error = np.round(x / step) * step - x
     return float(10 * np.log10(np.mean(x**2) / np.mean(error**2)))
+
+
+def full_scale_sine(n_samples: int = 100_000) -> np.ndarray:
+    """A full-scale sine at a frequency that is no simple fraction of the rate, so rounding errors look random."""
+    return np.sin(2 * np.pi * 0.01234567 * np.arange(n_samples))
 
 
 def exercise_3(samples: np.ndarray) -> np.ndarray:
@@ -34,7 +38,8 @@ def check_1(answer) -> bool:
 
 
 def check_2(answer) -> bool:
-    return check(answer, exercise_2, [(8,), (12,), (16,)], atol=0.05)
+    sine = full_scale_sine()
+    return check(answer, exercise_2, [(sine, 8), (sine, 12), (0.5 * sine, 16)], atol=0.05)
 
 
 def check_3(answer) -> bool:
