@@ -47,8 +47,8 @@ def score_runs(run_dirs, n_clips: int | None = None) -> list[dict]:
 def markdown(rows: list[dict], command: str) -> str:
     """The rows as a Markdown table, headed by the command that made it and the date."""
     header = ["model", "data", "steps", "clips"] + [title for _, title, _ in COLUMNS]
-    lines = [f"Made by `{command}` on {datetime.date.today().isoformat()}; every row scored by `musiclib evaluate` "
-             "against the same training reference.", "",
+    lines = [f"Made by `{command}` on {datetime.date.today().isoformat()}. Each model is scored by `musiclib evaluate` "
+             "against its own data's training clips, beside that data's held-out real music and white noise.", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         cells = [row["name"], row["data"], "" if row["steps"] is None else str(row["steps"]), str(row["n_clips"])]
