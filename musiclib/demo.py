@@ -67,60 +67,115 @@ def signal_path_demo(out: Path, config: AudioConfig) -> dict:
     return scores
 
 
-def pipeline_demo(out: Path, config: AudioConfig) -> dict:
-    """Bundled chorales → train the registered baseline → generate → evaluate against noise and real music."""
+GALLERY_CLIPS = 3
+GALLERY_SECONDS = 3.0
+
+
+def _log_mel_picture(y: np.ndarray, config: AudioConfig, path: Path, title: str) -> Path:
     import matplotlib.pyplot as plt
 
-    from musiclib import plot, runs
+    from musiclib import plot
+
+    fig, ax = plt.subplots(figsize=(4.2, 2.4))
+    plot.spectrogram(features.log_mel(y, config), config.sample_rate, config.hop_length, ax=ax, mel=True, units="ln",
+                     title=title, colorbar=False)
+    return _save_figure(fig, path)
+
+
+def _gallery_row(out: Path, name: str, clips: list[np.ndarray], config: AudioConfig) -> list[dict]:
+    """Write each clip as ``gallery/<name>_<k>.wav`` and its log-mel picture; return their relative paths."""
+    folder = out / "gallery"
+    items = []
+    for k, y in enumerate(clips):
+        stem = f"{name.replace(' ', '_')}_{k}"
+        audio.save(folder / f"{stem}.wav", y, config.sample_rate)
+        _log_mel_picture(y, config, folder / f"{stem}.png", f"{name}, clip {k + 1}")
+        items.append({"audio": f"gallery/{stem}.wav", "picture": f"gallery/{stem}.png"})
+    return items
+
+
+def gallery_demo(out: Path, config: AudioConfig, steps: int | None = None, n_clips: int | None = None) -> dict:
+    """One tiny model per family (the registry's ``gallery`` models) on the fast chorales: trained, heard, scored.
+
+    Every model trains at its fast configuration (``steps`` overrides the step count, for tests), generates
+    :data:`GALLERY_CLIPS` clips through ``musiclib generate``, and is scored by :mod:`musiclib.compare`
+    beside held-out real music and noise. Writes ``gallery/`` (audio and log-mel pictures), ``results.md``
+    and ``index.html``.
+    """
+    from musiclib import baselines, compare, models, runs
     from musiclib.datasets import bundled
-
-    chorales = bundled.chorales(config=config)
-    excerpt = np.asarray(chorales.clips("test")[:6]).reshape(-1)
-    audio.save(out / "chorale_heldout_excerpt.wav", excerpt, config.sample_rate)
-    run = runs.train("spectral-noise", chorales.root, _fresh_run_dir(out, "run_spectral_noise"), progress=False)
-    runs.generate(run, 4.0, out / "spectral_noise_generated.wav")
-    scores = runs.evaluate(run, n_clips=16)
-
-    fig, axes = plt.subplots(1, 2, figsize=(13, 3.5))
-    plot.spectrogram(features.log_mel(excerpt, config), config.sample_rate, config.hop_length, ax=axes[0], mel=True, units="ln",
-                     title="held-out chorale (log-mel)")
-    names = ["held-out real", "spectral-noise model", "white noise"]
-    values = [scores[k]["frechet_distance"] for k in ("heldout_real", "generated", "white_noise")]
-    axes[1].bar(names, values, color=["C2", "C0", "C3"])
-    axes[1].set(yscale="log", ylabel="Fréchet distance to training (log scale)", title="lower is closer to the music")
-    _save_figure(fig, out / "evaluation.png")
-    return {"dataset": str(chorales), **{f"frechet_{k}": scores[k]["frechet_distance"] for k in ("heldout_real", "generated", "white_noise")}}
-
-
-def sequence_model_demo(out: Path, config: AudioConfig) -> dict:
-    """A small GRUV LSTM on the short chorale set: free-running audio from a held-out prime, and its one-step scores."""
-    import matplotlib.pyplot as plt
-
-    from musiclib import plot, runs
-    from musiclib.datasets import bundled
-    from musiclib.models import gruv_lstm
 
     chorales = bundled.chorales(fast=True, config=config)
-    run = runs.train("gruv", chorales.root, _fresh_run_dir(out, "run_gruv"), steps=300, progress=False)
-    spec, model, _, run_config = runs.load(run)
-    prime = runs.heldout_primes(chorales, spec, 1, seed=0)
-    y, n_prime = gruv_lstm.continue_audio(model, prime, 8.0, run_config["model_config"], config.sample_rate)
-    audio.save(out / "gruv_prime_then_generated.wav", y[0], config.sample_rate)
-    scores = gruv_lstm.heldout_scores(model, chorales, run_config["model_config"])
+    heldout = np.asarray(chorales.clips("test"))
+    seconds_per_clip = chorales.clip_samples / config.sample_rate
+    reference = [np.concatenate(list(heldout[k * 3 : k * 3 + 3])) for k in range(GALLERY_CLIPS)]
+    rows = [{"name": "held-out real music", "text": "Chorales the models never heard: what every model aims for.",
+             "items": _gallery_row(out, "held-out real music", reference, config)}]
+    noise = baselines.white_noise_clips(GALLERY_CLIPS, len(reference[0]), baselines.rms(heldout), seed=0)
+    rows.append({"name": "white noise", "text": "White noise at the music's loudness: what no model should sound like.",
+                 "items": _gallery_row(out, "white noise", list(noise), config)})
+    run_dirs = []
+    for spec in models.gallery_models():
+        start = time.perf_counter()
+        print(f"[demo]   {spec.name} ({spec.family}): training", flush=True)
+        overrides = spec.default_config(True) | ({"steps": steps} if steps else {})
+        run = runs.train(spec.name, chorales.root, _fresh_run_dir(out, f"run_{spec.name}"), overrides=overrides, progress=False)
+        items = []
+        for k in range(GALLERY_CLIPS):  # through `musiclib generate`, so a sequence model's file starts with its prime
+            path, _ = runs.generate(run, GALLERY_SECONDS, out / "gallery" / f"{spec.name}_{k}.wav", seed=k)
+            picture = _log_mel_picture(audio.load(path)[0], config, path.with_suffix(".png"), f"{spec.name}, clip {k + 1}")
+            items.append({"audio": f"gallery/{path.name}", "picture": f"gallery/{picture.name}"})
+        rows.append({"name": spec.name, "text": spec.gallery, "items": items, "seconds": round(time.perf_counter() - start, 1)})
+        run_dirs.append(run)
+    print("[demo]   scoring every model the same way", flush=True)
+    table = compare.write(run_dirs, out / "results.md", n_clips=n_clips,
+                          command="musiclib demo (" + ", ".join(spec.name for spec in models.gallery_models()) + ")")
+    (out / "index.html").write_text(_gallery_page(rows, table, seconds_per_clip))
+    return {"models": [row["name"] for row in rows[2:]], "page": str(out / "index.html")}
 
-    fig, axes = plt.subplots(1, 2, figsize=(13, 3.5), gridspec_kw={"width_ratios": [3, 1]})
-    plot.spectrogram(features.log_mel(y[0], config), config.sample_rate, config.hop_length, ax=axes[0], mel=True, units="ln",
-                     title="GRUV LSTM: held-out prime (left of the line), then free-running")
-    axes[0].axvline(n_prime / config.sample_rate, color="w", lw=2)
-    names = ["model", "persistence", "mean"]
-    axes[1].bar(names, [scores[k] for k in ("one_step_mse", "persistence_mse", "mean_predictor_mse")], color=["C0", "C3", "C7"])
-    axes[1].set(ylabel="held-out one-step MSE", title="next FFT block")
-    _save_figure(fig, out / "gruv_lstm.png")
-    return {"prime_seconds": n_prime / config.sample_rate, **{k: round(v, 4) for k, v in scores.items()}}
+
+def _gallery_page(rows: list[dict], table: str, seconds_per_clip: float) -> str:
+    """A self-contained page (no network): one row per model with players and pictures, and the table."""
+    from html import escape
+
+    def table_html(markdown: str) -> str:
+        lines = [line for line in markdown.splitlines() if line.startswith("|") and "---" not in line]
+        cells = [[escape(c.strip()) for c in line.strip("|").split("|")] for line in lines]
+        head = "".join(f"<th>{c}</th>" for c in cells[0])
+        body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in cells[1:])
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+    sections = []
+    for row in rows:
+        figures = "".join(f'<figure><img src="{escape(item["picture"])}" alt="log-mel of {escape(row["name"])}">'
+                          f'<audio controls preload="metadata" src="{escape(item["audio"])}"></audio></figure>'
+                          for item in row["items"])
+        sections.append(f'<section><h2>{escape(row["name"])}</h2><p>{escape(row["text"])}</p><div class="row">{figures}</div></section>')
+    caption = table.split("\n", 1)[0]
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>musiclib demo: listen to every family</title>
+<style>body{{font-family:sans-serif;max-width:1400px;margin:auto;padding:1em}}.row{{display:flex;gap:1em;flex-wrap:wrap}}
+figure{{margin:0}}figure img{{display:block;width:380px}}audio{{width:380px}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:.2em .5em;text-align:right}}td:first-child,th:first-child{{text-align:left}}</style>
+</head><body>
+<h1>musiclib demo: one tiny model per family, trained on the bundled chorales</h1>
+<p>Each model was trained for a few minutes at most on a CPU, on {seconds_per_clip:g}-second clips of Bach chorales played by
+sampled instruments. Below each model: three generated clips and their log-mel spectrograms, beside held-out real music
+(the target) and white noise (the floor). Then one table scores every model the same way.</p>
+{"".join(sections)}
+<section><h2>Scores</h2><p>{escape(caption)}</p>{table_html(table)}
+<p>Lower is closer to the music for the Fréchet and kernel distances and NDB/K; a memorisation ratio near 1 means as new
+as real unseen music, near 0 means copies of training clips.</p></section>
+</body></html>
+"""
 
 
-def run_demo(out: str | Path, config: AudioConfig | None = None) -> dict:
-    """Run every demo step, write ``summary.json`` and return it."""
+def run_demo(out: str | Path, config: AudioConfig | None = None, steps: int | None = None, n_clips: int | None = None) -> dict:
+    """Run every demo step, write ``summary.json`` and ``index.html`` (the gallery) and return the summary.
+
+    ``steps`` and ``n_clips`` shrink the training and the scoring (tests); by default every gallery model
+    trains at its fast configuration and is scored with ``musiclib evaluate``'s budget.
+    """
     from musiclib.plot import use_headless_backend_if_needed
 
     use_headless_backend_if_needed()
@@ -128,14 +183,16 @@ def run_demo(out: str | Path, config: AudioConfig | None = None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     config = config or AudioConfig()
     summary = {"audio_config": config.to_dict(), "steps": {}}
-    steps = [("signal_path", signal_path_demo), ("data_and_baseline", pipeline_demo), ("sequence_model", sequence_model_demo)]
-    for name, step in steps:
+    stages = [("signal_path", signal_path_demo),
+              ("gallery", lambda out, config: gallery_demo(out, config, steps=steps, n_clips=n_clips))]
+    for name, stage in stages:
         start = time.perf_counter()
         print(f"[demo] {name} ...", flush=True)
-        result = step(out, config)
+        result = stage(out, config)
         summary["steps"][name] = {"seconds": round(time.perf_counter() - start, 2), **result}
         print(f"[demo] {name} done in {summary['steps'][name]['seconds']} s: {json.dumps(result, default=float)}", flush=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
     files = sorted(p.name for p in out.iterdir())
-    print(f"[demo] wrote {len(files)} files to {out}: {', '.join(files)}")
+    print(f"[demo] wrote {len(files)} files and folders to {out}: {', '.join(files)}")
+    print(f"[demo] open {out / 'index.html'} in a browser to listen")
     return summary

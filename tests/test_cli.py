@@ -130,17 +130,36 @@ def test_resume_on_a_dataset_that_changed_under_the_same_name_is_refused(tmp_pat
     _fails_cleanly(argv[:-1] + ["4"], capsys, "has changed since this run started", watched=[tmp_path / "run"])
 
 
-def test_demo_runs_again_over_a_demo_folder_left_by_an_older_musiclib(tmp_path, monkeypatch):
+def test_demo_builds_a_gallery_page_over_a_demo_folder_left_by_an_older_musiclib(tmp_path, monkeypatch):
     import json
+    import re
+
+    import soundfile as sf
+
+    from musiclib import models
+    from musiclib.demo import GALLERY_CLIPS, run_demo
 
     monkeypatch.setenv("MUSICLIB_FAST", "1")
-    stale = tmp_path / "demo" / "run_gruv"
+    out = tmp_path / "demo"
+    stale = out / "run_gruv"
     stale.mkdir(parents=True)
     (stale / "config.json").write_text(json.dumps({"model": "gruv", "data": "/gone/chorales-v1-fast-22050"}))
-    assert cli.main(["demo", "--out", str(tmp_path / "demo")]) == 0
-    written = {p.name for p in (tmp_path / "demo").iterdir()}
-    assert {"summary.json", "gruv_prime_then_generated.wav", "spectral_noise_generated.wav", "evaluation.png"} <= written
-    assert json.loads((stale / "config.json").read_text())["data_fingerprint"]
+    run_demo(out, steps=3, n_clips=8)  # the gallery's models at a few steps; `make demo` trains them at their fast size
+    assert json.loads((stale / "config.json").read_text())["data_fingerprint"], "the stale run was trained afresh"
+    page = (out / "index.html").read_text()
+    assert "http" not in page, "the page is self-contained"
+    sources = re.findall(r'<audio controls preload="metadata" src="([^"]+)"', page)
+    pictures = re.findall(r'<img src="([^"]+)"', page)
+    gallery = [spec.name for spec in models.gallery_models()]
+    assert len(sources) == len(pictures) == GALLERY_CLIPS * (len(gallery) + 2), "three clips per model, real music and noise"
+    for source in sources:
+        info = sf.info(out / source)
+        assert info.duration > 0.5 and info.samplerate == 22050
+    assert all((out / picture).stat().st_size > 0 for picture in pictures)
+    families = {models.get(name).family for name in gallery}
+    assert {"baseline", "sequence", "gan", "autoencoder"} <= families
+    for name in gallery:
+        assert f"<h2>{name}</h2>" in page and f"| {name} |" in (out / "results.md").read_text()
 
 
 def test_compare_writes_one_table_and_fills_the_readme_block(trained, tmp_path, monkeypatch, capsys):

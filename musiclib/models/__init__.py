@@ -42,6 +42,9 @@ class ModelSpec:
             instead of Griffin-Lim.
         modes: Generation modes ``generate`` accepts as ``mode=`` (the first is the default);
             ``"continue"`` starts from held-out audio.
+        family: One of :data:`FAMILIES` (how the course groups models).
+        gallery: What to listen for, for the one model that represents its family in ``musiclib demo``'s
+            gallery (``""``: not in the gallery).
     """
 
     name: str
@@ -58,7 +61,16 @@ class ModelSpec:
     vocoder: bool = False
     accepts_vocoder: bool = False
     modes: tuple[str, ...] = ()
+    family: str = ""
+    gallery: str = ""
 
+    def __post_init__(self):
+        if self.family not in FAMILIES:
+            raise ValueError(f"model {self.name!r}: family must be one of {FAMILIES}, got {self.family!r}")
+
+
+# How the course groups models, in the order the demo's gallery shows them.
+FAMILIES = ("baseline", "sequence", "gan", "autoencoder", "vocoder")
 
 # Settings the shared training loop reads from any model's configuration, with their types.
 TRAINING_SETTINGS = {"steps": int, "batch_size": int, "learning_rate": float, "optimizer": str, "betas": list,
@@ -126,8 +138,15 @@ def names() -> list[str]:
     return sorted(REGISTRY)
 
 
+def gallery_models() -> list[ModelSpec]:
+    """The models that represent their family in the demo's gallery, in :data:`FAMILIES` order."""
+    _load_builtin_models()
+    chosen = [spec for spec in REGISTRY.values() if spec.gallery]
+    return sorted(chosen, key=lambda spec: (FAMILIES.index(spec.family), spec.name))
+
+
 def _load_builtin_models() -> None:
     from musiclib.models import dcgan, gruv_lstm, melgan, sample_lstm, spectral_noise, vae  # noqa: F401  (they register themselves)
 
 
-__all__ = ["ModelSpec", "REGISTRY", "register", "get", "names", "check_settings", "settings_schema"]
+__all__ = ["FAMILIES", "ModelSpec", "REGISTRY", "register", "get", "names", "gallery_models", "check_settings", "settings_schema"]

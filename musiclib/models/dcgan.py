@@ -292,7 +292,9 @@ def heldout_scores(model: GAN, dataset, model_config: dict) -> dict:
 
 
 SEED_SPEC = register(ModelSpec("dcgan-seed", "the seed's spectrogram DCGAN, exactly (mel power, SELU output, BCE)",
-                               seed_config, build, training_arrays, loss, generate, accepts_vocoder=True))
+                               seed_config, build, training_arrays, loss, generate, accepts_vocoder=True, family="gan"))
 SPEC = register(ModelSpec("dcgan", "the DCGAN fixed: normalised log-mel, tanh output, spectral norm and hinge loss",
                           default_config, build, training_arrays, loss, generate, prepare=prepare,
-                          heldout_scores=heldout_scores, accepts_vocoder=True))
+                          heldout_scores=heldout_scores, accepts_vocoder=True, family="gan",
+                          gallery="One-second log-mel images drawn by the GAN from noise and turned into sound by Griffin-Lim. "
+                                  "Listen for chord-like partials and note onsets, and for the phasey smear Griffin-Lim adds."))

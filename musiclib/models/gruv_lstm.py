@@ -261,10 +261,12 @@ def heldout_scores(model: GruvLSTM, dataset, model_config: dict) -> dict:
             "improvement_over_persistence": 1 - model_mse / persistence}
 
 
-def _spec(name: str, description: str, config) -> ModelSpec:
+def _spec(name: str, description: str, config, gallery: str = "") -> ModelSpec:
     return register(ModelSpec(name, description, config, build, training_arrays, loss, generate,
-                              prime_seconds=1.0, prepare=prepare, heldout_scores=heldout_scores))
+                              prime_seconds=1.0, prepare=prepare, heldout_scores=heldout_scores, family="sequence", gallery=gallery))
 
 
 SEED_SPEC = _spec("gruv-seed", "the seed's GRUV LSTM on rectangular FFT blocks (16.8 M parameters)", seed_config)
-SPEC = _spec("gruv", "GRUV LSTM on windowed, half-overlapping rfft blocks (small, trains on a CPU)", default_config)
+SPEC = _spec("gruv", "GRUV LSTM on windowed, half-overlapping rfft blocks (small, trains on a CPU)", default_config,
+             gallery="A second of a held-out chorale, then the LSTM running free on FFT blocks. Listen for how soon the "
+                     "music dissolves into coloured noise after the prime, and for the absence of clicks at block edges.")

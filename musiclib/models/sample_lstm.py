@@ -214,4 +214,4 @@ def heldout_scores(model: SampleLSTM, dataset, model_config: dict) -> dict:
 
 SPEC = register(ModelSpec("sample-lstm", "the seed's LSTM on raw samples: next sample from the previous look_back",
                           default_config, build, training_arrays, loss, generate,
-                          prime_seconds=0.25, prepare=prepare, heldout_scores=heldout_scores))
+                          prime_seconds=0.25, prepare=prepare, heldout_scores=heldout_scores, family="sequence"))

@@ -57,4 +57,6 @@ def generate(model: SpectralNoise, n: int, seconds: float, seed: int, audio_conf
 
 
 SPEC = register(ModelSpec("spectral-noise", "noise shaped like the training data's average spectrum (baseline)",
-                          default_config, build, training_arrays, loss, generate))
+                          default_config, build, training_arrays, loss, generate, family="baseline",
+                          gallery="The floor: noise with the training music's average spectrum. It has the music's colour but "
+                                  "no notes, no rhythm and no onsets; every model below should sound more like music than this."))

@@ -461,10 +461,15 @@ def heldout_scores(model: SpectrogramVAE, dataset, model_config: dict) -> dict:
 
 AE_SPEC = register(ModelSpec("ae", "convolutional autoencoder on log-mel images (cannot sample: no prior)",
                              lambda fast: default_config(fast, variational=False), build, training_arrays, loss, generate,
-                             prepare=prepare, heldout_scores=heldout_scores, accepts_vocoder=True, modes=MODES[:2]))
+                             prepare=prepare, heldout_scores=heldout_scores, accepts_vocoder=True, modes=MODES[:2],
+                             family="autoencoder"))
 SPEC = register(ModelSpec("vae", "variational autoencoder on log-mel images: sample the prior, continue, interpolate",
                           default_config, build, training_arrays, loss, generate, prepare=prepare, heldout_scores=heldout_scores, accepts_vocoder=True,
-                          modes=MODES[:2], after_training=fit_prior))
+                          modes=MODES[:2], after_training=fit_prior, family="autoencoder",
+                          gallery="Clips decoded from latent codes drawn from the prior the VAE fitted to its own codes, each "
+                                  "next image a small step from the last. Listen for held tones in the chorales' range and "
+                                  "for soft, blurred onsets: a VAE's images are smooth."))
 CVAE_SPEC = register(ModelSpec("cvae", "conditional VAE on labelled notes: ask for a pitch and an instrument (--data notes)",
                                lambda fast: default_config(fast, conditional=True), build, training_arrays, loss, generate,
-                               prepare=prepare, heldout_scores=heldout_scores, accepts_vocoder=True, modes=MODES))
+                               prepare=prepare, heldout_scores=heldout_scores, accepts_vocoder=True, modes=MODES,
+                               family="autoencoder"))
