@@ -130,22 +130,34 @@ def test_resume_on_a_dataset_that_changed_under_the_same_name_is_refused(tmp_pat
     _fails_cleanly(argv[:-1] + ["4"], capsys, "has changed since this run started", watched=[tmp_path / "run"])
 
 
-def test_demo_builds_a_gallery_page_over_a_demo_folder_left_by_an_older_musiclib(tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def demo_page(tmp_path_factory):
+    """The demo run once at a few steps per model, over a run folder left by an older musiclib."""
+    import json
+
+    from musiclib.demo import run_demo
+
+    out = tmp_path_factory.mktemp("demo") / "demo"
+    stale = out / "run_gruv"
+    stale.mkdir(parents=True)
+    (stale / "config.json").write_text(json.dumps({"model": "gruv", "data": "/gone/chorales-v1-fast-22050"}))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MUSICLIB_FAST", "1")
+        run_demo(out, steps=3, n_clips=8)  # `make demo` trains the gallery's models at their fast size
+    return out
+
+
+def test_demo_builds_a_gallery_page_over_a_demo_folder_left_by_an_older_musiclib(demo_page):
     import json
     import re
 
     import soundfile as sf
 
     from musiclib import models
-    from musiclib.demo import GALLERY_CLIPS, run_demo
+    from musiclib.demo import GALLERY_CLIPS
 
-    monkeypatch.setenv("MUSICLIB_FAST", "1")
-    out = tmp_path / "demo"
-    stale = out / "run_gruv"
-    stale.mkdir(parents=True)
-    (stale / "config.json").write_text(json.dumps({"model": "gruv", "data": "/gone/chorales-v1-fast-22050"}))
-    run_demo(out, steps=3, n_clips=8)  # the gallery's models at a few steps; `make demo` trains them at their fast size
-    assert json.loads((stale / "config.json").read_text())["data_fingerprint"], "the stale run was trained afresh"
+    out = demo_page
+    assert json.loads((out / "run_gruv" / "config.json").read_text())["data_fingerprint"], "the stale run was trained afresh"
     page = (out / "index.html").read_text()
     assert "http" not in page, "the page is self-contained"
     sources = re.findall(r'<audio controls preload="metadata" src="([^"]+)"', page)
@@ -156,10 +168,53 @@ def test_demo_builds_a_gallery_page_over_a_demo_folder_left_by_an_older_musiclib
         info = sf.info(out / source)
         assert info.duration > 0.5 and info.samplerate == 22050
     assert all((out / picture).stat().st_size > 0 for picture in pictures)
-    families = {models.get(name).family for name in gallery}
-    assert {"baseline", "sequence", "gan", "autoencoder"} <= families
+    assert {"baseline", "sequence", "gan", "autoencoder"} <= {models.get(name).family for name in gallery}
     for name in gallery:
         assert f"<h2>{name}</h2>" in page and f"| {name} |" in (out / "results.md").read_text()
+
+
+BROWSER_CHECK = """<script>
+window.addEventListener('load', () => {
+  const audios = [...document.querySelectorAll('audio')];
+  const ready = a => a.readyState >= 1 ? Promise.resolve()
+    : new Promise(done => { a.addEventListener('loadedmetadata', done); a.addEventListener('error', done); a.load(); });
+  Promise.all(audios.map(ready)).then(() => {
+    const report = document.createElement('pre');
+    report.id = 'browser-check';
+    report.textContent = JSON.stringify({durations: audios.map(a => a.duration), errors: audios.map(a => a.error ? a.error.code : 0),
+                                         images: [...document.images].map(image => image.naturalWidth)});
+    document.body.appendChild(report);
+  });
+});
+</script></body>"""
+
+
+def test_the_demo_page_plays_in_a_real_browser(demo_page):
+    """Headless Chromium opens the page: every player loads its audio with a duration, every picture loads,
+    the page logs nothing to the console, and a screenshot is written beside the page."""
+    import html
+    import json
+    import re
+    import shutil
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if browser is None:
+        pytest.skip("no Chromium installed (Debian: apt-get install chromium); .ci/run installs it where it can")
+    checked = demo_page / "_browser_check.html"
+    checked.write_text((demo_page / "index.html").read_text().replace("</body>", BROWSER_CHECK))
+    flags = [browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--allow-file-access-from-files",
+             "--virtual-time-budget=20000", "--enable-logging=stderr", "--v=0"]
+    result = subprocess.run(flags + ["--dump-dom", checked.as_uri()], capture_output=True, text=True, timeout=120)
+    match = re.search(r'<pre id="browser-check">(.*?)</pre>', result.stdout, re.S)
+    assert match, f"the page's check never finished: {result.stderr[-2000:]}"
+    report = json.loads(html.unescape(match.group(1)))
+    assert report["durations"] and all(d is not None and d > 0.5 for d in report["durations"]) and not any(report["errors"]), report
+    assert report["images"] and all(width > 0 for width in report["images"]), report
+    console = [line for line in result.stderr.splitlines() if "CONSOLE" in line]
+    assert not console, console
+    subprocess.run(flags + ["--window-size=1400,3000", f"--screenshot={demo_page / 'index.png'}", (demo_page / "index.html").as_uri()],
+                   capture_output=True, timeout=120)
+    assert (demo_page / "index.png").stat().st_size > 10_000
 
 
 def test_compare_writes_one_table_and_fills_the_readme_block(trained, tmp_path, monkeypatch, capsys):
