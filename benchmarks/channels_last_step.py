@@ -20,17 +20,20 @@ from timing import best_time
 
 
 def _dcgan():
+    """The GAN trains in two phases, one optimiser each; ``(model, config, {phase: parameters}, loss of a phase)``."""
     model_config = dcgan.default_config(fast=True)
     model = dcgan.build(model_config, AudioConfig())
     batch = torch.rand(model_config["batch_size"], AudioConfig().n_mels, dcgan.image_frames(model)) * 2 - 1
-    return model, model_config, lambda phase: dcgan.loss(model, batch, phase)[0]
+    phases = {phase: list(model.phase_parameters(phase)) for phase in model.phases}
+    return model, model_config, phases, lambda phase: dcgan.loss(model, batch, phase)[0]
 
 
 def _vae():
+    """The VAE trains in one phase."""
     model_config = vae.default_config(fast=True)
     model = vae.build(model_config, AudioConfig()).train()
     batch = torch.rand(model_config["batch_size"], AudioConfig().n_mels, vae.FRAMES) * 2 - 1
-    return model, model_config, lambda phase: vae.loss(model, batch)
+    return model, model_config, {"train": list(model.parameters())}, lambda phase: vae.loss(model, batch)
 
 
 MODELS = {"fixed DCGAN": _dcgan, "VAE": _vae}
@@ -38,20 +41,18 @@ MODELS = {"fixed DCGAN": _dcgan, "VAE": _vae}
 
 def step_seconds(build, memory_format: torch.memory_format, steps: int) -> float:
     set_seed(0)
-    model, model_config, loss_of = build()
-    model = model.to(memory_format=memory_format)
-    phases = getattr(model, "phases", ("train",))
-    parameters = {phase: model.phase_parameters(phase) if phase != "train" else model.parameters() for phase in phases}
-    optimizers = {phase: make_optimizer("adam", parameters[phase], model_config["learning_rate"], model_config.get("betas", [0.9, 0.999]))
-                  for phase in phases}
+    model, model_config, phases, loss_of = build()
+    model.to(memory_format=memory_format)  # in place: the parameter lists above stay the model's own
+    optimizers = {phase: make_optimizer("adam", parameters, model_config["learning_rate"], model_config.get("betas", [0.9, 0.999]))
+                  for phase, parameters in phases.items()}
 
     def train():
         for _ in range(steps):
-            for phase in phases:
+            for phase, optimizer in optimizers.items():
                 loss = loss_of(phase)
-                optimizers[phase].zero_grad()
+                optimizer.zero_grad()
                 loss.backward()
-                optimizers[phase].step()
+                optimizer.step()
 
     train()  # warm-up: oneDNN builds its kernels on the first call
     seconds, _ = best_time(train, repeat=3)

@@ -5,13 +5,15 @@ generated clips, the same training reference and held-out clips, Griffin-Lim for
 table puts each model beside held-out real music (the target) and white noise (the floor) of its data.
 ``make results`` writes it to ``docs/results.md`` and into the README, so no number there is typed by hand.
 
-Notebook: 05_data_pipeline.ipynb (the metrics), 11 (the comparison).
+Notebook: 05_data_pipeline.ipynb (the metrics).
 """
 from __future__ import annotations
 
 import datetime
 import re
 from pathlib import Path
+
+from musiclib.utils import write_text_atomically
 
 COLUMNS = (
     ("frechet_distance", "Fréchet ↓", "{:.0f}"),
@@ -57,21 +59,19 @@ def markdown(rows: list[dict], command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def replace_readme_block(readme: str | Path, table: str) -> None:
-    """Put ``table`` between the README's results markers (which must exist), written atomically."""
-    readme = Path(readme)
-    text = readme.read_text()
+def check_readme(readme: str | Path) -> str:
+    """The README's text, once it is known to hold the results markers (checked before any work)."""
+    text = Path(readme).read_text()
     if README_START not in text or README_END not in text:
         raise ValueError(f"{readme}: no {README_START} ... {README_END} block to fill; add the two markers where the table goes")
+    return text
+
+
+def replace_readme_block(readme: str | Path, table: str) -> None:
+    """Put ``table`` between the README's results markers (which must exist), written atomically."""
     updated = re.sub(re.escape(README_START) + ".*?" + re.escape(README_END), lambda _: f"{README_START}\n{table}{README_END}",
-                     text, count=1, flags=re.S)
-    _write_atomically(readme, updated)
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+                     check_readme(readme), count=1, flags=re.S)
+    write_text_atomically(readme, updated)
 
 
 def write(run_dirs, out: str | Path, readme: str | Path | None = None, n_clips: int | None = None,
@@ -80,11 +80,11 @@ def write(run_dirs, out: str | Path, readme: str | Path | None = None, n_clips: 
     out = Path(out)
     if out.suffix != ".md":
         raise ValueError(f"--out {out}: the table is Markdown; give a file name ending in .md")
-    if readme is not None and README_START not in Path(readme).read_text():
-        raise ValueError(f"{readme}: no {README_START} ... {README_END} block to fill; add the two markers where the table goes")
+    if readme is not None:
+        check_readme(readme)
     table = markdown(score_runs(run_dirs, n_clips), command)
     out.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomically(out, "# What the models achieve\n\n" + table)
+    write_text_atomically(out, "# What the models achieve\n\n" + table)
     if readme is not None:
         replace_readme_block(readme, table)
     return table

@@ -114,8 +114,8 @@ def gallery_demo(out: Path, config: AudioConfig, steps: int | None = None, n_cli
     noise = baselines.white_noise_clips(GALLERY_CLIPS, len(reference[0]), baselines.rms(heldout), seed=0)
     rows.append({"name": "white noise", "text": "White noise at the music's loudness: what no model should sound like.",
                  "items": _gallery_row(out, "white noise", list(noise), config)})
-    run_dirs = []
-    for spec in models.gallery_models():
+    run_dirs, gallery = [], models.gallery_models()
+    for spec in gallery:
         start = time.perf_counter()
         print(f"[demo]   {spec.name} ({spec.family}): training", flush=True)
         overrides = spec.default_config(True) | ({"steps": steps} if steps else {})
@@ -129,7 +129,7 @@ def gallery_demo(out: Path, config: AudioConfig, steps: int | None = None, n_cli
         run_dirs.append(run)
     print("[demo]   scoring every model the same way", flush=True)
     table = compare.write(run_dirs, out / "results.md", n_clips=n_clips,
-                          command="musiclib demo (" + ", ".join(spec.name for spec in models.gallery_models()) + ")")
+                          command="musiclib demo (" + ", ".join(spec.name for spec in gallery) + ")")
     (out / "index.html").write_text(_gallery_page(rows, table, seconds_per_clip))
     return {"models": [row["name"] for row in rows[2:]], "page": str(out / "index.html")}
 

@@ -21,7 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from musiclib.config import AudioConfig
-from musiclib.utils import get_device, set_seed
+from musiclib.utils import get_device, set_seed, write_text_atomically
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -87,12 +87,6 @@ def save_checkpoint(path: Path, state: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     torch.save(state, tmp)
-    os.replace(tmp, path)
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
     os.replace(tmp, path)
 
 
@@ -289,7 +283,7 @@ class Trainer:
                     self.history.append(record)
                     running = {}
                     save_checkpoint(self.checkpoint_path, self.state())
-                    _write_atomically(self.run_dir / "history.json", json.dumps(self.history, indent=1) + "\n")
+                    write_text_atomically(self.run_dir / "history.json", json.dumps(self.history, indent=1) + "\n")
                     if self.on_checkpoint:
                         self.on_checkpoint(self, self.step)
         finally:

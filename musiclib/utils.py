@@ -29,6 +29,16 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+def write_text_atomically(path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename: never half-written."""
+    from pathlib import Path
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def current_run_size() -> str:
     """``fast``, ``cpu`` or ``gpu``: the size chosen by :func:`choose_run_size`, else fast mode, else the hardware."""
     chosen = os.environ.get(SIZE_ENV_VAR, "").strip().lower()
