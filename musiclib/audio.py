@@ -283,6 +283,24 @@ def play(y: np.ndarray, sample_rate: int) -> None:
     display(player(y, sample_rate))
 
 
+def play_grid(rows: dict[str, list[np.ndarray]], sample_rate: int, column_titles: list[str] | None = None) -> None:
+    """Show a table of players: one row per name, one player per clip (a listening grid to compare models by ear).
+
+    Args:
+        rows: ``name -> clips``, each clip ``(samples,)`` float audio.
+        column_titles: Optional heading of each column.
+    """
+    from html import escape
+
+    from IPython.display import HTML, display
+
+    head = "".join(f"<th>{escape(title)}</th>" for title in [""] + list(column_titles or []))
+    body = "".join(f"<tr><th style='text-align:left'>{escape(name)}</th>"
+                   + "".join(f"<td>{player(clip, sample_rate)._repr_html_()}</td>" for clip in clips) + "</tr>"
+                   for name, clips in rows.items())
+    display(HTML(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"))
+
+
 def player(y: np.ndarray, sample_rate: int):
     """The IPython ``Audio`` object :func:`play` displays, for layouts that place it themselves."""
     from IPython.display import Audio

@@ -9,6 +9,7 @@ import argparse
 import json
 import math
 import sys
+from pathlib import Path
 
 
 class _Parser(argparse.ArgumentParser):
@@ -100,8 +101,13 @@ def _evaluate(args) -> int:
 def _compare(args) -> int:
     from musiclib import compare
 
-    command = "musiclib compare " + " ".join(str(r) for r in args.run_dirs) + f" --out {args.out}"
-    print(compare.write(args.run_dirs, args.out, readme=args.readme, n_clips=args.n_clips, command=command), end="")
+    compare.check_outputs(args.out, args.readme)
+    plan = compare.ComparePlan(models=tuple(args.models or ()), seeds=args.seeds, fast=args.fast, n_clips=args.n_clips,
+                               work=args.work, vocoder=not args.no_vocoder, steps=args.steps, jobs=args.jobs)
+    command = "musiclib compare" + (" --fast" if args.fast else "") + (f" --models {' '.join(args.models)}" if args.models else "") \
+        + f" --seeds {args.seeds}" + (f" --steps {args.steps}" if args.steps else "") + (f" --jobs {args.jobs}" if args.jobs > 1 else "")
+    print(compare.write(compare.run(plan), args.out, readme=args.readme, command=command), end="")
+    print(f"wrote {args.out}, {Path(args.out).with_suffix('.json')} and the scored audio under {args.work}")
     return 0
 
 
@@ -157,12 +163,23 @@ def build_parser(model_names: list[str] | None = None) -> argparse.ArgumentParse
     p.add_argument("--vocoder", default=None, help="a trained melgan run folder to render spectrograms with (default: Griffin-Lim)")
     p.set_defaults(func=_evaluate)
 
-    p = sub.add_parser("compare", help="score several runs the same way and write one Markdown table",
-                       description="Evaluate every run with the same budget and write one table beside real music and noise.")
-    p.add_argument("run_dirs", nargs="+", help="trained run folders")
-    p.add_argument("--out", default="docs/results.md", help="the Markdown file to write (default: docs/results.md)")
+    p = sub.add_parser("compare", help="train every registered model with several seeds and score them on one table",
+                       description="Train (or reuse) every generative model with several seeds on the bundled sets, score "
+                                   "every run the same way beside real music, its inversions and noise, and write one table. "
+                                   "Resumable: run it again to continue.")
+    p.add_argument("--fast", action="store_true", help="each model's fast configuration on the fast bundled sets (minutes, not hours)")
+    p.add_argument("--models", nargs="+", default=None, metavar="MODEL", help="only these models (default: every generative model)")
+    p.add_argument("--seeds", type=_positive_int, default=3, help="training seeds per model (default 3)")
+    p.add_argument("--n-clips", type=_positive_int, default=32,
+                   help="clips per scored row (default 32; at most the data's held-out test clips)")
+    p.add_argument("--work", default="outputs/compare", help="folder for the runs and scored audio; resumed if it holds them")
+    p.add_argument("--steps", type=_positive_int, default=None, help="train every model this many steps (a quick look; "
+                                                                    "default: each model's own)")
+    p.add_argument("--jobs", type=_positive_int, default=1, help="training processes at once, sharing the CPU (default 1)")
+    p.add_argument("--no-vocoder", action="store_true", help="skip the vocoder column (and training the vocoder)")
+    p.add_argument("--out", default="docs/results.md", help="the Markdown table to write (default docs/results.md; "
+                                                              "the raw results go beside it as .json)")
     p.add_argument("--readme", default=None, help="also fill this file's <!-- results:start --> ... <!-- results:end --> block")
-    p.add_argument("--n-clips", type=_positive_int, default=None, help="generated clips per run (default: musiclib evaluate's)")
     p.set_defaults(func=_compare)
 
     p = sub.add_parser("demo", help="train tiny models on the bundled music; write audio and pictures")

@@ -1,62 +1,395 @@
-"""`musiclib compare`: one table of what each trained run achieves, scored the same way for all.
+"""`musiclib compare`: every registered model trained and scored the same way, on one table.
 
-Every run is evaluated afresh with the same budget (:func:`musiclib.runs.evaluate`: the same number of
-generated clips, the same training reference and held-out clips, Griffin-Lim for spectrograms), and the
-table puts each model beside held-out real music (the target) and white noise (the floor) of its data.
-``make results`` writes it to ``docs/results.md`` and into the README, so no number there is typed by hand.
+For each bundled set that some model trains on (:attr:`musiclib.models.ModelSpec.data`), every
+generative model in the registry is trained at its fast (or full) configuration with several seeds,
+and each run makes the same number of clips of the same length, continuing the same held-out primes
+where it continues music, inverted by the same Griffin-Lim (32 iterations), and optionally by the
+registered vocoder too. Every set of clips is scored by one :class:`musiclib.metrics.SetScorer` against
+the same training reference, beside reference rows: held-out real music (scored against a disjoint
+yardstick, so its own scores are measurements), real music passed through Griffin-Lim and through
+the vocoder, white and pink noise, and persistence for continuing models.
 
-Notebook: 05_data_pipeline.ipynb (the metrics).
+The work is resumable: each run folder resumes its training, and each scored run or reference set
+keeps its scores (``scores.json``) and the audio it scored, reused while the budget is unchanged.
+A model joins the table by registering itself; nothing here names a model.
+
+Notebook: 12_comparison.ipynb
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime
+import json
 import re
+import time
 from pathlib import Path
+from typing import Callable
+
+import numpy as np
 
 from musiclib.utils import write_text_atomically
 
-COLUMNS = (
-    ("frechet_distance", "Fréchet ↓", "{:.0f}"),
-    ("kernel_distance", "kernel distance ↓", "{:.2f}"),
-    ("ndb_k", "NDB/K ↓", "{:.2f}"),
-    ("memorization_ratio", "memorisation (≈ 1)", "{:.2f}"),
-    ("rms", "RMS", "{:.3f}"),
-)
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
 
 
-def score_runs(run_dirs, n_clips: int | None = None) -> list[dict]:
-    """Evaluate each run; one row per run, then the real-music and noise rows of each dataset (once each).
+@dataclasses.dataclass(frozen=True)
+class Column:
+    """One score on the table: its key in the scores, its heading, its format, and what it measures and misses."""
 
-    Returns:
-        Rows ``{"name", "data", "steps", "n_clips", <metric>: value}``.
+    key: str
+    title: str
+    fmt: str
+    meaning: str
+    spread: bool = True
+
+
+COLUMNS = (
+    Column("parameters", "params", "{:,.0f}", "How many numbers the model learns (a GAN counts its critic too).", spread=False),
+    Column("train_seconds", "train s", "{:.3g}", "Wall-clock seconds of training on the machine that made the table.",
+           spread=False),
+    Column("generation_rtf", "RTF", "{:.3f}",
+           "Seconds of computing per second of audio generated, with Griffin-Lim (below 1 is faster than real time).",
+           spread=False),
+    Column("frechet_distance", "Fréchet ↓", "{:.0f}",
+           "Fréchet distance between Gaussians fitted to the MFCC + chroma frames of the clips and of the training "
+           "reference. Sees timbre and pitch-class statistics; misses order in time, and is biased upwards for small sets."),
+    Column("kernel_distance", "kernel ↓", "{:.2f}",
+           "Unbiased squared MMD (KID's cubic kernel) on the same frames, with the widest 95 % bootstrap interval of "
+           "the seeds in brackets. No small-set bias; like Fréchet, blind to order in time."),
+    Column("ndb_k", "NDB/K ↓", "{:.2f}",
+           "Share of ten k-means bins of the training clips' log-mel statistics whose share of generated clips differs "
+           "significantly. Catches missing or over-produced kinds of sound (mode collapse); coarse."),
+    Column("memorization_ratio", "memorisation ≈ 1", "{:.2f}",
+           "Median distance to the nearest training clip, over that of new real music. Near 0: copies; near 1: as new "
+           "as real music; above 1: further from the training clips than music is (noise scores high too)."),
+    Column("rms", "RMS", "{:.3f}", "Loudness: root mean square of the samples (the music's own is the target)."),
+    Column("silent_share", "silent", "{:.0%}", "Share of frames below -60 dBFS. Catches collapse to silence and gaps."),
+    Column("key_clarity", "key clarity", "{:.2f}",
+           "Best correlation of a clip's mean chroma with the 24 Krumhansl-Kessler key profiles, averaged. Tonal "
+           "music scores higher than noise; a clip stuck on one chord scores high too."),
+    Column("frechet_distance_vocoder", "Fréchet, vocoder ↓", "{:.0f}",
+           "The Fréchet distance again, with the registered vocoder instead of Griffin-Lim as the inverter."),
+    Column("pitch_accuracy", "pitch accuracy", "{:.0%}",
+           "Conditional models: share of the voiced frames of every pitch and instrument asked for that lie within 50 "
+           "cents of the pitch asked for (pYIN). Says nothing of the timbre asked for."),
+    Column("pitch_accuracy_unheard", "pitch acc., unheard pairs", "{:.0%}",
+           "The same, for the pitch-instrument pairs the model never heard in training: does the condition generalise?"),
+)
+README_COLUMNS = ("frechet_distance", "kernel_distance", "ndb_k", "memorization_ratio", "key_clarity", "train_seconds")
+
+
+@dataclasses.dataclass(frozen=True)
+class ComparePlan:
+    """What ``musiclib compare`` trains and how it scores; refused with the option's name when a value is bad.
+
+    Attributes:
+        models: Registered model names; empty means every generative model (all but vocoders).
+        seeds: Training seeds per model (0, 1, ...).
+        fast: Train at each model's fast configuration on the fast bundled sets.
+        n_clips: Clips per scored set (at most the held-out test clips of the set, the real-music row's size).
+        work: Folder for the runs, the scores and the scored audio (resumed when it holds them).
+        vocoder: Also score the spectrogram models of the vocoder's data set through the registered vocoder
+            (trained with seed 0).
+        steps: Train every model (and the vocoder) for this many steps instead of its configuration's (quick looks, tests).
+        jobs: Training processes at once, sharing the CPU's threads (results are reproducible for a given ``jobs``).
     """
+
+    models: tuple[str, ...] = ()
+    seeds: int = 3
+    fast: bool = True
+    n_clips: int = 32
+    work: str = "outputs/compare"
+    vocoder: bool = True
+    steps: int | None = None
+    jobs: int = 1
+
+    def __post_init__(self):
+        from musiclib import models
+
+        for name in self.models:
+            spec = models.get(name) if name in models.names() else None
+            if spec is None or spec.vocoder:
+                raise ValueError(f"--models: {name!r} is not a generative model; choose from "
+                                 f"{', '.join(s.name for s in models.generative_models())}")
+        if not isinstance(self.seeds, int) or self.seeds < 1:
+            raise ValueError(f"--seeds must be a whole number of at least 1, got {self.seeds!r}")
+        if not isinstance(self.n_clips, int) or self.n_clips < 2:
+            raise ValueError(f"--n-clips must be at least 2 (the distances need two clips), got {self.n_clips!r}")
+        if self.steps is not None and (not isinstance(self.steps, int) or self.steps < 1):
+            raise ValueError(f"--steps must be a whole number of at least 1, got {self.steps!r}")
+        if not isinstance(self.jobs, int) or self.jobs < 1:
+            raise ValueError(f"--jobs must be a whole number of at least 1, got {self.jobs!r}")
+        if Path(self.work).exists() and not Path(self.work).is_dir():
+            raise ValueError(f"--work {self.work}: is a file; give a folder for the runs")
+
+    def specs(self) -> list:
+        from musiclib import models
+
+        chosen = models.generative_models()
+        return [spec for spec in chosen if spec.name in self.models] if self.models else chosen
+
+
+def _log(line: str) -> None:
+    print(line, flush=True)
+
+
+def _cached_json(path: Path, budget: dict, compute: Callable[[], dict]) -> dict:
+    """``path``'s scores if they were made with ``budget``, else ``compute()`` written there atomically."""
+    if path.exists():
+        stored = json.loads(path.read_text())
+        if stored.get("budget") == budget:
+            return stored["scores"]
+    scores = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomically(path, json.dumps({"budget": budget, "scores": scores}, indent=1, default=float) + "\n")
+    return scores
+
+
+def _save_scored_audio(path: Path, clips: np.ndarray, sample_rate: int) -> None:
+    """The clips a row was scored on, one after another in one file (a short gap between them)."""
+    from musiclib import audio
+
+    gap = np.zeros(sample_rate // 10, dtype=np.float32)
+    audio.save(path, np.concatenate([part for clip in clips for part in (np.asarray(clip, dtype=np.float32), gap)]), sample_rate)
+
+
+class ScoringSetup:
+    """One bundled set's shared scoring: its dataset, clip budget, scorer and (optionally) vocoder."""
+
+    def __init__(self, data: str, plan: ComparePlan):
+        from musiclib import cache, metrics, runs
+        from musiclib.datasets import bundled
+
+        self.name, self.plan = data, plan
+        self.dataset = bundled.load(data, fast=plan.fast)
+        self.folder = Path(plan.work) / data
+        self.n = min(plan.n_clips, self.dataset.manifest["counts"]["test"])
+        self.real = runs.spread_clips(self.dataset, "test", self.n)
+        self.scorer = metrics.SetScorer(runs.spread_clips(self.dataset, "train", runs.TRAIN_REFERENCE),
+                                        runs.spread_clips(self.dataset, "val", self.n), self.dataset.config)
+        self.vocode = None
+        self.budget = {"n_clips": self.n, "fast": plan.fast, "data_fingerprint": cache.fingerprint(self.dataset)}
+
+    def score(self, clips: np.ndarray, audio_path: Path) -> dict:
+        _save_scored_audio(audio_path, clips, self.dataset.sample_rate)
+        return self.scorer(clips)
+
+
+def run_settings(spec, plan: ComparePlan) -> dict:
+    """The settings ``plan`` trains ``spec`` with: its fast (or full) configuration, and the plan's step count if it sets one."""
+    return spec.default_config(plan.fast) | ({"steps": plan.steps} if plan.steps else {})
+
+
+def train_run(name: str, plan: ComparePlan, run_dir: Path, seed: int, threads: int | None = None) -> float:
+    """Train (or resume, or reuse) one run of the plan; return the seconds it took here.
+
+    A finished run is marked with its settings and reused while they are what the plan asks for
+    (more steps resume it). ``threads`` limits torch's threads (one of several training processes).
+    """
+    from musiclib import models, runs
+    from musiclib.datasets import bundled
+
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    started = time.perf_counter()
+    spec = models.get(name)
+    settings = run_settings(spec, plan)
+    finished = Path(run_dir) / "finished.json"
+    if finished.exists() and json.loads(finished.read_text()) == settings:
+        return 0.0
+    try:
+        runs.train(name, bundled.load(spec.data, fast=plan.fast).root, run_dir, seed=seed, overrides=settings, progress=False)
+    except ValueError as err:
+        raise ValueError(f"{err} (musiclib compare: delete {run_dir}, or give another --work folder)") from err
+    write_text_atomically(finished, json.dumps(settings) + "\n")
+    return time.perf_counter() - started
+
+
+def _train_all(tasks: list[tuple[str, Path, int]], plan: ComparePlan, log: Callable[[str], None]) -> None:
+    """Train every ``(model, run folder, seed)``, in ``plan.jobs`` processes that share the CPU's threads."""
+    total = len(tasks)
+    if plan.jobs == 1:
+        for k, (name, run_dir, seed) in enumerate(tasks, 1):
+            log(f"[compare] training {k}/{total}: {name} seed {seed}")
+            seconds = train_run(name, plan, run_dir, seed)
+            log(f"[compare] training {k}/{total}: {name} seed {seed} " + (f"done in {seconds:.0f} s" if seconds else "was done"))
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    import torch
+
+    threads = max(1, torch.get_num_threads() // plan.jobs)
+    log(f"[compare] training {total} runs in {plan.jobs} processes of {threads} thread(s) each")
+    with ProcessPoolExecutor(plan.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(train_run, name, plan, run_dir, seed, threads): (name, seed) for name, run_dir, seed in tasks}
+        for k, future in enumerate(as_completed(futures), 1):
+            name, seed = futures[future]
+            seconds = future.result()
+            log(f"[compare] trained {k}/{total}: {name} seed {seed} " + (f"in {seconds:.0f} s" if seconds else "(was done)"))
+
+
+def _score_run(spec, setup: ScoringSetup, run_dir: Path) -> dict:
+    """One trained run's row: its clips scored (with Griffin-Lim, and the vocoder where it applies) and its costs."""
     from musiclib import runs
 
-    rows, references = [], {}
-    for run_dir in run_dirs:
-        run_config = runs.read_config(run_dir)
-        scores = runs.evaluate(run_dir, n_clips=n_clips)
-        history = runs.history(run_dir)
-        data = Path(str(run_config.get("data", "?"))).name
-        common = {"data": data, "n_clips": scores["n_clips"]}
-        rows.append({"name": run_config["model"], "steps": history[-1]["step"] if history else 0, **common, **scores["generated"]})
-        references.setdefault(data, [{"name": "held-out real music", "steps": None, **common, **scores["heldout_real"]},
-                                     {"name": "white noise", "steps": None, **common, **scores["white_noise"]}])
-    return rows + [row for pair in references.values() for row in pair]
+    _, model, _, run_config = runs.load(run_dir)
+    clips, rtf = runs.scored_clips(spec, model, setup.dataset, setup.n)
+    scores = {**setup.score(clips, run_dir / "scored.wav"), "generation_rtf": rtf,
+              "parameters": runs.n_parameters(model), "train_seconds": runs.train_seconds(run_dir)}
+    if setup.vocode is not None and spec.accepts_vocoder:
+        vocoded, _ = runs.scored_clips(spec, model, setup.dataset, setup.n, vocode=setup.vocode)
+        scores["frechet_distance_vocoder"] = setup.score(vocoded, run_dir / "scored_vocoder.wav")["frechet_distance"]
+    if spec.conditional and spec.heldout_scores is not None:
+        asked = spec.heldout_scores(model, setup.dataset, run_config["model_config"])["pitch_accuracy"]
+        scores["pitch_accuracy"] = asked["within_tolerance"]
+        scores["pitch_accuracy_unheard"] = asked.get("within_tolerance_unheard")
+    return scores
 
 
-def markdown(rows: list[dict], command: str) -> str:
-    """The rows as a Markdown table, headed by the command that made it and the date."""
-    header = ["model", "data", "steps", "clips"] + [title for _, title, _ in COLUMNS]
-    lines = [f"Made by `{command}` on {datetime.date.today().isoformat()}. Each model is scored by `musiclib evaluate` "
-             "against its own data's training clips, beside that data's held-out real music and white noise.", "",
-             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for row in rows:
-        cells = [row["name"], row["data"], "" if row["steps"] is None else str(row["steps"]), str(row["n_clips"])]
-        cells += [fmt.format(row[key]) for key, _, fmt in COLUMNS]
-        lines.append("| " + " | ".join(cells) + " |")
+def _reference_sets(setup: ScoringSetup, specs) -> dict[str, Callable[[], np.ndarray]]:
+    """The reference rows of one data set, each a function making its clips."""
+    from musiclib import baselines, features, runs
+
+    dataset, config, n = setup.dataset, setup.dataset.config, setup.n
+    level = baselines.rms(setup.real)  # noise as loud as the music
+    sets = {
+        "held-out real music": lambda: setup.real,
+        "real music → log-mel → Griffin-Lim 32": lambda: baselines.griffin_lim_resynthesis(setup.real, config),
+    }
+    if setup.vocode is not None:
+        sets["real music → log-mel → vocoder"] = lambda: np.asarray(
+            setup.vocode(np.stack([features.log_mel(clip, config) for clip in setup.real])))[:, : dataset.clip_samples]
+    prime_seconds = max((spec.prime_seconds for spec in specs), default=0.0)
+    if prime_seconds > 0:
+        def persistence():
+            primes = runs.heldout_audio(dataset, n, prime_seconds)
+            return np.stack([baselines.persistence_blocks(prime, dataset.clip_samples, config.n_fft) for prime in primes])
+        sets["persistence (the prime's last frame, repeated)"] = persistence
+    sets["pink noise"] = lambda: baselines.pink_noise_clips(n, dataset.clip_samples, level, config.sample_rate)
+    sets["white noise"] = lambda: baselines.white_noise_clips(n, dataset.clip_samples, level)
+    return sets
+
+
+def summarise(per_seed: list[dict]) -> dict:
+    """Mean, spread (sample standard deviation; 0 for one seed) and seed count of each score; the widest kernel interval."""
+    summary = {}
+    for key in per_seed[0]:
+        values = [scores[key] for scores in per_seed if scores.get(key) is not None]
+        if key == "kernel_distance_interval":
+            summary[key] = [min(v[0] for v in values), max(v[1] for v in values)]
+        elif values and all(isinstance(v, (int, float)) for v in values):
+            summary[key] = {"mean": float(np.mean(values)), "sd": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+                            "n": len(values)}
+    return summary
+
+
+def run(plan: ComparePlan, log: Callable[[str], None] = _log) -> dict:
+    """Train and score everything ``plan`` asks for (resuming whatever is done); return the results.
+
+    First every run is trained (the vocoder first of all, in ``plan.jobs`` processes), then every run
+    and reference set is scored in this process, each kept in its ``scores.json``.
+
+    Returns:
+        ``{"plan", "date", "seconds", "datasets": {data: {"n_clips", "clip_seconds", "rows": [...]}}}``; each row has
+        ``name``, ``kind`` (``model`` or ``reference``), ``family``, ``seeds`` and ``scores`` (model scores as
+        ``{"mean", "sd", "n"}``, references as plain numbers), and ``per_seed`` for models.
+    """
+    from musiclib import models, runs
+    from musiclib.plot import use_headless_backend_if_needed
+
+    use_headless_backend_if_needed()
+    started = time.perf_counter()
+    work = Path(plan.work)
+    by_data: dict[str, list] = {}
+    for spec in plan.specs():
+        by_data.setdefault(spec.data, []).append(spec)
+    vocoder = next((spec for spec in models.REGISTRY.values() if spec.vocoder), None) if plan.vocoder else None
+    # The vocoder is trained on its own data set and renders the spectrogram models of that set.
+    vocoded = [vocoder.data] if vocoder is not None and any(spec.accepts_vocoder for spec in by_data.get(vocoder.data, ())) else []
+    tasks = [(vocoder.name, work / data / "vocoder" / vocoder.name, 0) for data in vocoded]
+    tasks += [(spec.name, work / data / spec.name / f"seed_{seed}", seed) for data, group in by_data.items()
+              for spec in group for seed in range(plan.seeds)]
+    _train_all(tasks, plan, log)
+    results = {"plan": dataclasses.asdict(plan), "date": datetime.date.today().isoformat(), "datasets": {}}
+    for data, group in by_data.items():
+        log(f"[compare] {data}: scoring {len(group)} models and the reference rows, {plan.seeds} seed(s) each")
+        setup = ScoringSetup(data, plan)
+        if data in vocoded:
+            vocoder_dir = work / data / "vocoder" / vocoder.name
+            setup.vocode = runs.load(vocoder_dir)[1].vocode
+            setup.budget["vocoder"] = {"name": vocoder.name, **run_settings(vocoder, plan)}
+        rows = []
+        for spec in group:
+            per_seed = []
+            for seed in range(plan.seeds):
+                run_dir = work / data / spec.name / f"seed_{seed}"
+                budget = {**setup.budget, "settings": run_settings(spec, plan)}
+                per_seed.append(_cached_json(run_dir / "scores.json", budget, lambda: _score_run(spec, setup, run_dir)))
+            rows.append({"name": spec.name, "kind": "model", "family": spec.family, "seeds": plan.seeds,
+                         "scores": summarise(per_seed), "per_seed": per_seed})
+        for name, make in _reference_sets(setup, group).items():
+            slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+            scores = _cached_json(setup.folder / "references" / f"{slug}.json", setup.budget,
+                                  lambda: setup.score(make(), setup.folder / "references" / f"{slug}.wav"))
+            rows.append({"name": name, "kind": "reference", "family": "", "seeds": None, "scores": scores})
+        results["datasets"][data] = {"n_clips": setup.n, "clip_seconds": setup.dataset.clip_samples / setup.dataset.sample_rate,
+                                     "rows": rows}
+    results["seconds"] = round(time.perf_counter() - started, 1)
+    log(f"[compare] done in {results['seconds'] / 60:.1f} min")
+    return results
+
+
+def _cell(column: Column, score) -> str:
+    if score is None:
+        return ""
+    if isinstance(score, dict):
+        text = column.fmt.format(score["mean"])
+        return text + (f" ± {column.fmt.format(score['sd'])}" if score["n"] > 1 and column.spread else "")
+    return column.fmt.format(score)
+
+
+def markdown(results: dict, command: str) -> str:
+    """The results as Markdown: per data set, one row per model (mean ± sd over seeds) and per reference."""
+    seeds = results["plan"]["seeds"]
+    spread = f"mean ± standard deviation over {seeds} training seeds" if seeds > 1 else "one training seed each"
+    lines = [f"Made by `{command}` on {results['date']} in {results['seconds'] / 60:.0f} min. Models: {spread}; every row "
+             "scores the same number of clips of the same length against the same training reference."]
+    for data, table in results["datasets"].items():
+        shown = [c for c in COLUMNS if any(row["scores"].get(c.key) is not None for row in table["rows"])]
+        header = ["", "family"] + [column.title for column in shown]
+        lines += ["", f"**{data}** ({table['n_clips']} clips of {table['clip_seconds']:g} s per row)", "",
+                  "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for row in table["rows"]:
+            cells = [row["name"], row["family"]]
+            for column in shown:
+                cell = _cell(column, row["scores"].get(column.key))
+                interval = row["scores"].get("kernel_distance_interval")
+                if column.key == "kernel_distance" and interval:
+                    cell += f" [{interval[0]:.2f}, {interval[1]:.2f}]"
+                cells.append(cell)
+            lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def short_markdown(results: dict, command: str, references=("held-out real music", "white noise")) -> str:
+    """The README's table: every model of every data set in one table, a few columns, and two reference rows per set."""
+    shown = [column for column in COLUMNS if column.key in README_COLUMNS]
+    header = ["", "data", "family"] + [column.title for column in shown]
+    lines = [f"Made by `{command}` on {results['date']}: mean ± standard deviation over {results['plan']['seeds']} "
+             "training seeds.", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    rows = [(data, row) for data, table in results["datasets"].items() for row in table["rows"] if row["kind"] == "model"]
+    rows += [(data, row) for data, table in results["datasets"].items() for row in table["rows"] if row["name"] in references]
+    for data, row in rows:
+        lines.append("| " + " | ".join([row["name"], data, row["family"]] + [_cell(c, row["scores"].get(c.key)) for c in shown]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def column_notes() -> str:
+    """What each column measures and what it misses, as a Markdown list."""
+    return "\n".join(f"- **{column.title}**: {column.meaning}" for column in COLUMNS) + "\n"
 
 
 def check_readme(readme: str | Path) -> str:
@@ -74,17 +407,33 @@ def replace_readme_block(readme: str | Path, table: str) -> None:
     write_text_atomically(readme, updated)
 
 
-def write(run_dirs, out: str | Path, readme: str | Path | None = None, n_clips: int | None = None,
-          command: str = "musiclib compare") -> str:
-    """Score the runs, write the table to ``out`` (Markdown) and, if given, into ``readme``; return the table."""
-    out = Path(out)
-    if out.suffix != ".md":
+def check_outputs(out: str | Path, readme: str | Path | None) -> None:
+    """Refuse a table path or README that cannot be written, before any training."""
+    if Path(out).suffix != ".md":
         raise ValueError(f"--out {out}: the table is Markdown; give a file name ending in .md")
     if readme is not None:
         check_readme(readme)
-    table = markdown(score_runs(run_dirs, n_clips), command)
+
+
+def readme_block(results: dict, command: str, out: str | Path) -> str:
+    """The README's short table, with a link to the full one at ``out``."""
+    return short_markdown(results, command) + f"\nEvery column, with what it measures and misses: [{Path(out).name}]({Path(out).as_posix()}).\n"
+
+
+def full_page(results: dict, command: str) -> str:
+    """``docs/results.md``: the full table and what each column measures and misses."""
+    return (f"# What the models achieve\n\n{markdown(results, command)}\n## What each column measures, and what it misses\n\n"
+            f"{column_notes()}")
+
+
+def write(results: dict, out: str | Path, readme: str | Path | None = None, command: str = "musiclib compare") -> str:
+    """Write the full page to ``out``, the raw results (with ``command``) beside it as ``.json``, and the README's short
+    table (if asked); return the full table."""
+    out = Path(out)
+    check_outputs(out, readme)
     out.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomically(out, "# What the models achieve\n\n" + table)
+    write_text_atomically(out, full_page(results, command))
+    write_text_atomically(out.with_suffix(".json"), json.dumps({**results, "command": command}, indent=1, default=float) + "\n")
     if readme is not None:
-        replace_readme_block(readme, table)
-    return table
+        replace_readme_block(readme, readme_block(results, command, out))
+    return markdown(results, command)

@@ -12,15 +12,6 @@ from musiclib import audio, dsp, features, signals
 from musiclib.config import AudioConfig
 
 
-def _fresh_run_dir(out: Path, name: str) -> Path:
-    """The demo's own run folder ``out/name``, emptied: each demo trains from scratch, so a folder left by
-    an earlier demo (perhaps on a bundled set an older musiclib built) is never resumed."""
-    run_dir = out / name
-    if (run_dir / "config.json").exists():
-        shutil.rmtree(run_dir)
-    return run_dir
-
-
 def _save_figure(fig, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -94,13 +85,14 @@ def _gallery_row(out: Path, name: str, clips: list[np.ndarray], config: AudioCon
     return items
 
 
-def gallery_demo(out: Path, config: AudioConfig, steps: int | None = None, n_clips: int | None = None) -> dict:
+def gallery_demo(out: Path, config: AudioConfig, steps: int | None = None, n_clips: int = 16) -> dict:
     """One tiny model per family (the registry's ``gallery`` models) on the fast chorales: trained, heard, scored.
 
-    Every model trains at its fast configuration (``steps`` overrides the step count, for tests), generates
-    :data:`GALLERY_CLIPS` clips through ``musiclib generate``, and is scored by :mod:`musiclib.compare`
-    beside held-out real music and noise. Writes ``gallery/`` (audio and log-mel pictures), ``results.md``
-    and ``index.html``.
+    The models are trained and scored by :func:`musiclib.compare.run` with one seed at their fast
+    configuration (``steps`` overrides the step count, for tests), in ``out/runs`` (emptied first: each
+    demo trains from scratch, so nothing an older musiclib left there is resumed). Each then generates
+    :data:`GALLERY_CLIPS` clips through ``musiclib generate``. Writes ``gallery/`` (audio and log-mel
+    pictures), ``results.md`` (the comparison table, one seed) and ``index.html``.
     """
     from musiclib import baselines, compare, models, runs
     from musiclib.datasets import bundled
@@ -114,29 +106,29 @@ def gallery_demo(out: Path, config: AudioConfig, steps: int | None = None, n_cli
     noise = baselines.white_noise_clips(GALLERY_CLIPS, len(reference[0]), baselines.rms(heldout), seed=0)
     rows.append({"name": "white noise", "text": "White noise at the music's loudness: what no model should sound like.",
                  "items": _gallery_row(out, "white noise", list(noise), config)})
-    run_dirs, gallery = [], models.gallery_models()
+    gallery = models.gallery_models()
+    shutil.rmtree(out / "runs", ignore_errors=True)
+    plan = compare.ComparePlan(models=tuple(spec.name for spec in gallery), seeds=1, fast=True, n_clips=n_clips,
+                               work=str(out / "runs"), vocoder=False, steps=steps)
+    results = compare.run(plan, log=lambda line: print(f"[demo]   {line}", flush=True))
     for spec in gallery:
-        start = time.perf_counter()
-        print(f"[demo]   {spec.name} ({spec.family}): training", flush=True)
-        overrides = spec.default_config(True) | ({"steps": steps} if steps else {})
-        run = runs.train(spec.name, chorales.root, _fresh_run_dir(out, f"run_{spec.name}"), overrides=overrides, progress=False)
+        run = out / "runs" / spec.data / spec.name / "seed_0"
         items = []
         for k in range(GALLERY_CLIPS):  # through `musiclib generate`, so a sequence model's file starts with its prime
             path, _ = runs.generate(run, GALLERY_SECONDS, out / "gallery" / f"{spec.name}_{k}.wav", seed=k)
             picture = _log_mel_picture(audio.load(path)[0], config, path.with_suffix(".png"), f"{spec.name}, clip {k + 1}")
             items.append({"audio": f"gallery/{path.name}", "picture": f"gallery/{picture.name}"})
-        rows.append({"name": spec.name, "text": spec.gallery, "items": items, "seconds": round(time.perf_counter() - start, 1)})
-        run_dirs.append(run)
-    print("[demo]   scoring every model the same way", flush=True)
-    table = compare.write(run_dirs, out / "results.md", n_clips=n_clips,
-                          command="musiclib demo (" + ", ".join(spec.name for spec in gallery) + ")")
+        rows.append({"name": spec.name, "text": spec.gallery, "items": items})
+    table = compare.write(results, out / "results.md", command="musiclib demo (" + ", ".join(spec.name for spec in gallery) + ")")
     (out / "index.html").write_text(_gallery_page(rows, table, seconds_per_clip))
-    return {"models": [row["name"] for row in rows[2:]], "page": str(out / "index.html")}
+    return {"models": [spec.name for spec in gallery], "page": str(out / "index.html")}
 
 
 def _gallery_page(rows: list[dict], table: str, seconds_per_clip: float) -> str:
     """A self-contained page (no network): one row per model with players and pictures, and the table."""
     from html import escape
+
+    from musiclib.compare import COLUMNS
 
     def table_html(markdown: str) -> str:
         lines = [line for line in markdown.splitlines() if line.startswith("|") and "---" not in line]
@@ -151,7 +143,8 @@ def _gallery_page(rows: list[dict], table: str, seconds_per_clip: float) -> str:
                           f'<audio controls preload="metadata" src="{escape(item["audio"])}"></audio></figure>'
                           for item in row["items"])
         sections.append(f'<section><h2>{escape(row["name"])}</h2><p>{escape(row["text"])}</p><div class="row">{figures}</div></section>')
-    caption = table.split("\n", 1)[0]
+    caption = table.split("\n", 1)[0].replace("`", "")
+    notes = "".join(f"<li><b>{escape(column.title)}</b>: {escape(column.meaning)}</li>" for column in COLUMNS)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>musiclib demo: listen to every family</title>
 <style>body{{font-family:sans-serif;max-width:1400px;margin:auto;padding:1em}}.row{{display:flex;gap:1em;flex-wrap:wrap}}
@@ -164,13 +157,13 @@ sampled instruments. Below each model: three generated clips and their log-mel s
 (the target) and white noise (the floor). Then one table scores every model the same way.</p>
 {"".join(sections)}
 <section><h2>Scores</h2><p>{escape(caption)}</p>{table_html(table)}
-<p>Lower is closer to the music for the Fréchet and kernel distances and NDB/K; a memorisation ratio near 1 means as new
-as real unseen music, near 0 means copies of training clips.</p></section>
+<p>One seed per model here; <code>make results</code> trains every registered model with three seeds. What each column
+measures, and what it misses:</p><ul>{notes}</ul></section>
 </body></html>
 """
 
 
-def run_demo(out: str | Path, config: AudioConfig | None = None, steps: int | None = None, n_clips: int | None = None) -> dict:
+def run_demo(out: str | Path, config: AudioConfig | None = None, steps: int | None = None, n_clips: int = 16) -> dict:
     """Run every demo step, write ``summary.json`` and ``index.html`` (the gallery) and return the summary.
 
     ``steps`` and ``n_clips`` shrink the training and the scoring (tests); by default every gallery model

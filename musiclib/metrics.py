@@ -7,7 +7,9 @@ Set-level (generated clips against training clips): NDB/K, nearest-neighbour
 memorisation ratio, and two distances between the MFCC + chroma frames of two sets: the
 Fréchet distance (Gaussians fitted to each set) and an unbiased kernel distance (KID-style
 MMD) with a bootstrap interval. Neither is FAD, which is defined on the embeddings of a
-trained network (VGGish); these hand-made features need no download.
+trained network (VGGish); these hand-made features need no download. Beside them, what a
+listener notices first: loudness, the share of silent frames, and how clearly a clip's
+pitch classes point to one key.
 Pitch: ``librosa.pyin`` statistics.
 
 Notebook: 05_data_pipeline.ipynb
@@ -265,6 +267,51 @@ def _set_frames(clips: np.ndarray, sample_rate: int) -> np.ndarray:
     return np.concatenate([frame_features(c, sample_rate) for c in clips])
 
 
+SILENCE_DB = -60.0
+"""A frame whose RMS is below this (dB relative to full scale, 1.0) counts as silent."""
+
+
+def silent_share(clips: np.ndarray, threshold_db: float = SILENCE_DB, frame_length: int = 2048, hop_length: int = 512) -> float:
+    """Share of frames, over all ``(n, samples)`` clips, whose RMS is below ``threshold_db`` dBFS.
+
+    Real music from inside a piece has almost none; a model that collapsed to silence, or that
+    leaves gaps, has many. It says nothing about what the sounding frames sound like.
+    """
+    import librosa
+
+    level = 10 ** (threshold_db / 20)
+    frame_rms = np.concatenate([librosa.feature.rms(y=np.asarray(c, dtype=np.float32), frame_length=frame_length,
+                                                    hop_length=hop_length)[0] for c in clips])
+    return float(np.mean(frame_rms < level))
+
+
+# Krumhansl & Kessler's (1982) probe-tone ratings of the 12 pitch classes in C major and C minor.
+MAJOR_KEY_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
+MINOR_KEY_PROFILE = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+
+
+def key_correlations(pitch_class_profile: np.ndarray) -> np.ndarray:
+    """``(24,)`` Pearson correlations of a 12-bin pitch-class profile (C first) with the 12 major then 12 minor keys.
+
+    The Krumhansl-Schmuckler key finder: the key whose rotated profile correlates best is the estimate.
+    """
+    profile = np.asarray(pitch_class_profile, dtype=np.float64)
+    keys = [np.roll(template, tonic) for template in (MAJOR_KEY_PROFILE, MINOR_KEY_PROFILE) for tonic in range(12)]
+    if np.ptp(profile) == 0:  # a flat profile (silence, ideal noise) points to no key
+        return np.zeros(24)
+    return np.array([np.corrcoef(profile, key)[0, 1] for key in keys])
+
+
+def key_clarity(chroma_frames: np.ndarray) -> float:
+    """How clearly one clip's chroma ``(frames, 12)`` points to a key: its best key correlation, in [-1, 1].
+
+    Tonal music scores higher than noise, whose chroma is nearly flat (one-second chorale clips
+    score about 0.6, white noise about 0.3: a short clip's chroma is never quite flat). It rewards a
+    clip that sits in one key, however dull; it cannot hear whether the harmony moves well.
+    """
+    return float(key_correlations(np.asarray(chroma_frames).mean(axis=0)).max())
+
+
 def pitch_track(y: np.ndarray, sample_rate: int, fmin: float = 65.0, fmax: float = 2100.0):
     """``librosa.pyin`` f0 (Hz, NaN where unvoiced) and the voiced flag per frame."""
     import librosa
@@ -299,7 +346,8 @@ class SetScorer:
             ratio's yardstick (how far new real music lies from the training clips). Must not be the
             clips scored as real music, or their ratio is 1 by construction.
         k: NDB/K's number of bins.
-        frechet: Also compute the Fréchet and kernel distances on MFCC + chroma frames (the slowest scores).
+        frechet: Also compute the scores of MFCC + chroma frames (the slowest): the Fréchet and kernel
+            distances, and the mean key clarity of the clips.
     """
 
     def __init__(self, train: np.ndarray, heldout: np.ndarray, config: AudioConfig, k: int = 10, frechet: bool = True):
@@ -310,15 +358,19 @@ class SetScorer:
         self.train_frames = _set_frames(train, config.sample_rate) if frechet else None
 
     def __call__(self, generated: np.ndarray) -> dict:
-        """NDB/K, memorisation ratio, Fréchet and kernel distances (if asked for) and RMS of ``(n, clip_samples)`` clips."""
+        """Scores of ``(n, clip_samples)`` clips: NDB/K, memorisation ratio, RMS and silent share, and (if asked for)
+        the Fréchet and kernel distances and key clarity."""
         generated_features = clip_features(generated, self.config)
         scores = {"ndb_k": _different_bins(self.bins, generated_features),
                   "memorization_ratio": memorization_ratio(self.train_features, generated_features, self.heldout_features)}
         if self.train_frames is not None:
-            frames = _set_frames(generated, self.config.sample_rate)
+            per_clip = [frame_features(c, self.config.sample_rate) for c in generated]
+            frames = np.concatenate(per_clip)
             scores["frechet_distance"] = frechet_distance(frames, self.train_frames)
             kernel = kernel_distance(frames, self.train_frames)
             scores["kernel_distance"] = kernel["mean"]
             scores["kernel_distance_interval"] = [kernel["low"], kernel["high"]]
+            scores["key_clarity"] = float(np.mean([key_clarity(f[:, -12:]) for f in per_clip]))
         scores["rms"] = baselines.rms(generated)
+        scores["silent_share"] = silent_share(generated)
         return scores

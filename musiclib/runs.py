@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -253,6 +254,35 @@ def spread_clips(dataset: AudioDataset, split: str, n: int) -> np.ndarray:
     return dataset.read_clips(split, np.unique(np.linspace(0, total - 1, min(n, total)).round().astype(int)))
 
 
+def n_parameters(model) -> int:
+    """How many numbers a model learns (a GAN's critic and generator together)."""
+    return int(sum(p.numel() for p in model.parameters()))
+
+
+def train_seconds(run_dir: str | Path) -> float | None:
+    """Wall-clock seconds a run trained for, over all its resumes (``None`` for runs trained before it was recorded)."""
+    records = history(run_dir)
+    return records[-1].get("train_seconds") if records else None
+
+
+def scored_clips(spec: models.ModelSpec, model, dataset: AudioDataset, n: int, seed: int = 0, vocode=None) -> tuple[np.ndarray, float]:
+    """``(n, clip_samples)`` clips generated the way every score sees them, and the real-time factor.
+
+    A primed model continues held-out primes (its clips hold only the new audio); a spectrogram
+    model is inverted by Griffin-Lim (32 iterations) unless ``vocode`` is given.
+
+    Returns:
+        ``(clips, rtf)``: the clips and the seconds of computing per second of audio (below 1: faster than real time).
+    """
+    clip_seconds = dataset.clip_samples / dataset.sample_rate
+    primes = heldout_primes(dataset, spec, n, seed)
+    set_seed(seed)
+    extra = {"vocoder": vocode} if vocode is not None else {}
+    started = time.perf_counter()
+    clips = spec.generate(model, n, clip_seconds, seed, dataset.config, primes, **extra)[:, : dataset.clip_samples]
+    return clips, (time.perf_counter() - started) / (n * clip_seconds)
+
+
 def evaluate(run_dir: str | Path, n_clips: int | None = None, seed: int = 0, vocoder: str | Path | None = None) -> dict:
     """Score generated clips against the training clips, beside real held-out music and white noise.
 
@@ -266,8 +296,9 @@ def evaluate(run_dir: str | Path, n_clips: int | None = None, seed: int = 0, voc
     validation clips, a disjoint set, so real music's own ratio is a measurement (near 1) and
     not 1 by construction.
 
-    Writes and returns ``eval.json``: NDB/K, memorisation ratio, Fréchet and kernel distances and RMS
-    for the model, for held-out real clips (the target) and for noise (the floor). A model's own
+    Writes and returns ``eval.json``: the set scores of :class:`musiclib.metrics.SetScorer` for the model,
+    for held-out real clips (the target) and for noise (the floor), and the model's size, training
+    time and generation speed (real-time factor). A model's own
     held-out scores beside their baselines (one-step error against persistence, a vocoder against
     Griffin-Lim, an autoencoder against PCA, a CVAE's pitch accuracy, a GAN's images before
     inversion) are added under ``heldout_scores``.
@@ -283,11 +314,7 @@ def evaluate(run_dir: str | Path, n_clips: int | None = None, seed: int = 0, voc
     if spec.prime_seconds > 0:
         n = min(n, counts["test"] + counts["val"])
     train_reference = spread_clips(dataset, "train", TRAIN_REFERENCE)
-    clip_seconds = dataset.clip_samples / audio_config.sample_rate
-    set_seed(seed)
-    extra = {"vocoder": vocode} if vocode is not None else {}
-    generated = spec.generate(model, n, clip_seconds, seed, audio_config, heldout_primes(dataset, spec, n, seed), **extra)
-    generated = generated[:, : dataset.clip_samples]
+    generated, rtf = scored_clips(spec, model, dataset, n, seed, vocode)
     noise = baselines.white_noise_clips(n, dataset.clip_samples, baselines.rms(train_reference), seed=seed)
     scorer = metrics.SetScorer(train_reference, spread_clips(dataset, "val", n), audio_config)
     results = {
@@ -295,6 +322,9 @@ def evaluate(run_dir: str | Path, n_clips: int | None = None, seed: int = 0, voc
         "inverter": "griffin_lim_32" if vocoder is None else str(vocoder),
         "n_clips": n,
         "n_train_reference": len(train_reference),
+        "parameters": n_parameters(model),
+        "train_seconds": train_seconds(run_dir),
+        "generation_rtf": rtf,
         "generated": scorer(generated),
         "heldout_real": scorer(spread_clips(dataset, "test", n)),
         "white_noise": scorer(noise),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -263,6 +264,9 @@ class Trainer:
         self.model.train()
         bar = tqdm(total=self.config.steps, initial=self.step, desc="training", unit="step", disable=not self.config.progress)
         running: dict[str, list[float]] = {}
+        # Wall-clock seconds of training so far, carried across resumes (the comparison table's training time).
+        seconds_before = self.history[-1].get("train_seconds", 0.0) if self.history else 0.0
+        started = time.perf_counter()
         try:
             while self.step < self.config.steps:
                 batch = self._batch(self.train_data, batch_indices(n_examples(self.train_data), self.config.batch_size, self.config.seed, self.step))
@@ -277,7 +281,8 @@ class Trainer:
                 bar.update(1)
                 bar.set_postfix({name: f"{value:.4f}" for name, value in logs.items() if name.startswith(("loss", "train"))})
                 if self.step % self.config.checkpoint_every == 0 or self.step == self.config.steps:
-                    record = {"step": self.step, **{name: float(np.mean(values)) for name, values in running.items()}, "val_loss": self.validate()}
+                    record = {"step": self.step, **{name: float(np.mean(values)) for name, values in running.items()}, "val_loss": self.validate(),
+                              "train_seconds": round(seconds_before + time.perf_counter() - started, 2)}
                     if self.config.learning_rate_schedule:  # the factor the window's last step ran at
                         record["learning_rate_factor"] = self.config.learning_rate_factor(self.step - 1)
                     self.history.append(record)

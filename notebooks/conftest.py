@@ -1,7 +1,8 @@
 """nbval hooks: every call to ``audio.play`` in a notebook must show a player in that run's outputs.
 
 After the last cell of each notebook, one more test item ("players") checks, cell by cell, that the
-players which really appeared in the outputs are at least as many as the cell's ``play(`` call sites
+players which really appeared in the outputs are at least as many as the cell's ``play(`` (or
+``play_grid(``) call sites
 (a call inside a loop or a widget callback must show its player too), and reports the total.
 """
 import re
@@ -9,12 +10,12 @@ from collections import defaultdict
 
 import pytest
 
-PLAY_CALL = re.compile(r"^[^#\n]*\bplay\(", re.M)  # a call site, not a comment
+PLAY_CALL = re.compile(r"^[^#\n]*\bplay(_grid)?\(", re.M)  # a call site, not a comment
 SHOWN = defaultdict(dict)  # notebook path -> {cell index: (call sites, players shown)}
 
 
 def _players(outputs) -> int:
-    return sum("<audio" in str(out.get("data", {}).get("text/html", "")) for out in outputs or [])
+    return sum(str(out.get("data", {}).get("text/html", "")).count("<audio") for out in outputs or [])
 
 
 class PlayerCount(pytest.Item):

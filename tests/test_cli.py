@@ -138,7 +138,7 @@ def demo_page(tmp_path_factory):
     from musiclib.demo import run_demo
 
     out = tmp_path_factory.mktemp("demo") / "demo"
-    stale = out / "run_gruv"
+    stale = out / "runs" / "chorales" / "gruv" / "seed_0"
     stale.mkdir(parents=True)
     (stale / "config.json").write_text(json.dumps({"model": "gruv", "data": "/gone/chorales-v1-fast-22050"}))
     with pytest.MonkeyPatch.context() as mp:
@@ -157,7 +157,8 @@ def test_demo_builds_a_gallery_page_over_a_demo_folder_left_by_an_older_musiclib
     from musiclib.demo import GALLERY_CLIPS
 
     out = demo_page
-    assert json.loads((out / "run_gruv" / "config.json").read_text())["data_fingerprint"], "the stale run was trained afresh"
+    assert json.loads((out / "runs" / "chorales" / "gruv" / "seed_0" / "config.json").read_text())["data_fingerprint"], \
+        "the stale run was trained afresh"
     page = (out / "index.html").read_text()
     assert "http" not in page, "the page is self-contained"
     sources = re.findall(r'<audio controls preload="metadata" src="([^"]+)"', page)
@@ -215,26 +216,3 @@ def test_the_demo_page_plays_in_a_real_browser(demo_page):
     subprocess.run(flags + ["--window-size=1400,3000", f"--screenshot={demo_page / 'index.png'}", (demo_page / "index.html").as_uri()],
                    capture_output=True, timeout=120)
     assert (demo_page / "index.png").stat().st_size > 10_000
-
-
-def test_compare_writes_one_table_and_fills_the_readme_block(trained, tmp_path, monkeypatch, capsys):
-    from musiclib import compare
-
-    monkeypatch.setenv("MUSICLIB_FAST", "1")
-    readme = tmp_path / "README.md"
-    readme.write_text(f"# title\n{compare.README_START}\nold table\n{compare.README_END}\nafter\n")
-    assert cli.main(["compare", str(trained), "--out", str(tmp_path / "results.md"), "--readme", str(readme), "--n-clips", "8"]) == 0
-    table = (tmp_path / "results.md").read_text()
-    rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line][1:]
-    assert [row.split(" | ")[0] for row in rows] == ["| spectral-noise", "| held-out real music", "| white noise"]
-    assert "old table" not in readme.read_text() and table.split("\n", 2)[2] in readme.read_text()
-    assert readme.read_text().startswith("# title\n") and readme.read_text().endswith("after\n")
-
-
-def test_compare_refuses_bad_outputs_before_working(trained, tmp_path, capsys):
-    readme = tmp_path / "README.md"
-    readme.write_text("no markers here\n")
-    _fails_cleanly(["compare", str(trained), "--out", str(tmp_path / "table.txt")], capsys, "ending in .md", watched=[tmp_path])
-    _fails_cleanly(["compare", str(trained), "--out", str(tmp_path / "t.md"), "--readme", str(readme)], capsys,
-                   "no <!-- results:start -->", watched=[tmp_path])
-    _fails_cleanly(["compare", str(tmp_path), "--out", str(tmp_path / "t.md")], capsys, "not a trained run", watched=[tmp_path])

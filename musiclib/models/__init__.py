@@ -35,7 +35,8 @@ class ModelSpec:
             ends, before the final checkpoint is written again: fits what the model learns
             from its trained state (e.g. a VAE's latent prior) into its buffers.
         heldout_scores: Optional ``(model, dataset, model_config) -> dict`` of model-specific
-            held-out scores (e.g. one-step error against a baseline) for ``evaluate``.
+            held-out scores (e.g. one-step error against a baseline) for ``evaluate``. A conditional
+            model's include ``pitch_accuracy``: ``{"within_tolerance", "within_tolerance_unheard"}``.
         vocoder: The model renders given audio's log-mel instead of making new music;
             its ``prime`` is the held-out audio to re-synthesise.
         accepts_vocoder: ``generate`` takes a ``vocoder=`` callable (log-mel → audio) to use
@@ -45,6 +46,7 @@ class ModelSpec:
         family: One of :data:`FAMILIES` (how the course groups models).
         gallery: What to listen for, for the one model that represents its family in ``musiclib demo``'s
             gallery (``""``: not in the gallery).
+        data: The bundled set (:data:`musiclib.datasets.bundled.SETS`) ``musiclib compare`` trains it on.
     """
 
     name: str
@@ -63,10 +65,20 @@ class ModelSpec:
     modes: tuple[str, ...] = ()
     family: str = ""
     gallery: str = ""
+    data: str = "chorales"
 
     def __post_init__(self):
+        from musiclib.datasets.bundled import SETS
+
         if self.family not in FAMILIES:
             raise ValueError(f"model {self.name!r}: family must be one of {FAMILIES}, got {self.family!r}")
+        if self.data not in SETS:
+            raise ValueError(f"model {self.name!r}: data must be a bundled set, one of {SETS}, got {self.data!r}")
+
+    @property
+    def conditional(self) -> bool:
+        """Generates what it is asked for (a pitch, an instrument): scored on whether it obeys."""
+        return "condition" in self.modes
 
 
 # How the course groups models, in the order the demo's gallery shows them.
@@ -138,6 +150,12 @@ def names() -> list[str]:
     return sorted(REGISTRY)
 
 
+def generative_models() -> list[ModelSpec]:
+    """Every model that makes new audio (all but the vocoders, which render given audio), in :data:`FAMILIES` order."""
+    _load_builtin_models()
+    return sorted((spec for spec in REGISTRY.values() if not spec.vocoder), key=lambda spec: (FAMILIES.index(spec.family), spec.name))
+
+
 def gallery_models() -> list[ModelSpec]:
     """The models that represent their family in the demo's gallery, in :data:`FAMILIES` order."""
     _load_builtin_models()
@@ -149,4 +167,4 @@ def _load_builtin_models() -> None:
     from musiclib.models import dcgan, gruv_lstm, melgan, sample_lstm, spectral_noise, vae  # noqa: F401  (they register themselves)
 
 
-__all__ = ["FAMILIES", "ModelSpec", "REGISTRY", "register", "get", "names", "gallery_models", "check_settings", "settings_schema"]
+__all__ = ["FAMILIES", "ModelSpec", "REGISTRY", "register", "get", "names", "generative_models", "gallery_models", "check_settings", "settings_schema"]

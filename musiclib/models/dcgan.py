@@ -292,7 +292,7 @@ def heldout_scores(model: GAN, dataset, model_config: dict) -> dict:
 
 
 SEED_SPEC = register(ModelSpec("dcgan-seed", "the seed's spectrogram DCGAN, exactly (mel power, SELU output, BCE)",
-                               seed_config, build, training_arrays, loss, generate, accepts_vocoder=True, family="gan"))
+                               seed_config, build, training_arrays, loss, generate, family="gan"))
 SPEC = register(ModelSpec("dcgan", "the DCGAN fixed: normalised log-mel, tanh output, spectral norm and hinge loss",
                           default_config, build, training_arrays, loss, generate, prepare=prepare,
                           heldout_scores=heldout_scores, accepts_vocoder=True, family="gan",

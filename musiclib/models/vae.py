@@ -473,4 +473,4 @@ SPEC = register(ModelSpec("vae", "variational autoencoder on log-mel images: sam
 CVAE_SPEC = register(ModelSpec("cvae", "conditional VAE on labelled notes: ask for a pitch and an instrument (--data notes)",
                                lambda fast: default_config(fast, conditional=True), build, training_arrays, loss, generate,
                                prepare=prepare, heldout_scores=heldout_scores, accepts_vocoder=True, modes=MODES,
-                               family="autoencoder"))
+                               family="autoencoder", data="notes"))

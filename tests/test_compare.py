@@ -1,0 +1,184 @@
+"""`musiclib compare`: every registered model trained with several seeds and scored the same way, resumably."""
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from musiclib import cli, compare, metrics, models
+
+from test_cli import _fails_cleanly
+
+ARGS = ["--fast", "--steps", "2", "--seeds", "2", "--n-clips", "4"]
+
+
+def _rows(table: str) -> list[str]:
+    return [line.split(" | ")[0].removeprefix("| ") for line in table.splitlines() if line.startswith("| ") and "---" not in line][1:]
+
+
+@pytest.fixture(scope="module")
+def compared(tmp_path_factory):
+    """One small comparison through the CLI: a baseline, a sequence model and a GAN (with the vocoder), two seeds."""
+    folder = tmp_path_factory.mktemp("compare")
+    (folder / "README.md").write_text(f"# title\n{compare.README_START}\nold table\n{compare.README_END}\nafter\n")
+    argv = ["compare", *ARGS, "--models", "spectral-noise", "gruv", "dcgan", "--work", str(folder / "work"),
+            "--out", str(folder / "results.md"), "--readme", str(folder / "README.md")]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MUSICLIB_FAST", "1")
+        assert cli.main(argv) == 0
+    return folder, argv
+
+
+def test_every_model_and_reference_is_one_row_scored_over_every_seed(compared):
+    folder, _ = compared
+    table = (folder / "results.md").read_text()
+    assert _rows(table) == ["spectral-noise", "gruv", "dcgan", "held-out real music", "real music → log-mel → Griffin-Lim 32",
+                            "real music → log-mel → vocoder", "persistence (the prime's last frame, repeated)", "pink noise",
+                            "white noise"]
+    header = next(line for line in table.splitlines() if line.startswith("|  | family |"))
+    for column in compare.COLUMNS:  # pitch accuracy only where a conditional model is on the table
+        assert (f" {column.title} |" in header) == (not column.key.startswith("pitch_accuracy")), column.title
+    results = json.loads((folder / "results.json").read_text())
+    rows = {row["name"]: row for row in results["datasets"]["chorales"]["rows"]}
+    assert results["datasets"]["chorales"]["n_clips"] == 4
+    for name in ("spectral-noise", "gruv", "dcgan"):
+        assert len(rows[name]["per_seed"]) == 2 and rows[name]["scores"]["frechet_distance"]["n"] == 2
+        assert rows[name]["per_seed"][0]["frechet_distance"] != rows[name]["per_seed"][1]["frechet_distance"], "seeds differ"
+        assert rows[name]["scores"]["parameters"]["mean"] > 0 and rows[name]["scores"]["train_seconds"]["mean"] > 0
+        for seed in (0, 1):
+            assert (folder / "work" / "chorales" / name / f"seed_{seed}" / "scored.wav").stat().st_size > 4 * 22050
+    assert "frechet_distance_vocoder" in rows["dcgan"]["scores"] and "frechet_distance_vocoder" not in rows["gruv"]["scores"]
+    # What the table claims of its references holds in this run too: noise is the farthest from the music.
+    assert rows["white noise"]["scores"]["frechet_distance"] > rows["held-out real music"]["scores"]["frechet_distance"]
+    assert rows["held-out real music"]["scores"]["silent_share"] == 0
+    assert "## What each column measures, and what it misses" in table
+    readme = (folder / "README.md").read_text()
+    assert readme.startswith("# title\n") and readme.endswith("after\n") and "old table" not in readme
+    assert "| dcgan |" in readme and "RTF" not in readme, "the README's table is the short one"
+
+
+def test_a_second_run_reuses_every_run_and_score(compared, monkeypatch):
+    folder, argv = compared
+    from musiclib import runs
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("compare trained or scored again")
+
+    monkeypatch.setattr(runs, "train", no_work)
+    monkeypatch.setattr(compare, "_score_run", no_work)
+    before = json.loads((folder / "results.json").read_text())
+    assert cli.main(argv) == 0
+    after = json.loads((folder / "results.json").read_text())
+    assert after["datasets"] == before["datasets"]
+
+
+def test_a_killed_compare_continues_where_it_stopped(tmp_path, monkeypatch):
+    """Scoring fails on the second run (as a kill would stop it); the next call trains and scores only what is missing."""
+    monkeypatch.setenv("MUSICLIB_FAST", "1")
+    plan = compare.ComparePlan(models=("spectral-noise",), seeds=2, steps=2, n_clips=4, work=str(tmp_path / "work"), vocoder=False)
+    real_score = compare._score_run
+    calls = []
+
+    def dies_on_the_second(spec, setup, run_dir):
+        calls.append(run_dir.name)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_score(spec, setup, run_dir)
+
+    monkeypatch.setattr(compare, "_score_run", dies_on_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        compare.run(plan, log=lambda line: None)
+    first = (tmp_path / "work" / "chorales" / "spectral-noise" / "seed_0" / "scores.json").read_text()
+    results = compare.run(plan, log=lambda line: None)
+    assert calls == ["seed_0", "seed_1", "seed_1"], "the finished run was not scored again"
+    assert (tmp_path / "work" / "chorales" / "spectral-noise" / "seed_0" / "scores.json").read_text() == first
+    assert results["datasets"]["chorales"]["rows"][0]["scores"]["ndb_k"]["n"] == 2
+
+
+def test_more_steps_resume_the_runs_and_score_them_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("MUSICLIB_FAST", "1")
+    plan = compare.ComparePlan(models=("spectral-noise",), seeds=1, steps=2, n_clips=4, work=str(tmp_path / "work"), vocoder=False)
+    compare.run(plan, log=lambda line: None)
+    run_dir = tmp_path / "work" / "chorales" / "spectral-noise" / "seed_0"
+    results = compare.run(dataclasses.replace(plan, steps=4), log=lambda line: None)
+    assert json.loads((run_dir / "history.json").read_text())[-1]["step"] == 4
+    assert json.loads((run_dir / "scores.json").read_text())["budget"]["settings"]["steps"] == 4
+    assert results["datasets"]["chorales"]["rows"][0]["scores"]["ndb_k"]["n"] == 1
+
+
+def test_a_newly_registered_model_joins_the_table_with_no_other_code(tmp_path, monkeypatch):
+    monkeypatch.setenv("MUSICLIB_FAST", "1")
+    models.names()
+    twin = dataclasses.replace(models.get("spectral-noise"), name="test-twin-noise", gallery="")
+    monkeypatch.setitem(models.REGISTRY, twin.name, twin)
+    assert twin in models.generative_models()
+    plan = compare.ComparePlan(models=("spectral-noise", twin.name), seeds=1, steps=2, n_clips=4, work=str(tmp_path / "w"),
+                               vocoder=False)
+    assert _rows(compare.markdown(compare.run(plan, log=lambda line: None), "test"))[:2] == ["spectral-noise", "test-twin-noise"]
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["--models", "melgan"], "--models: 'melgan' is not a generative model; choose from"),
+    (["--models", "nonesuch"], "--models: 'nonesuch' is not a generative model"),
+    (["--n-clips", "1"], "--n-clips must be at least 2"),
+    (["--seeds", "0"], "--seeds: must be at least 1"),
+    (["--out", "table.txt"], "ending in .md"),
+])
+def test_compare_refuses_bad_options_before_working(tmp_path, capsys, monkeypatch, args, expected):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "keep").write_text("untouched")
+    _fails_cleanly(["compare", "--fast", "--work", "work", *args], capsys, expected, watched=[tmp_path])
+    assert not (tmp_path / "work").exists()
+
+
+def test_compare_refuses_a_readme_without_markers_and_a_file_as_work_folder(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "README.md").write_text("no markers here\n")
+    (tmp_path / "busy").write_text("a file")
+    _fails_cleanly(["compare", "--fast", "--readme", "README.md", "--out", "t.md"], capsys, "no <!-- results:start -->",
+                   watched=[tmp_path])
+    _fails_cleanly(["compare", "--fast", "--work", "busy", "--out", "t.md"], capsys, "--work busy: is a file", watched=[tmp_path])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["README.md", "busy"]
+
+
+def test_key_clarity_finds_the_key_of_a_scale_and_little_in_noise():
+    major = np.array([1, 0, 1, 0, 1, 1, 0, 1, 0, 1, 0, 1], dtype=float)  # the pitch classes of C major
+    assert np.argmax(metrics.key_correlations(major)) == 0, "C major is the best key"
+    assert np.argmax(metrics.key_correlations(np.roll(major, 7))) == 7, "and G major for the scale a fifth up"
+    rng = np.random.default_rng(0)
+    tonal = np.tile(major, (40, 1)) + 0.1 * rng.random((40, 12))
+    flat = 1 + 0.1 * rng.random((40, 12))
+    assert metrics.key_clarity(tonal) > 0.7 > metrics.key_clarity(flat)
+    assert metrics.key_clarity(np.ones((5, 12))) == 0.0, "a flat profile points to no key"
+
+
+def test_silent_share_counts_frames_below_the_threshold():
+    sr = 22050
+    tone = 0.5 * np.sin(2 * np.pi * 440 * np.arange(sr) / sr)
+    half_silent = np.concatenate([tone[: sr // 2], np.zeros(sr // 2)])
+    assert metrics.silent_share(np.stack([tone])) == 0.0 and metrics.silent_share(np.zeros((2, sr))) == 1.0
+    assert 0.4 < metrics.silent_share(np.stack([half_silent])) < 0.6
+
+
+def test_training_in_two_processes_gives_the_same_runs_as_in_one(tmp_path, monkeypatch):
+    """`--jobs 2` trains runs side by side; each run is the run one process would train with the same threads."""
+    monkeypatch.setenv("MUSICLIB_FAST", "1")
+    plan = compare.ComparePlan(models=("spectral-noise",), seeds=2, steps=3, n_clips=4, work=str(tmp_path / "two"), vocoder=False,
+                               jobs=2)
+    parallel = compare.run(plan, log=lambda line: None)
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(max(1, threads // 2))  # what each of the two processes had
+        single = compare.run(dataclasses.replace(plan, work=str(tmp_path / "one"), jobs=1), log=lambda line: None)
+    finally:
+        torch.set_num_threads(threads)
+
+    def scores(results):
+        return [{k: v for k, v in seed.items() if k not in ("train_seconds", "generation_rtf")}
+                for seed in results["datasets"]["chorales"]["rows"][0]["per_seed"]]
+
+    assert scores(parallel) == scores(single)
+    for seed in (0, 1):
+        assert (tmp_path / "two" / "chorales" / "spectral-noise" / f"seed_{seed}" / "finished.json").exists()
