@@ -312,6 +312,10 @@ def run(plan: ComparePlan, log: Callable[[str], None] = _log) -> dict:
     tasks = [(vocoder.name, work / data / "vocoder" / vocoder.name, 0) for data in vocoded]
     tasks += [(spec.name, work / data / spec.name / f"seed_{seed}", seed) for data, group in by_data.items()
               for spec in group for seed in range(plan.seeds)]
+    from musiclib.datasets import bundled
+
+    for data in by_data:  # built here, once, before any training process opens it
+        bundled.load(data, fast=plan.fast)
     _train_all(tasks, plan, log)
     results = {"plan": dataclasses.asdict(plan), "date": datetime.date.today().isoformat(), "datasets": {}}
     for data, group in by_data.items():
