@@ -16,8 +16,9 @@ STAMP := $(VENV)/.installed
 demo: $(STAMP)
 	$(BIN)/musiclib demo --out $(OUT)
 
+# Two pytest workers, one file each at a time, one thread each: the notebooks and tests are mostly single-threaded.
 test: $(STAMP)
-	MUSICLIB_FAST=1 $(BIN)/python -m pytest tests notebooks --ignore=tests/quality --nbval-lax --nbval-current-env --nbval-cell-timeout=600 -q
+	MUSICLIB_FAST=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest tests notebooks --ignore=tests/quality --nbval-lax --nbval-current-env --nbval-cell-timeout=600 -q -n 2 --dist loadfile
 
 test-quality: $(STAMP)
 	MUSICLIB_FAST=1 $(BIN)/python -m pytest tests/quality -q -rP --durations=0

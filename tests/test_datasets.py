@@ -313,3 +313,15 @@ def test_read_clips_reads_the_rows_of_the_memory_map(tmp_path):
     np.testing.assert_array_equal(ds.read_clips("train", indices), np.asarray(ds.clips("train"))[indices])
     with pytest.raises(IndexError, match="clip 9999"):
         ds.read_clips("train", [9999])
+
+
+def test_two_processes_asking_for_an_unbuilt_set_at_once_both_get_it(tmp_path):
+    """Test workers and notebooks may open a bundled set together on a fresh machine: one builds, the other waits."""
+    env = {**os.environ, "MUSICLIB_CACHE": str(tmp_path / "cache"), "MUSICLIB_FAST": "1"}
+    code = "from musiclib.datasets import bundled; ds = bundled.notes(); ds.verify(); print(ds.root.name)"
+    workers = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for _ in range(2)]
+    results = [worker.communicate(timeout=300) + (worker.returncode,) for worker in workers]
+    assert all(code == 0 for _, _, code in results), [err[-2000:] for _, err, _ in results]
+    names = {out.strip() for out, _, _ in results}
+    assert len(names) == 1 and sorted(p.name for p in (tmp_path / "cache" / "datasets").iterdir()) == sorted(names)

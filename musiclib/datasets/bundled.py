@@ -11,6 +11,7 @@ Notebook: 05_data_pipeline.ipynb
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import platform
 from importlib import metadata
@@ -224,16 +225,35 @@ BUILD_VERSIONS = {"chorales": 2, "chorales-synth": 2, "notes": 2}
 _VERIFIED: set[Path] = set()
 
 
+@contextlib.contextmanager
+def _build_lock(root: Path):
+    """Hold an exclusive lock on ``root``'s build (a file in the cache's ``locks/``) while it is built; POSIX only."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    lock_path = cache_root() / "locks" / f"{root.name}.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def _cached(name: str, builder, fast: bool | None, config: AudioConfig | None) -> AudioDataset:
     fast = fast_mode() if fast is None else fast
     config = config or AudioConfig()
     root = cache_dir() / f"{name}-v{BUILD_VERSIONS[name]}-{'fast' if fast else 'full'}-{config.sample_rate}"
-    if (root / "manifest.json").exists():
-        dataset = AudioDataset(root)
-        if dataset.config != config:
-            raise ValueError(f"{root}: built with a different AudioConfig; delete the folder to rebuild it.")
-    else:
-        dataset = builder(root, config=config, fast=fast)
+    if not (root / "manifest.json").exists():
+        with _build_lock(root):  # two processes (test workers, notebooks) may ask for an unbuilt set at once
+            if not (root / "manifest.json").exists():
+                builder(root, config=config, fast=fast)
+    dataset = AudioDataset(root)
+    if dataset.config != config:
+        raise ValueError(f"{root}: built with a different AudioConfig; delete the folder to rebuild it.")
     if root not in _VERIFIED:
         dataset.verify()
         _VERIFIED.add(root)
