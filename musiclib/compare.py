@@ -160,7 +160,6 @@ class ScoringSetup:
         from musiclib import cache, metrics, runs
         from musiclib.datasets import bundled
 
-        self.name, self.plan = data, plan
         self.dataset = bundled.load(data, fast=plan.fast)
         self.folder = Path(plan.work) / data
         self.n = min(plan.n_clips, self.dataset.manifest["counts"]["test"])
