@@ -85,7 +85,7 @@ def _gallery_row(out: Path, name: str, clips: list[np.ndarray], config: AudioCon
     return items
 
 
-def gallery_demo(out: Path, config: AudioConfig, steps: int | None = None, n_clips: int = 16) -> dict:
+def gallery_demo(out: Path, steps: int | None = None, n_clips: int = 16) -> dict:
     """One tiny model per family (the registry's ``gallery`` models) on the fast chorales: trained, heard, scored.
 
     The models are trained and scored by :func:`musiclib.compare.run` with one seed at their fast
@@ -97,7 +97,8 @@ def gallery_demo(out: Path, config: AudioConfig, steps: int | None = None, n_cli
     from musiclib import baselines, compare, models, runs
     from musiclib.datasets import bundled
 
-    chorales = bundled.chorales(fast=True, config=config)
+    chorales = bundled.chorales(fast=True)  # the set compare.run trains and scores the gallery on
+    config = chorales.config
     heldout = np.asarray(chorales.clips("test"))
     seconds_per_clip = chorales.clip_samples / config.sample_rate
     reference = [np.concatenate(list(heldout[k * 3 : k * 3 + 3])) for k in range(GALLERY_CLIPS)]
@@ -177,7 +178,7 @@ def run_demo(out: str | Path, config: AudioConfig | None = None, steps: int | No
     config = config or AudioConfig()
     summary = {"audio_config": config.to_dict(), "steps": {}}
     stages = [("signal_path", signal_path_demo),
-              ("gallery", lambda out, config: gallery_demo(out, config, steps=steps, n_clips=n_clips))]
+              ("gallery", lambda out, config: gallery_demo(out, steps=steps, n_clips=n_clips))]
     for name, stage in stages:
         start = time.perf_counter()
         print(f"[demo] {name} ...", flush=True)
