@@ -13,7 +13,7 @@ The work is resumable: each run folder resumes its training, and each scored run
 keeps its scores (``scores.json``) and the audio it scored, reused while the budget is unchanged.
 A model joins the table by registering itself; nothing here names a model.
 
-Notebook: 12_comparison.ipynb
+Notebook: 13_comparison.ipynb
 """
 from __future__ import annotations
 
@@ -206,15 +206,19 @@ def train_run(name: str, plan: ComparePlan, run_dir: Path, seed: int, threads: i
     return time.perf_counter() - started
 
 
-def _train_all(tasks: list[tuple[str, Path, int]], plan: ComparePlan, log: Callable[[str], None]) -> None:
-    """Train every ``(model, run folder, seed)``, in ``plan.jobs`` processes that share the CPU's threads."""
-    total = len(tasks)
+def _train_all(tasks: list[tuple[str, Path, int]], plan: ComparePlan, log: Callable[[str], None]) -> int:
+    """Train every ``(model, run folder, seed)``, in ``plan.jobs`` processes that share the CPU's threads.
+
+    Returns how many runs were already trained (by an earlier call) and reused.
+    """
+    total, reused = len(tasks), 0
     if plan.jobs == 1:
         for k, (name, run_dir, seed) in enumerate(tasks, 1):
             log(f"[compare] training {k}/{total}: {name} seed {seed}")
             seconds = train_run(name, plan, run_dir, seed)
+            reused += not seconds
             log(f"[compare] training {k}/{total}: {name} seed {seed} " + (f"done in {seconds:.0f} s" if seconds else "was done"))
-        return
+        return reused
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
@@ -227,7 +231,9 @@ def _train_all(tasks: list[tuple[str, Path, int]], plan: ComparePlan, log: Calla
         for k, future in enumerate(as_completed(futures), 1):
             name, seed = futures[future]
             seconds = future.result()
+            reused += not seconds
             log(f"[compare] trained {k}/{total}: {name} seed {seed} " + (f"in {seconds:.0f} s" if seconds else "(was done)"))
+    return reused
 
 
 def _score_run(spec, setup: ScoringSetup, run_dir: Path) -> dict:
@@ -292,7 +298,7 @@ def run(plan: ComparePlan, log: Callable[[str], None] = _log) -> dict:
     and reference set is scored in this process, each kept in its ``scores.json``.
 
     Returns:
-        ``{"plan", "date", "seconds", "datasets": {data: {"n_clips", "clip_seconds", "rows": [...]}}}``; each row has
+        ``{"plan", "date", "runs", "reused_runs", "seconds", "datasets": {data: {"n_clips", "clip_seconds", "rows": [...]}}}``; each row has
         ``name``, ``kind`` (``model`` or ``reference``), ``family``, ``seeds`` and ``scores`` (model scores as
         ``{"mean", "sd", "n"}``, references as plain numbers), and ``per_seed`` for models.
     """
@@ -315,8 +321,9 @@ def run(plan: ComparePlan, log: Callable[[str], None] = _log) -> dict:
 
     for data in by_data:  # built here, once, before any training process opens it
         bundled.load(data, fast=plan.fast)
-    _train_all(tasks, plan, log)
-    results = {"plan": dataclasses.asdict(plan), "date": datetime.date.today().isoformat(), "datasets": {}}
+    reused = _train_all(tasks, plan, log)
+    results = {"plan": dataclasses.asdict(plan), "date": datetime.date.today().isoformat(), "runs": len(tasks),
+               "reused_runs": reused, "datasets": {}}
     for data, group in by_data.items():
         log(f"[compare] {data}: scoring {len(group)} models and the reference rows, {plan.seeds} seed(s) each")
         setup = ScoringSetup(data, plan)
@@ -358,7 +365,9 @@ def markdown(results: dict, command: str) -> str:
     """The results as Markdown: per data set, one row per model (mean ± sd over seeds) and per reference."""
     seeds = results["plan"]["seeds"]
     spread = f"mean ± standard deviation over {seeds} training seeds" if seeds > 1 else "one training seed each"
-    lines = [f"Made by `{command}` on {results['date']} in {results['seconds'] / 60:.0f} min. Models: {spread}; every row "
+    reused = results.get("reused_runs", 0)
+    reuse = f" (reusing {reused} of its {results['runs']} trained runs from earlier calls)" if reused else ""
+    lines = [f"Made by `{command}` on {results['date']} in {results['seconds'] / 60:.0f} min{reuse}. Models: {spread}; every row "
              "scores the same number of clips of the same length against the same training reference."]
     for data, table in results["datasets"].items():
         shown = [c for c in COLUMNS if any(row["scores"].get(c.key) is not None for row in table["rows"])]

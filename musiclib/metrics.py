@@ -302,6 +302,25 @@ def key_correlations(pitch_class_profile: np.ndarray) -> np.ndarray:
     return np.array([np.corrcoef(profile, key)[0, 1] for key in keys])
 
 
+KEY_NAMES = tuple(f"{name} {mode}" for mode in ("major", "minor") for name in ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"))
+"""The 24 keys in the order of :func:`key_correlations`."""
+
+
+def pitch_class_profile(y: np.ndarray, sample_rate: int) -> np.ndarray:
+    """``(12,)`` a clip's mean chroma (C first): how much of each pitch class it holds."""
+    import librosa
+
+    return librosa.feature.chroma_stft(y=np.asarray(y, np.float32), sr=sample_rate, n_fft=1024, hop_length=512).mean(axis=1)
+
+
+def estimate_key(y: np.ndarray, sample_rate: int) -> int:
+    """The key (an index into :data:`KEY_NAMES`) whose profile correlates best with a clip's :func:`pitch_class_profile`.
+
+    Notebook: 12_audio_tokens.ipynb
+    """
+    return int(np.argmax(key_correlations(pitch_class_profile(y, sample_rate))))
+
+
 def key_clarity(chroma_frames: np.ndarray) -> float:
     """How clearly one clip's chroma ``(frames, 12)`` points to a key: its best key correlation, in [-1, 1].
 

@@ -70,15 +70,22 @@ def train(model_name: str, data: str | Path, out: str | Path, steps: int | None 
         _check_resume(config_path, run_config)
     elif out.exists() and not out.is_dir():
         raise ValueError(f"--out {out}: is a file; give a folder for the run.")
-    # A model may record facts about its data in model_config here (e.g. a CVAE's label vocabulary).
-    train_array, val_array = spec.training_arrays(dataset, model_config)
+    fresh = not out.exists()
+    try:
+        if spec.upstream is not None:  # e.g. a token prior's tokenizer: trained into out/, or a given run checked
+            spec.upstream(data, out, model_config, seed, progress)
+        # A model may record facts about its data in model_config here (e.g. a CVAE's label vocabulary).
+        train_array, val_array = spec.training_arrays(dataset, model_config)
+    except BaseException:
+        if fresh:  # only an upstream run can have been written: leave nothing behind
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     train_config = TrainConfig(steps=model_config["steps"], batch_size=model_config["batch_size"],
                                learning_rate=model_config["learning_rate"], optimizer=model_config.get("optimizer", "adam"),
                                betas=tuple(model_config.get("betas", (0.9, 0.999))),
                                seed=seed, checkpoint_every=model_config.get("checkpoint_every", max(1, model_config["steps"] // 4)),
                                learning_rate_schedule=model_config.get("learning_rate_schedule", ()),
                                progress=progress)
-    fresh = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     try:
         config_path.write_text(json.dumps(run_config, indent=1) + "\n")
@@ -260,9 +267,15 @@ def n_parameters(model) -> int:
 
 
 def train_seconds(run_dir: str | Path) -> float | None:
-    """Wall-clock seconds a run trained for, over all its resumes (``None`` for runs trained before it was recorded)."""
+    """Wall-clock seconds a run trained for, over all its resumes (``None`` for runs trained before it was recorded).
+
+    A run trained inside it for it (a token prior's tokenizer in ``RUN_DIR/tokenizer``) counts too.
+    """
     records = history(run_dir)
-    return records[-1].get("train_seconds") if records else None
+    own = records[-1].get("train_seconds") if records else None
+    if own is None:
+        return None
+    return own + sum(train_seconds(path.parent) or 0.0 for path in sorted(Path(run_dir).glob("*/history.json")))
 
 
 def scored_clips(spec: models.ModelSpec, model, dataset: AudioDataset, n: int, seed: int = 0, vocode=None) -> tuple[np.ndarray, float]:

@@ -252,8 +252,9 @@ class Trainer:
             return None
         self.model.eval()
         with torch.no_grad():
-            losses = [float(self.loss_fn(self.model, self._batch(self.val_data, np.arange(i, min(i + 64, n_examples(self.val_data))))))
-                      for i in range(0, n_examples(self.val_data), 64)]
+            results = [self.loss_fn(self.model, self._batch(self.val_data, np.arange(i, min(i + 64, n_examples(self.val_data)))))
+                       for i in range(0, n_examples(self.val_data), 64)]
+        losses = [float(result[0] if isinstance(result, tuple) else result) for result in results]
         self.model.train()
         return float(np.mean(losses))
 

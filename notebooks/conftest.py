@@ -41,6 +41,22 @@ def pytest_collection_modifyitems(session, config, items):
             last_cell[item.parent] = index
     for notebook, index in sorted(last_cell.items(), key=lambda pair: -pair[1]):
         items.insert(index + 1, PlayerCount.from_parent(notebook, name="players"))
+    # The longest notebooks first, by the run time each states: with several pytest workers (`make test`) they
+    # start early and the short unit tests fill the gaps at the end, instead of one worker finishing alone.
+    minutes = {notebook: _stated_minutes(notebook.path) for notebook in last_cell}
+    items.sort(key=lambda item: (-minutes[item.parent], str(item.parent.path)) if item.parent in minutes else (0.0, ""))
+    items.sort(key=lambda item: item.parent not in minutes)  # stable: notebooks (longest first), then the rest as collected
+
+
+RUN_TIME = re.compile(r"\*\*Run time\*\*: (?:under a minute|about (\d*)(½)? minutes?)")
+
+
+def _stated_minutes(path) -> float:
+    """The run time a notebook states in its objectives ("under a minute" counts as half of one)."""
+    found = RUN_TIME.search(path.read_text())
+    if found is None or not (found.group(1) or found.group(2)):
+        return 0.5
+    return float(found.group(1) or 0) + (0.5 if found.group(2) else 0.0)
 
 
 def pytest_runtest_makereport(item, call):

@@ -9,7 +9,7 @@ import torch
 from musiclib import dsp, losses, metrics, signals
 from musiclib.datasets import gruv
 from musiclib.datasets.spectrogram import Normalizer
-from musiclib.exercises import check, nb01, nb02, nb03, nb04, nb05, nb06, nb07, nb08, nb09, nb10, nb11, nb12
+from musiclib.exercises import check, nb01, nb02, nb03, nb04, nb05, nb06, nb07, nb08, nb09, nb10, nb11, nb12, nb13
 from musiclib.models import sample_lstm, vae
 
 MODULES = [importlib.import_module(f"musiclib.exercises.nb{n:02d}") for n in range(1, 13)]
@@ -86,13 +86,22 @@ def test_solutions_agree_with_the_library():
     import librosa
 
     assert nb11.exercise_2(61.3) == pytest.approx(float(librosa.midi_to_hz(61.3)))
+    from musiclib.models import token_transformer, vq
+
+    quantizer = vq.VectorQuantizer(16, 3)
+    vectors = torch.randn(1, 3, 10)
+    np.testing.assert_array_equal(nb12.exercise_1(vectors[0].T.numpy(), quantizer.codebook.numpy()), quantizer.nearest(vectors)[0].numpy())
+    tokens = rng.integers(0, 16, 200)
+    assert nb12.exercise_2(tokens, 16) == pytest.approx(vq.usage(tokens, 16)["perplexity"])
+    logits = rng.standard_normal(12)
+    np.testing.assert_allclose(nb12.exercise_3(logits, 0.7, 5), token_transformer.sampling_probabilities(torch.from_numpy(logits)[None], 0.7, 5)[0].numpy())
     from musiclib import compare
 
     per_seed = [2.0, 4.0, 9.0]
     summary = compare.summarise([{"score": v} for v in per_seed])["score"]
-    assert nb12.exercise_1(per_seed) == pytest.approx((summary["mean"], summary["sd"]))
+    assert nb13.exercise_1(per_seed) == pytest.approx((summary["mean"], summary["sd"]))
     profile = rng.random(12)
-    np.testing.assert_allclose(nb12.exercise_2(profile, metrics.MAJOR_KEY_PROFILE), metrics.key_correlations(profile)[:12])
-    np.testing.assert_allclose(nb12.exercise_2(profile, metrics.MINOR_KEY_PROFILE), metrics.key_correlations(profile)[12:])
+    np.testing.assert_allclose(nb13.exercise_2(profile, metrics.MAJOR_KEY_PROFILE), metrics.key_correlations(profile)[:12])
+    np.testing.assert_allclose(nb13.exercise_2(profile, metrics.MINOR_KEY_PROFILE), metrics.key_correlations(profile)[12:])
     clip = np.concatenate([0.3 * rng.standard_normal(11025), 1e-5 * rng.standard_normal(11025)]).astype(np.float32)
-    assert nb12.exercise_3(librosa.feature.rms(y=clip, frame_length=2048, hop_length=512)[0]) == metrics.silent_share(clip[None])
+    assert nb13.exercise_3(librosa.feature.rms(y=clip, frame_length=2048, hop_length=512)[0]) == metrics.silent_share(clip[None])

@@ -1,6 +1,6 @@
-"""Exercises of notebook 12, the comparison.
+"""Exercises of notebook 12, audio tokens.
 
-Notebook: 12_comparison.ipynb
+Notebook: 12_audio_tokens.ipynb
 """
 from __future__ import annotations
 
@@ -9,41 +9,38 @@ import numpy as np
 from musiclib.exercises import check
 
 
-def exercise_1(per_seed: list[float]) -> tuple[float, float]:
-    """The mean of one score over training seeds and its sample standard deviation (divided by ``S - 1``)."""
-    values = np.asarray(per_seed, dtype=np.float64)
-    return float(values.mean()), float(values.std(ddof=1))
+def exercise_1(vectors: np.ndarray, codebook: np.ndarray) -> np.ndarray:
+    """``(n,)`` the index of the nearest code (squared Euclidean distance) for each of ``(n, dim)`` vectors; ``codebook`` is ``(K, dim)``."""
+    distances = ((np.asarray(vectors)[:, None, :] - np.asarray(codebook)[None]) ** 2).sum(-1)
+    return distances.argmin(axis=1)
 
 
-def exercise_2(pitch_class_profile: np.ndarray, key_profile: np.ndarray) -> np.ndarray:
-    """``(12,)``: the Pearson correlation of a pitch-class profile with ``key_profile`` rotated to each of the 12 tonics
-    (tonic ``t``: ``np.roll(key_profile, t)``)."""
-    x = np.asarray(pitch_class_profile, dtype=np.float64) - np.mean(pitch_class_profile)
-    out = []
-    for tonic in range(12):
-        y = np.roll(np.asarray(key_profile, dtype=np.float64), tonic)
-        y = y - y.mean()
-        out.append(float(x @ y / np.sqrt((x @ x) * (y @ y))))
-    return np.array(out)
+def exercise_2(tokens: np.ndarray, codebook_size: int) -> float:
+    """The perplexity ``exp(-Σ p_k ln p_k)`` of how often each of the ``codebook_size`` codes occurs in ``tokens``."""
+    p = np.bincount(np.asarray(tokens).ravel(), minlength=codebook_size) / np.asarray(tokens).size
+    p = p[p > 0]
+    return float(np.exp(-np.sum(p * np.log(p))))
 
 
-def exercise_3(frame_rms: np.ndarray, threshold_db: float = -60.0) -> float:
-    """The share of frames whose RMS (full scale = 1) lies below ``threshold_db`` decibels."""
-    return float(np.mean(20 * np.log10(np.maximum(np.asarray(frame_rms, dtype=np.float64), 1e-12)) < threshold_db))
+def exercise_3(logits: np.ndarray, temperature: float, top_k: int) -> np.ndarray:
+    """``(K,)`` sampling probabilities: softmax of ``logits / temperature`` over the ``top_k`` largest logits (0 elsewhere)."""
+    scaled = np.asarray(logits, np.float64) / temperature
+    keep = np.argsort(scaled)[::-1][:top_k]
+    out = np.zeros_like(scaled)
+    out[keep] = np.exp(scaled[keep] - scaled[keep].max())
+    return out / out.sum()
 
 
 def check_1(answer) -> bool:
-    return check(answer, exercise_1, [([2.0, 4.0, 9.0],), ([0.5, 0.5],), ([10.0, 12.0, 11.0, 15.0],)])
+    rng = np.random.default_rng(0)
+    return check(answer, exercise_1, [(rng.standard_normal((6, 3)), rng.standard_normal((4, 3))),
+                                      (rng.standard_normal((10, 2)), rng.standard_normal((8, 2)))])
 
 
 def check_2(answer) -> bool:
-    from musiclib.metrics import MAJOR_KEY_PROFILE, MINOR_KEY_PROFILE
-
-    rng = np.random.default_rng(0)
-    return check(answer, exercise_2, [(rng.random(12), MAJOR_KEY_PROFILE), (np.roll(MAJOR_KEY_PROFILE, 5), MAJOR_KEY_PROFILE),
-                                      (rng.random(12), MINOR_KEY_PROFILE)])
+    return check(answer, exercise_2, [(np.array([0, 1, 2, 3]), 4), (np.array([5, 5, 5, 1]), 8), (np.arange(12).reshape(3, 4) % 3, 16)])
 
 
 def check_3(answer) -> bool:
-    return check(answer, exercise_3, [(np.array([1.0, 1e-4, 0.5, 1e-2, 0.0]),), (np.array([0.1, 0.002, 0.0005]), -50.0),
-                                      (np.array([1e-3 * 0.99, 1e-3 * 1.01]),)])
+    return check(answer, exercise_3, [(np.array([2.0, 1.0, 0.5, -1.0]), 1.0, 2), (np.array([0.1, 3.0, 2.9, 0.0, 1.0]), 0.5, 3),
+                                      (np.array([1.0, 2.0, 3.0]), 2.0, 3)])

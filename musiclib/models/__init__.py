@@ -47,6 +47,10 @@ class ModelSpec:
         gallery: What to listen for, for the one model that represents its family in ``musiclib demo``'s
             gallery (``""``: not in the gallery).
         data: The bundled set (:data:`musiclib.datasets.bundled.SETS`) ``musiclib compare`` trains it on.
+        upstream: Optional ``(data, run_dir, model_config, seed, progress) -> None`` for a model that works on
+            another model's output (a token prior on a tokenizer's tokens): trains that model into ``run_dir``,
+            or checks the run a setting names, and records what :attr:`build` needs of it in ``model_config``.
+            Runs before ``training_arrays``.
     """
 
     name: str
@@ -66,6 +70,7 @@ class ModelSpec:
     family: str = ""
     gallery: str = ""
     data: str = "chorales"
+    upstream: Callable | None = None
 
     def __post_init__(self):
         from musiclib.datasets.bundled import SETS
@@ -82,7 +87,8 @@ class ModelSpec:
 
 
 # How the course groups models, in the order the demo's gallery shows them.
-FAMILIES = ("baseline", "sequence", "gan", "autoencoder", "vocoder")
+# "latent": compress the audio (a tokenizer, an autoencoder), then model the compressed form.
+FAMILIES = ("baseline", "sequence", "gan", "autoencoder", "latent", "vocoder")
 
 # Settings the shared training loop reads from any model's configuration, with their types.
 TRAINING_SETTINGS = {"steps": int, "batch_size": int, "learning_rate": float, "optimizer": str, "betas": list,
@@ -164,7 +170,8 @@ def gallery_models() -> list[ModelSpec]:
 
 
 def _load_builtin_models() -> None:
-    from musiclib.models import dcgan, gruv_lstm, melgan, sample_lstm, spectral_noise, vae  # noqa: F401  (they register themselves)
+    from musiclib.models import (dcgan, gruv_lstm, melgan, sample_lstm, spectral_noise, token_transformer,  # noqa: F401
+                                 vae, vq)  # (they register themselves)
 
 
 __all__ = ["FAMILIES", "ModelSpec", "REGISTRY", "register", "get", "names", "generative_models", "gallery_models", "check_settings", "settings_schema"]

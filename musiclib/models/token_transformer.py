@@ -1,0 +1,432 @@
+"""A small causal transformer over VQ tokens: the second half of "compress, then model".
+
+The :mod:`~musiclib.models.vq` tokenizer turns music into 21.5 tokens per second; this
+model learns ``p(t_i | t_<i)`` over those tokens (as MusicGen and AudioLM do over codec
+tokens) and samples new sequences, which the tokenizer's decoder and Griffin-Lim (or the
+vocoder) turn back into audio.
+
+- Input: a start token ``BOS`` (index ``K``) and the tokens, each embedded, plus a learned
+  position embedding (a window of ``context`` positions).
+- ``layers`` pre-norm blocks: ``x + Attn(LN(x))``, then ``x + MLP(LN(x))``. Attention with
+  ``heads`` heads, ``softmax(Q Kᵀ / √d_head + M) V``, where the mask ``M`` is ``-∞`` above the
+  diagonal so that position ``i`` sees only positions ``≤ i``.
+- A linear head gives ``K`` logits per position; the loss is the cross-entropy of the next token.
+
+Sampling draws one token at a time (temperature, top-k). A key/value cache keeps each
+layer's keys and values of the tokens seen so far, so each new token costs one position's
+work instead of the whole prefix's (``benchmarks/token_cache.py``). Longer than ``context``,
+the window slides: it restarts from ``BOS`` and the last ``context / 2`` tokens.
+
+The same network is built in Keras (:func:`build_keras`); weights copied across give the
+same logits.
+
+Notebook: 13_audio_tokens.ipynb
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from musiclib.config import AudioConfig
+from musiclib.models import ModelSpec, register
+from musiclib.models import vq
+from musiclib.models.layers import copy_dense, eval_mode
+
+MODES = ("autonomous", "continue")
+TOKENIZER_KEYS = ("width", "dim", "codebook_size", "decay", "commitment", "ema", "restart_below")
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head self-attention in which position ``i`` attends to positions ``≤ i`` only.
+
+    ``forward(x, past)`` takes ``x`` ``(B, T, d)`` and, optionally, the cached keys and values
+    ``(k, v)`` ``(B, heads, S, d_head)`` of the ``S`` earlier positions; it returns the output
+    ``(B, T, d)`` and the keys and values of all ``S + T`` positions.
+    """
+
+    def __init__(self, d_model: int, heads: int, dropout: float = 0.0):
+        super().__init__()
+        if d_model % heads:
+            raise ValueError(f"d_model ({d_model}) must be a multiple of heads ({heads})")
+        self.heads = heads
+        self.query, self.key, self.value, self.out = (nn.Linear(d_model, d_model) for _ in range(4))
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, past: tuple[torch.Tensor, torch.Tensor] | None = None):
+        batch, length, d_model = x.shape
+
+        def split(t):
+            return t.view(batch, length, self.heads, d_model // self.heads).transpose(1, 2)
+
+        q, k, v = split(self.query(x)), split(self.key(x)), split(self.value(x))
+        if past is not None:
+            k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
+        start = k.shape[2] - length  # absolute position of the first query
+        scores = q @ k.transpose(-2, -1) / math.sqrt(d_model // self.heads)
+        future = torch.arange(k.shape[2], device=x.device)[None, :] > (start + torch.arange(length, device=x.device))[:, None]
+        weights = self.dropout(torch.softmax(scores.masked_fill(future, float("-inf")), dim=-1))
+        y = (weights @ v).transpose(1, 2).reshape(batch, length, d_model)
+        return self.out(y), (k, v)
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: ``x + Attn(LN(x))``, then ``x + MLP(LN(x))`` (MLP ``d → 4d → d`` with GELU)."""
+
+    def __init__(self, d_model: int, heads: int, dropout: float = 0.0):
+        super().__init__()
+        self.norm1, self.norm2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
+        self.attention = CausalSelfAttention(d_model, heads, dropout)
+        self.mlp = nn.Sequential(nn.Linear(d_model, 4 * d_model), nn.GELU(), nn.Linear(4 * d_model, d_model))
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, past=None):
+        attended, present = self.attention(self.norm1(x), past)
+        x = x + self.dropout(attended)
+        return x + self.dropout(self.mlp(self.norm2(x))), present
+
+
+class TokenPrior(nn.Module):
+    """``(B, T)`` tokens (``BOS`` = ``codebook_size`` first) → ``(B, T, codebook_size)`` next-token logits."""
+
+    def __init__(self, codebook_size: int, context: int = 64, d_model: int = 128, heads: int = 4, layers: int = 2,
+                 dropout: float = 0.0):
+        super().__init__()
+        self.codebook_size, self.context, self.bos = codebook_size, context, codebook_size
+        self.token_embedding = nn.Embedding(codebook_size + 1, d_model)
+        self.position_embedding = nn.Embedding(context, d_model)
+        self.blocks = nn.ModuleList(Block(d_model, heads, dropout) for _ in range(layers))
+        self.norm = nn.LayerNorm(d_model)
+        self.head = nn.Linear(d_model, codebook_size)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, tokens: torch.Tensor, past: list | None = None):
+        """Logits ``(B, T, K)`` and every layer's keys and values (pass them back as ``past`` to continue)."""
+        start = 0 if past is None else past[0][0].shape[2]
+        if start + tokens.shape[1] > self.context:
+            raise ValueError(f"{start + tokens.shape[1]} positions do not fit the context of {self.context}")
+        positions = torch.arange(start, start + tokens.shape[1], device=tokens.device)
+        x = self.dropout(self.token_embedding(tokens) + self.position_embedding(positions))
+        presents = []
+        for i, block in enumerate(self.blocks):
+            x, present = block(x, None if past is None else past[i])
+            presents.append(present)
+        return self.head(self.norm(x)), presents
+
+
+def sampling_probabilities(logits: torch.Tensor, temperature: float, top_k: int) -> torch.Tensor:
+    """``(n, K)`` float64: softmax(logits / temperature) over each row's ``top_k`` largest logits (all if ``top_k`` is 0), 0 elsewhere."""
+    if not temperature > 0:
+        raise ValueError(f"temperature must be a positive number, got {temperature!r}")
+    logits = logits.double() / temperature
+    if 0 < top_k < logits.shape[-1]:
+        kth = logits.topk(top_k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    return torch.softmax(logits, dim=-1)
+
+
+def draw(logits: torch.Tensor, temperature: float, top_k: int, generator: torch.Generator) -> torch.Tensor:
+    """One token per row of ``(n, K)`` logits, drawn with :func:`sampling_probabilities` (inverse CDF of one uniform number)."""
+    cumulative = sampling_probabilities(logits, temperature, top_k).cumsum(dim=-1)
+    u = torch.rand(len(logits), 1, generator=generator, dtype=torch.float64) * cumulative[:, -1:]
+    return torch.searchsorted(cumulative, u).clamp(max=logits.shape[-1] - 1)[:, 0]
+
+
+@torch.no_grad()
+def sample(prior: TokenPrior, prefix: np.ndarray, n_new: int, temperature: float = 1.0, top_k: int = 0, seed: int = 0,
+           use_cache: bool = True) -> np.ndarray:
+    """``(n, n_new)`` tokens continuing ``prefix`` ``(n, P)`` (``P`` may be 0).
+
+    The window the model sees is ``BOS`` and at most ``context - 1`` tokens; when it is full
+    it restarts from ``BOS`` and its last ``context // 2`` tokens. ``use_cache=False``
+    recomputes the whole window for every token (same tokens, more work).
+    """
+    with eval_mode(prior):
+        device = prior.head.weight.device
+        prefix = torch.as_tensor(np.asarray(prefix, np.int64), device=device).reshape(len(prefix), -1)
+        bos = torch.full((len(prefix), 1), prior.bos, dtype=torch.long, device=device)
+        window = torch.cat([bos, prefix[:, max(0, prefix.shape[1] - (prior.context - 1)):]], dim=1)
+        generator = torch.Generator().manual_seed(seed)
+        pending, past, new = window, None, []
+        for _ in range(n_new):
+            if use_cache:
+                logits, past = prior(pending, past)
+            else:
+                logits, _ = prior(window)
+            token = draw(logits[:, -1].cpu(), temperature, top_k, generator).to(device)
+            new.append(token)
+            window, pending = torch.cat([window, token[:, None]], dim=1), token[:, None]
+            if window.shape[1] > prior.context:
+                window = torch.cat([bos, window[:, -(prior.context // 2):]], dim=1)
+                pending, past = window, None
+        return torch.stack(new, dim=1).cpu().numpy() if new else np.zeros((len(prefix), 0), np.int64)
+
+
+class TokenTransformer(nn.Module):
+    """The tokenizer (frozen, copied into every checkpoint so that a run folder generates on its own) and the prior."""
+
+    def __init__(self, n_mels: int, tokenizer_config: dict, context: int, d_model: int, heads: int, layers: int, dropout: float):
+        super().__init__()
+        self.tokenizer = vq.Tokenizer(n_mels, **{key: tokenizer_config[key] for key in TOKENIZER_KEYS})
+        self.tokenizer.requires_grad_(False)
+        self.prior = TokenPrior(self.tokenizer.codebook_size, context, d_model, heads, layers, dropout)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.tokenizer.eval()  # it never trains here: its codebook must not move
+        return self
+
+
+def loss(model: TokenTransformer, batch: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy (nats per token) of each token given ``BOS`` and the tokens before it in its window."""
+    tokens = batch.long()
+    bos = torch.full((len(tokens), 1), model.prior.bos, dtype=torch.long, device=tokens.device)
+    logits, _ = model.prior(torch.cat([bos, tokens[:, :-1]], dim=1))
+    return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens.reshape(-1))
+
+
+# ---------------------------------------------------------------------------
+# The tokenizer it needs, its data, generation
+# ---------------------------------------------------------------------------
+
+
+def train_tokenizer(data, run_dir, model_config: dict, seed: int, progress: bool) -> None:
+    """Reuse the ``vq`` run the ``tokenizer`` setting names, or train one into ``RUN_DIR/tokenizer``; record it in ``model_config``."""
+    from musiclib import runs
+
+    dataset = runs.open_dataset(data)
+    if model_config["tokenizer"]:
+        tokenizer_run = Path(model_config["tokenizer"]).expanduser()
+        try:
+            tokenizer_config = runs.read_config(tokenizer_run)
+        except FileNotFoundError as err:
+            raise ValueError(f"setting tokenizer: {err}") from err
+        if tokenizer_config["model"] != "vq":
+            raise ValueError(f"setting tokenizer: {tokenizer_run} holds a {tokenizer_config['model']} run, not a tokenizer; "
+                             "train one with `musiclib train vq`, or leave the setting out to train one here.")
+        if tokenizer_config["audio_config"] != dataset.config.to_dict():
+            raise ValueError(f"setting tokenizer: {tokenizer_run} was trained on other features than {data} has; "
+                             "train a tokenizer on this data, or leave the setting out to train one here.")
+    else:
+        tokenizer_run = runs.train("vq", data, Path(run_dir) / "tokenizer", steps=model_config["tokenizer_steps"], seed=seed,
+                                   progress=progress)
+        tokenizer_config = runs.read_config(tokenizer_run)
+    model_config["tokenizer_run"] = str(tokenizer_run.resolve())
+    model_config["tokenizer_config"] = {key: tokenizer_config["model_config"][key] for key in TOKENIZER_KEYS}
+
+
+def load_tokenizer(model_config: dict) -> vq.Tokenizer:
+    from musiclib import runs
+
+    _, tokenizer, _, _ = runs.load(model_config["tokenizer_run"])
+    return tokenizer
+
+
+def token_windows(sequences: list[np.ndarray], length: int, stride: int = 1) -> np.ndarray:
+    """``(n, length)`` windows cut every ``stride`` tokens from every sequence at least ``length`` long."""
+    cut = [np.lib.stride_tricks.sliding_window_view(s, length)[::stride] for s in sequences if len(s) >= length]
+    return np.concatenate(cut) if cut else np.zeros((0, length), np.int64)
+
+
+def window_length(model_config: dict, sequences: list[np.ndarray]) -> int:
+    return min(model_config["context"], max(len(s) for s in sequences))
+
+
+def training_arrays(dataset, model_config: dict):
+    """Windows of ``context`` tokens (fewer when the pieces are shorter) of the training pieces, and of the validation pieces."""
+    tokenizer = load_tokenizer(model_config)
+    train = vq.piece_tokens(tokenizer, dataset, "train", range(vq.FRAMES_PER_TOKEN) if model_config["offset_augmentation"] else (0,))
+    length = window_length(model_config, train)
+    val = token_windows(vq.piece_tokens(tokenizer, dataset, "val"), length, stride=max(1, length // 4))
+    return token_windows(train, length).astype(np.float32), val.astype(np.float32)
+
+
+def default_config(fast: bool) -> dict:
+    # tokenizer_steps: how long the tokenizer trains when this model trains its own (the vq run's own default).
+    return {"tokenizer": "", "tokenizer_steps": vq.default_config(fast)["steps"], "context": 64 if fast else 128, "d_model": 128 if fast else 256, "heads": 4, "layers": 2 if fast else 4,
+            "dropout": 0.3, "offset_augmentation": True, "temperature": 1.0, "top_k": 0, "learning_rate": 5e-4, "batch_size": 32,
+            "steps": 400 if fast else 6000}
+
+
+def build(model_config: dict, audio_config: AudioConfig) -> TokenTransformer:
+    model = TokenTransformer(audio_config.n_mels, model_config["tokenizer_config"], model_config["context"], model_config["d_model"],
+                             model_config["heads"], model_config["layers"], model_config["dropout"])
+    model.model_config = dict(model_config)
+    return model
+
+
+@torch.no_grad()
+def prepare(model: TokenTransformer, dataset, model_config: dict) -> None:
+    """Copy the trained tokenizer's weights (and normaliser) into the model."""
+    model.tokenizer.load_state_dict(load_tokenizer(model_config).state_dict())
+
+
+def tokens_per_audio(n_samples: int, audio_config: AudioConfig) -> int:
+    """Tokens whose frames cover ``n_samples`` of audio."""
+    return -(-(n_samples // audio_config.hop_length + 1) // vq.FRAMES_PER_TOKEN)
+
+
+def generate(model: TokenTransformer, n: int, seconds: float, seed: int, audio_config: AudioConfig, prime=None, vocoder=None,
+             mode: str = "autonomous", temperature: float | None = None, top_k: int | None = None) -> np.ndarray:
+    """``(n, samples)`` audio from sampled tokens.
+
+    - ``autonomous``: tokens from ``BOS`` alone.
+    - ``continue``: the tokens of each ``prime`` clip, then new ones; the prime's tokens and the
+      new ones are inverted together and the result is cut where the prime's audio ends, so
+      the returned audio starts exactly where the prime stops.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    config = model.model_config
+    temperature = config["temperature"] if temperature is None else temperature
+    top_k = config["top_k"] if top_k is None else top_k
+    n_samples = int(round(seconds * audio_config.sample_rate))
+    if mode == "continue":
+        if prime is None:
+            raise ValueError("mode 'continue' needs audio to start from")
+        prime = np.asarray(prime)[:n]
+        prefix = model.tokenizer.audio_to_tokens(prime, audio_config)
+        total = prime.shape[1] + n_samples
+        new = sample(model.prior, prefix, tokens_per_audio(total, audio_config) - prefix.shape[1], temperature, top_k, seed)
+        y = model.tokenizer.tokens_to_audio(np.concatenate([prefix, new], axis=1), audio_config, total, seed, vocoder)
+        return y[:, prime.shape[1]:]
+    new = sample(model.prior, np.zeros((n, 0), np.int64), tokens_per_audio(n_samples, audio_config), temperature, top_k, seed)
+    return model.tokenizer.tokens_to_audio(new, audio_config, n_samples, seed, vocoder)
+
+
+# ---------------------------------------------------------------------------
+# Held-out scores: likelihood against n-gram baselines, and copying
+# ---------------------------------------------------------------------------
+
+
+def ngram_cross_entropy(train: list[np.ndarray], held: list[np.ndarray], codebook_size: int, order: int) -> float:
+    """Nats per held-out token of an add-one-smoothed unigram (``order=1``) or bigram (``order=2``) model of the training tokens."""
+    if order == 1:
+        counts = np.bincount(np.concatenate(train), minlength=codebook_size) + 1.0
+        return float(-np.mean(np.log(counts / counts.sum())[np.concatenate(held)]))
+    pairs = np.ones((codebook_size, codebook_size))
+    for s in train:
+        np.add.at(pairs, (s[:-1], s[1:]), 1)
+    conditional = pairs / pairs.sum(axis=1, keepdims=True)
+    return float(-np.mean(np.concatenate([np.log(conditional[s[:-1], s[1:]]) for s in held if len(s) > 1])))
+
+
+def longest_copied_ngram(sequences: list[np.ndarray], reference: list[np.ndarray]) -> int:
+    """The longest run of consecutive tokens of any of ``sequences`` that occurs verbatim in ``reference``."""
+
+    def grams(seqs, n):
+        return {s[i: i + n].tobytes() for s in seqs for i in range(len(s) - n + 1)}
+
+    sequences = [np.asarray(s, np.int64) for s in sequences]
+    reference = [np.asarray(s, np.int64) for s in reference]
+    low, high = 0, max(len(s) for s in sequences)
+    while low < high:  # copying n tokens implies copying n - 1: search for the largest n that is copied
+        n = (low + high + 1) // 2
+        if grams(sequences, n) & grams(reference, n):
+            low = n
+        else:
+            high = n - 1
+    return low
+
+
+def heldout_scores(model: TokenTransformer, dataset, model_config: dict, n_sequences: int = 8, seconds: float = 8.0) -> dict:
+    """Held-out cross-entropy (nats per token) beside unigram and bigram baselines, and the longest copied n-gram.
+
+    The copying statistic is measured for ``n_sequences`` autonomous token sequences of
+    ``seconds`` and, as its yardstick, for held-out real music of the same length.
+    """
+    train = vq.piece_tokens(model.tokenizer, dataset, "train")
+    held = vq.piece_tokens(model.tokenizer, dataset, "val") + vq.piece_tokens(model.tokenizer, dataset, "test")
+    length = window_length(model_config, train)
+    windows = token_windows(held, length, stride=max(1, length // 4))
+    with eval_mode(model):
+        model_nats = float(np.mean([loss(model, torch.as_tensor(windows[i: i + 64], device=model.tokenizer.low.device)).item()
+                                    for i in range(0, len(windows), 64)]))
+    n_tokens = tokens_per_audio(int(seconds * dataset.sample_rate), dataset.config)
+    generated = sample(model.prior, np.zeros((n_sequences, 0), np.int64), n_tokens, model_config["temperature"], model_config["top_k"])
+    real = [s[i: i + n_tokens] for s in held for i in range(0, max(1, len(s) - n_tokens + 1), n_tokens)][:n_sequences]
+    codebook_size = model.tokenizer.codebook_size
+    return {"cross_entropy": model_nats, "unigram_cross_entropy": ngram_cross_entropy(train, held, codebook_size, 1),
+            "bigram_cross_entropy": ngram_cross_entropy(train, held, codebook_size, 2),
+            "longest_copied_tokens": longest_copied_ngram(list(generated), train),
+            "heldout_longest_copied_tokens": longest_copied_ngram(real, train),
+            "tokens_compared": n_tokens, **{f"generated_{k}": v for k, v in vq.usage(generated, codebook_size).items()}}
+
+
+# ---------------------------------------------------------------------------
+# Keras twin: the same network, the same parameter count, weights copied across give the same logits
+# ---------------------------------------------------------------------------
+
+
+def build_keras(codebook_size: int, context: int = 64, d_model: int = 128, heads: int = 4, layers: int = 2):
+    """A Keras model ``(B, T)`` int tokens → ``(B, T, codebook_size)`` logits with :class:`TokenPrior`'s layers (no dropout)."""
+    import keras
+    from keras import ops
+
+    class TokenAndPosition(keras.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.tokens = keras.layers.Embedding(codebook_size + 1, d_model, name="token_embedding")
+            self.positions = keras.layers.Embedding(context, d_model, name="position_embedding")
+
+        def call(self, tokens):
+            return self.tokens(tokens) + self.positions(ops.arange(ops.shape(tokens)[1]))[None]
+
+    class CausalAttention(keras.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.query, self.key, self.value, self.out = (keras.layers.Dense(d_model, name=name) for name in ("query", "key", "value", "out"))
+
+        def call(self, x):
+            length = ops.shape(x)[1]
+
+            def split(t):
+                return ops.transpose(ops.reshape(t, (-1, length, heads, d_model // heads)), (0, 2, 1, 3))
+
+            q, k, v = split(self.query(x)), split(self.key(x)), split(self.value(x))
+            scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) / math.sqrt(d_model // heads)
+            future = ops.triu(ops.ones((length, length), dtype="bool"), k=1)
+            weights = ops.softmax(ops.where(future, float("-inf"), scores), axis=-1)
+            y = ops.reshape(ops.transpose(ops.matmul(weights, v), (0, 2, 1, 3)), (-1, length, d_model))
+            return self.out(y)
+
+    tokens = keras.Input((None,), dtype="int32")
+    x = TokenAndPosition(name="embedding")(tokens)
+    for i in range(layers):
+        x = x + CausalAttention(name=f"attention_{i}")(keras.layers.LayerNormalization(epsilon=1e-5, name=f"norm1_{i}")(x))
+        h = keras.layers.LayerNormalization(epsilon=1e-5, name=f"norm2_{i}")(x)
+        h = keras.layers.Dense(4 * d_model, activation="gelu", name=f"mlp_in_{i}")(h)
+        x = x + keras.layers.Dense(d_model, name=f"mlp_out_{i}")(h)
+    x = keras.layers.LayerNormalization(epsilon=1e-5, name="norm")(x)
+    return keras.Model(tokens, keras.layers.Dense(codebook_size, name="head")(x), name="token_prior")
+
+
+@torch.no_grad()
+def copy_from_keras(keras_model, prior: TokenPrior) -> None:
+    """Copy :func:`build_keras`'s weights into a :class:`TokenPrior` of the same size."""
+    def norm(layer, torch_norm):
+        gamma, beta = layer.get_weights()
+        torch_norm.weight.copy_(torch.from_numpy(gamma))
+        torch_norm.bias.copy_(torch.from_numpy(beta))
+
+    embedding = keras_model.get_layer("embedding")
+    prior.token_embedding.weight.copy_(torch.from_numpy(np.asarray(embedding.tokens.embeddings)))
+    prior.position_embedding.weight.copy_(torch.from_numpy(np.asarray(embedding.positions.embeddings)))
+    for i, block in enumerate(prior.blocks):
+        norm(keras_model.get_layer(f"norm1_{i}"), block.norm1)
+        norm(keras_model.get_layer(f"norm2_{i}"), block.norm2)
+        attention = keras_model.get_layer(f"attention_{i}")
+        for name in ("query", "key", "value", "out"):
+            copy_dense(getattr(attention, name), getattr(block.attention, name))
+        copy_dense(keras_model.get_layer(f"mlp_in_{i}"), block.mlp[0])
+        copy_dense(keras_model.get_layer(f"mlp_out_{i}"), block.mlp[2])
+    norm(keras_model.get_layer("norm"), prior.norm)
+    copy_dense(keras_model.get_layer("head"), prior.head)
+
+
+SPEC = register(ModelSpec("token-transformer", "a causal transformer over VQ tokens (trains its own tokenizer unless given one)",
+                          default_config, build, training_arrays, loss, generate, prepare=prepare, heldout_scores=heldout_scores,
+                          accepts_vocoder=True, modes=MODES, family="latent", upstream=train_tokenizer))

@@ -1,0 +1,169 @@
+"""Audio tokens: the VQ-VAE tokenizer, the token transformer (cache, sampling, Keras twin) and their CLI."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from musiclib import audio, cli, runs
+from musiclib.models import token_transformer as tt
+from musiclib.models import vq
+
+from test_cli import _fails_cleanly
+
+
+def test_the_quantiser_picks_the_nearest_code_and_passes_gradients_straight_through():
+    torch.manual_seed(0)
+    quantizer = vq.VectorQuantizer(16, 4, restart_below=0).eval()
+    z = torch.randn(3, 4, 5, requires_grad=True)
+    quantised, indices, _ = quantizer(z)
+    flat = z.detach().transpose(1, 2).reshape(-1, 4)
+    brute = torch.cdist(flat, quantizer.codebook).argmin(dim=1).view(3, 5)
+    assert torch.equal(indices, brute)
+    torch.testing.assert_close(quantised.detach(), quantizer.lookup(indices))
+    quantised.sum().backward()
+    torch.testing.assert_close(z.grad, torch.ones_like(z))
+
+
+def test_ema_moves_a_code_to_the_mean_of_its_vectors_and_dead_codes_restart_on_the_batch():
+    torch.manual_seed(0)
+    quantizer = vq.VectorQuantizer(4, 2, decay=0.0, restart_below=0).train()
+    quantizer.codebook.copy_(torch.tensor([[0.0, 0.0], [10.0, 10.0], [-10.0, 10.0], [10.0, -10.0]]))
+    z = torch.tensor([[0.5, 1.5], [-0.5, 0.5]]).t()[None]  # two vectors, both nearest code 0
+    quantizer(z)
+    torch.testing.assert_close(quantizer.codebook[0], torch.tensor([0.0, 1.0]), atol=1e-4, rtol=0)  # decay 0: exactly their mean
+
+    restarting = vq.VectorQuantizer(4, 2, restart_below=0.5).train()
+    restarting.codebook.copy_(torch.tensor([[0.0, 0.0], [100.0, 100.0], [-100.0, 100.0], [100.0, -100.0]]))
+    batch = torch.randn(1, 2, 50) * 0.1
+    restarting(batch)
+    vectors = batch[0].t()
+    for code in restarting.codebook[1:]:  # never chosen: moved onto vectors of the batch
+        assert torch.isclose(vectors, code).all(dim=1).any()
+
+
+def test_usage_counts_codes_and_perplexity():
+    assert vq.usage(np.arange(8).repeat(3), 8) == {"codes_used": 8, "perplexity": pytest.approx(8.0)}
+    assert vq.usage(np.zeros(20, int), 8) == {"codes_used": 1, "perplexity": pytest.approx(1.0)}
+
+
+def test_frame_groups_round_trip():
+    images = np.random.default_rng(0).standard_normal((3, 8, 13)).astype(np.float32)
+    groups = vq.frame_groups(images)
+    assert groups.shape == (3 * 3, 32)
+    np.testing.assert_array_equal(vq.ungroup(groups, 3, 8), images[..., :12])
+
+
+def test_the_tokenizer_gives_one_token_per_four_frames_and_decodes_back_to_that_length():
+    tokenizer = vq.Tokenizer(n_mels=16, width=8, dim=4, codebook_size=8)
+    tokens = tokenizer.encode(np.zeros((2, 16, 87), np.float32))
+    assert tokens.shape == (2, 21) and tokens.dtype == np.int64
+    assert tokenizer.decode(tokens).shape == (2, 16, 84)
+
+
+def _prior(context=8, dropout=0.0):
+    torch.manual_seed(0)
+    return tt.TokenPrior(codebook_size=10, context=context, d_model=16, heads=2, layers=2, dropout=dropout).eval()
+
+
+def test_attention_is_causal_and_the_cache_gives_the_full_forward_pass():
+    prior = _prior()
+    tokens = torch.tensor([[10, 3, 4, 5, 6, 7]])
+    changed = tokens.clone()
+    changed[0, 4:] = torch.tensor([1, 2])
+    with torch.no_grad():
+        full, _ = prior(tokens)
+        torch.testing.assert_close(prior(changed)[0][:, :4], full[:, :4])  # the future does not leak back
+        pieces = [prior(tokens[:, :3])[0]]
+        for i in range(3, 6):  # one token at a time, on the keys and values of the tokens before it
+            _, past = prior(tokens[:, :i])
+            pieces.append(prior(tokens[:, i:i + 1], past)[0])
+    torch.testing.assert_close(torch.cat(pieces, dim=1), full, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="context"):
+        prior(torch.zeros(1, 9, dtype=torch.long))
+
+
+def test_sampling_with_the_cache_gives_the_tokens_of_recomputing_the_prefix_past_the_context():
+    prior = _prior(context=8)
+    prefix = np.array([[1, 2, 3], [4, 5, 6]])
+    cached = tt.sample(prior, prefix, 20, seed=3)
+    assert cached.shape == (2, 20) and cached.min() >= 0 and cached.max() < 10  # never the start token
+    np.testing.assert_array_equal(cached, tt.sample(prior, prefix, 20, seed=3, use_cache=False))
+    assert not np.array_equal(cached, tt.sample(prior, prefix, 20, seed=4))
+
+
+def test_top_1_is_the_most_likely_token_and_a_bad_temperature_is_refused():
+    logits = torch.tensor([[0.0, 3.0, 1.0], [2.0, 0.0, 1.9]])
+    generator = torch.Generator().manual_seed(0)
+    assert tt.draw(logits, 1.0, 1, generator).tolist() == [1, 0]
+    with pytest.raises(ValueError, match="temperature"):
+        tt.draw(logits, 0.0, 0, generator)
+
+
+def test_longest_copied_ngram_and_ngram_baselines():
+    train = [np.array([1, 2, 3, 4, 5, 6])]
+    assert tt.longest_copied_ngram([np.array([9, 2, 3, 4, 9])], train) == 3
+    assert tt.longest_copied_ngram([np.array([9, 8, 7])], train) == 0
+    uniform = tt.ngram_cross_entropy([np.arange(4).repeat(5)], [np.arange(4)], 4, order=1)
+    assert uniform == pytest.approx(np.log(4))
+    assert tt.ngram_cross_entropy([np.tile([0, 1], 50)], [np.tile([0, 1], 5)], 4, order=2) < 0.1
+
+
+@pytest.mark.tensorflow
+def test_the_keras_twin_has_the_same_size_and_with_copied_weights_the_same_logits():
+    from musiclib.models.layers import count_parameters
+
+    keras_model = tt.build_keras(codebook_size=10, context=8, d_model=16, heads=2, layers=2)
+    prior = _prior(context=8)
+    assert count_parameters(keras_model) == count_parameters(prior)
+    tt.copy_from_keras(keras_model, prior)
+    tokens = np.array([[10, 3, 4, 5, 6, 7, 1]])
+    with torch.no_grad():
+        expected = prior(torch.from_numpy(tokens))[0].numpy()
+    np.testing.assert_allclose(np.asarray(keras_model(tokens)), expected, atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def token_runs(tmp_path_factory):
+    """A tiny tokenizer, and a token transformer on it, through the CLI."""
+    folder = tmp_path_factory.mktemp("tokens")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MUSICLIB_FAST", "1")
+        assert cli.main(["train", "vq", "--out", str(folder / "vq"), "--steps", "3"]) == 0
+        assert cli.main(["train", "token-transformer", "--out", str(folder / "tt"), "--steps", "3",
+                         "--set", json.dumps({"tokenizer": str(folder / "vq")})]) == 0
+    return folder
+
+
+def test_the_token_transformer_holds_its_tokenizer_and_continues_exactly_where_the_prime_stops(token_runs, monkeypatch):
+    monkeypatch.setenv("MUSICLIB_FAST", "1")
+    _, tokenizer, _, _ = runs.load(token_runs / "vq")
+    _, model, config, _ = runs.load(token_runs / "tt")
+    for name, value in tokenizer.state_dict().items():  # a moved run folder still generates: the tokenizer is inside
+        torch.testing.assert_close(model.tokenizer.state_dict()[name], value)
+    path, prime_seconds = runs.generate(token_runs / "tt", 2.0, token_runs / "continued.wav", mode="continue")
+    y, sr = audio.load(path)
+    prime = runs.heldout_audio(runs.open_dataset("chorales"), 1, prime_seconds)[0]
+    assert len(y) == len(prime) + 2 * sr
+    np.testing.assert_allclose(y[: len(prime)], prime, atol=1e-4)  # the file plays the prime, then the new part
+    autonomous = tt.generate(model, 2, 1.0, 0, config)
+    assert autonomous.shape == (2, sr) and np.all(np.isfinite(autonomous))
+
+
+def test_a_token_transformer_trains_its_own_tokenizer_when_given_none(tmp_path, monkeypatch):
+    monkeypatch.setenv("MUSICLIB_FAST", "1")
+    run = runs.train("token-transformer", "chorales", tmp_path / "tt", steps=2, overrides={"tokenizer_steps": 3}, progress=False)
+    config = runs.read_config(run)
+    assert config["model_config"]["tokenizer"] == ""
+    assert runs.read_config(run / "tokenizer")["model"] == "vq"
+    assert runs.history(run / "tokenizer")[-1]["step"] == 3
+    assert config["model_config"]["tokenizer_run"] == str((run / "tokenizer").resolve())
+
+
+def test_a_bad_tokenizer_setting_is_one_line_and_writes_nothing(token_runs, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("MUSICLIB_FAST", "1")
+    for tokenizer, expected in ((tmp_path / "missing", "not a trained run"), (token_runs / "tt", "not a tokenizer")):
+        out = tmp_path / "out"
+        _fails_cleanly(["train", "token-transformer", "--out", str(out), "--steps", "2", "--set", json.dumps({"tokenizer": str(tokenizer)})],
+                       capsys, expected, watched=[token_runs])
+        assert not out.exists()
