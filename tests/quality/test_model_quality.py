@@ -13,13 +13,18 @@ from musiclib.models import gruv_lstm, vq
 SEEDS = (0, 1, 2)
 
 
-@pytest.fixture(scope="module", params=SEEDS, ids=lambda seed: f"seed{seed}")
-def gruv_run(request, tmp_path_factory):
-    run = tmp_path_factory.mktemp(f"gruv{request.param}") / "run"
+def _fast_run(model: str, seed: int, tmp_path_factory):
+    """``model`` trained on the fast chorales at its fast default budget with ``seed``."""
+    run = tmp_path_factory.mktemp(f"{model}{seed}") / "run"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MUSICLIB_FAST", "1")
-        runs.train("gruv", "chorales", run, seed=request.param, progress=False)
+        runs.train(model, "chorales", run, seed=seed, progress=False)
     return run
+
+
+@pytest.fixture(scope="module", params=SEEDS, ids=lambda seed: f"seed{seed}")
+def gruv_run(request, tmp_path_factory):
+    return _fast_run("gruv", request.param, tmp_path_factory)
 
 
 def test_gruv_beats_persistence_on_heldout_blocks(gruv_run):
@@ -94,11 +99,7 @@ def test_vae_beats_pca_on_held_out_chorales_and_its_prior_samples_spread_like_mu
 @pytest.fixture(scope="module", params=SEEDS, ids=lambda seed: f"seed{seed}")
 def token_run(request, tmp_path_factory):
     """A token transformer with the tokenizer it trains itself, at the fast default budget."""
-    run = tmp_path_factory.mktemp(f"tokens{request.param}") / "run"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MUSICLIB_FAST", "1")
-        runs.train("token-transformer", "chorales", run, seed=request.param, progress=False)
-    return run
+    return _fast_run("token-transformer", request.param, tmp_path_factory)
 
 
 def test_the_tokenizer_keeps_its_codebook_in_use_and_reconstructs_held_out_music(token_run):
