@@ -202,8 +202,14 @@ def frame_features(y: np.ndarray, sample_rate: int) -> np.ndarray:
 
     y = np.asarray(y, dtype=np.float32)
     mfcc = librosa.feature.mfcc(y=y, sr=sample_rate, n_mfcc=20, n_fft=1024, hop_length=512)
-    chroma = librosa.feature.chroma_stft(y=y, sr=sample_rate, n_fft=1024, hop_length=512)
-    return np.concatenate([mfcc, chroma], axis=0).T
+    return np.concatenate([mfcc, chroma(y, sample_rate)], axis=0).T
+
+
+def chroma(y: np.ndarray, sample_rate: int) -> np.ndarray:
+    """``(12, n_frames)`` chroma (C first) with the frames of :func:`frame_features`."""
+    import librosa
+
+    return librosa.feature.chroma_stft(y=np.asarray(y, dtype=np.float32), sr=sample_rate, n_fft=1024, hop_length=512)
 
 
 def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
@@ -307,10 +313,8 @@ KEY_NAMES = tuple(f"{name} {mode}" for mode in ("major", "minor") for name in ("
 
 
 def pitch_class_profile(y: np.ndarray, sample_rate: int) -> np.ndarray:
-    """``(12,)`` a clip's mean chroma (C first): how much of each pitch class it holds."""
-    import librosa
-
-    return librosa.feature.chroma_stft(y=np.asarray(y, np.float32), sr=sample_rate, n_fft=1024, hop_length=512).mean(axis=1)
+    """``(12,)`` a clip's mean :func:`chroma`: how much of each pitch class it holds."""
+    return chroma(y, sample_rate).mean(axis=1)
 
 
 def estimate_key(y: np.ndarray, sample_rate: int) -> int:

@@ -44,8 +44,8 @@ def pytest_collection_modifyitems(session, config, items):
     # The longest notebooks first, by the run time each states: with several pytest workers (`make test`) they
     # start early and the short unit tests fill the gaps at the end, instead of one worker finishing alone.
     minutes = {notebook: _stated_minutes(notebook.path) for notebook in last_cell}
-    items.sort(key=lambda item: (-minutes[item.parent], str(item.parent.path)) if item.parent in minutes else (0.0, ""))
-    items.sort(key=lambda item: item.parent not in minutes)  # stable: notebooks (longest first), then the rest as collected
+    # A stable sort: each notebook's cells keep their order, and the other tests theirs, after the notebooks.
+    items.sort(key=lambda item: (0, -minutes[item.parent], str(item.parent.path)) if item.parent in minutes else (1, 0.0, ""))
 
 
 RUN_TIME = re.compile(r"\*\*Run time\*\*: (?:under a minute|about (\d*)(½)? minutes?)")
