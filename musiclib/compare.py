@@ -13,7 +13,7 @@ The work is resumable: each run folder resumes its training, and each scored run
 keeps its scores (``scores.json``) and the audio it scored, reused while the budget is unchanged.
 A model joins the table by registering itself; nothing here names a model.
 
-Notebook: 13_comparison.ipynb
+Notebook: 14_comparison.ipynb
 """
 from __future__ import annotations
 

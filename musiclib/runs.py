@@ -112,6 +112,45 @@ def train(model_name: str, data: str | Path, out: str | Path, steps: int | None 
     return out
 
 
+def upstream_run(model_name: str, setting: str, data: str | Path, out: str | Path, model_config: dict, keys: tuple[str, ...],
+                 seed: int, progress: bool) -> None:
+    """Train or reuse the run of ``model_name`` another model builds on (a token prior's tokenizer, a latent flow's
+    autoencoder), and record it in that model's ``model_config``.
+
+    Reuses the run folder the setting ``setting`` names, after checking that it holds a ``model_name``
+    run on the same features as ``data``; with the setting empty, trains one into ``out`` for
+    ``model_config[setting + "_steps"]`` steps. Records the run's absolute path as ``SETTING_run`` and
+    its settings ``keys`` (what building the model needs) as ``SETTING_config``.
+
+    Raises:
+        ValueError: naming the setting and the fix, when the given run is missing, of another model, or on other features.
+    """
+    given = model_config[setting]
+    if not given:
+        run = train(model_name, data, out, steps=model_config[f"{setting}_steps"], seed=seed, progress=progress)
+        run_config = read_config(run)
+    else:
+        run = Path(given).expanduser()
+        try:
+            run_config = read_config(run)
+        except FileNotFoundError as err:
+            raise ValueError(f"setting {setting}: {err}") from err
+        if run_config["model"] != model_name:
+            article = "an" if setting[0] in "aeiou" else "a"
+            raise ValueError(f"setting {setting}: {run} holds a {run_config['model']} run, not {article} {setting} ({model_name}); "
+                             f"train one with `musiclib train {model_name}`, or leave the setting out to train one here.")
+        if run_config["audio_config"] != open_dataset(data).config.to_dict():
+            raise ValueError(f"setting {setting}: {run} was trained on other features than {data} has; "
+                             f"train a {model_name} on this data, or leave the setting out to train one here.")
+    model_config[f"{setting}_run"] = str(run.resolve())
+    model_config[f"{setting}_config"] = {key: run_config["model_config"][key] for key in keys}
+
+
+def upstream_model(model_config: dict, setting: str):
+    """The trained model :func:`upstream_run` recorded under ``setting``."""
+    return load(model_config[f"{setting}_run"])[1]
+
+
 def _check_resume(config_path: Path, run_config: dict) -> None:
     """Refuse to resume a run with another model, data, seed or settings (``steps`` may grow), or on changed data."""
     previous = json.loads(config_path.read_text())

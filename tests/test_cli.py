@@ -3,9 +3,10 @@ import dataclasses
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
-from musiclib import cli, models
+from musiclib import audio, cli, models, runs
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +32,15 @@ def _fails_cleanly(argv, capsys, expected, watched=()):
     assert expected in err, err
     for folder, snapshot in before:
         assert _snapshot(folder) == snapshot, f"{folder} changed"
+
+
+def _continues_where_the_prime_stops(run_dir, out, seconds: float = 2.0):
+    """`generate --mode continue` writes the held-out prime, then exactly ``seconds`` of new audio."""
+    path, prime_seconds = runs.generate(run_dir, seconds, out, mode="continue")
+    y, sr = audio.load(path)
+    prime = runs.heldout_audio(runs.open_dataset("chorales"), 1, prime_seconds)[0]
+    assert len(y) == len(prime) + int(seconds * sr)
+    np.testing.assert_allclose(y[: len(prime)], prime, atol=1e-4)  # the file plays the prime, then the new part
 
 
 @pytest.mark.parametrize("args,expected", [

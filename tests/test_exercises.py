@@ -9,10 +9,10 @@ import torch
 from musiclib import dsp, losses, metrics, signals
 from musiclib.datasets import gruv
 from musiclib.datasets.spectrogram import Normalizer
-from musiclib.exercises import check, nb01, nb02, nb03, nb04, nb05, nb06, nb07, nb08, nb09, nb10, nb11, nb12, nb13
+from musiclib.exercises import check, nb01, nb02, nb03, nb04, nb05, nb06, nb07, nb08, nb09, nb10, nb11, nb12, nb13, nb14
 from musiclib.models import sample_lstm, vae
 
-MODULES = [importlib.import_module(f"musiclib.exercises.nb{n:02d}") for n in range(1, 13)]
+MODULES = [importlib.import_module(f"musiclib.exercises.nb{n:02d}") for n in range(1, 15)]
 EXERCISES = [(m, k) for m in MODULES for k in (1, 2, 3)]
 
 
@@ -95,13 +95,31 @@ def test_solutions_agree_with_the_library():
     assert nb12.exercise_2(tokens, 16) == pytest.approx(vq.usage(tokens, 16)["perplexity"])
     logits = rng.standard_normal(12)
     np.testing.assert_allclose(nb12.exercise_3(logits, 0.7, 5), token_transformer.sampling_probabilities(torch.from_numpy(logits)[None], 0.7, 5)[0].numpy())
+    from musiclib.models import flow
+
+    noise, data = rng.standard_normal((2, 6)), rng.standard_normal((2, 6))
+    x_t, target = nb13.exercise_1(noise, data, 0.3)
+    np.testing.assert_allclose(x_t, flow.interpolate(torch.from_numpy(noise), torch.from_numpy(data), torch.full((2,), 0.3, dtype=torch.float64)).numpy())
+    np.testing.assert_allclose(target, data - noise)
+
+    class Spin(torch.nn.Module):
+        def forward(self, x, t):
+            return torch.stack([-x[:, 1], x[:, 0]], dim=1) * (1 + t[:, None])
+
+    start = rng.standard_normal((3, 2))
+    one_step = flow.integrate(Spin(), torch.from_numpy(start), steps=1, solver="midpoint").numpy()
+    np.testing.assert_allclose(nb13.exercise_2(lambda x, t: Spin()(torch.from_numpy(x), torch.full((len(x),), t)).numpy(), start, 0.0, 1.0),
+                               one_step, rtol=1e-6)
+    data_estimate, noise_estimate = nb13.exercise_3(x_t, target, 0.3)
+    np.testing.assert_allclose(data_estimate, data)  # the true velocity gives back both ends exactly
+    np.testing.assert_allclose(noise_estimate, noise)
     from musiclib import compare
 
     per_seed = [2.0, 4.0, 9.0]
     summary = compare.summarise([{"score": v} for v in per_seed])["score"]
-    assert nb13.exercise_1(per_seed) == pytest.approx((summary["mean"], summary["sd"]))
+    assert nb14.exercise_1(per_seed) == pytest.approx((summary["mean"], summary["sd"]))
     profile = rng.random(12)
-    np.testing.assert_allclose(nb13.exercise_2(profile, metrics.MAJOR_KEY_PROFILE), metrics.key_correlations(profile)[:12])
-    np.testing.assert_allclose(nb13.exercise_2(profile, metrics.MINOR_KEY_PROFILE), metrics.key_correlations(profile)[12:])
+    np.testing.assert_allclose(nb14.exercise_2(profile, metrics.MAJOR_KEY_PROFILE), metrics.key_correlations(profile)[:12])
+    np.testing.assert_allclose(nb14.exercise_2(profile, metrics.MINOR_KEY_PROFILE), metrics.key_correlations(profile)[12:])
     clip = np.concatenate([0.3 * rng.standard_normal(11025), 1e-5 * rng.standard_normal(11025)]).astype(np.float32)
-    assert nb13.exercise_3(librosa.feature.rms(y=clip, frame_length=2048, hop_length=512)[0]) == metrics.silent_share(clip[None])
+    assert nb14.exercise_3(librosa.feature.rms(y=clip, frame_length=2048, hop_length=512)[0]) == metrics.silent_share(clip[None])

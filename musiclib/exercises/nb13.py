@@ -1,49 +1,58 @@
-"""Exercises of notebook 13, the comparison.
+"""Exercises of notebook 13, flow matching.
 
-Notebook: 13_comparison.ipynb
+Notebook: 13_flow_matching.ipynb
 """
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 
 from musiclib.exercises import check
 
 
-def exercise_1(per_seed: list[float]) -> tuple[float, float]:
-    """The mean of one score over training seeds and its sample standard deviation (divided by ``S - 1``)."""
-    values = np.asarray(per_seed, dtype=np.float64)
-    return float(values.mean()), float(values.std(ddof=1))
+def exercise_1(noise: np.ndarray, data: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
+    """The point ``x_t = (1 - t) x0 + t x1`` of the straight path from ``noise`` to ``data`` and the velocity the network learns there."""
+    noise, data = np.asarray(noise, np.float64), np.asarray(data, np.float64)
+    return (1 - t) * noise + t * data, data - noise
 
 
-def exercise_2(pitch_class_profile: np.ndarray, key_profile: np.ndarray) -> np.ndarray:
-    """``(12,)``: the Pearson correlation of a pitch-class profile with ``key_profile`` rotated to each of the 12 tonics
-    (tonic ``t``: ``np.roll(key_profile, t)``)."""
-    x = np.asarray(pitch_class_profile, dtype=np.float64) - np.mean(pitch_class_profile)
-    out = []
-    for tonic in range(12):
-        y = np.roll(np.asarray(key_profile, dtype=np.float64), tonic)
-        y = y - y.mean()
-        out.append(float(x @ y / np.sqrt((x @ x) * (y @ y))))
-    return np.array(out)
+def exercise_2(velocity, x: np.ndarray, t: float, dt: float) -> np.ndarray:
+    """One midpoint step of ``dx/dt = velocity(x, t)``: half an Euler step to find the slope at ``t + dt/2``, then the full step with it."""
+    middle = x + 0.5 * dt * velocity(x, t)
+    return x + dt * velocity(middle, t + 0.5 * dt)
 
 
-def exercise_3(frame_rms: np.ndarray, threshold_db: float = -60.0) -> float:
-    """The share of frames whose RMS (full scale = 1) lies below ``threshold_db`` decibels."""
-    return float(np.mean(20 * np.log10(np.maximum(np.asarray(frame_rms, dtype=np.float64), 1e-12)) < threshold_db))
+def exercise_3(x_t: np.ndarray, velocity: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
+    """What a velocity says about both ends of a straight path: the data estimate ``x1`` and the noise estimate ``x0`` (DDPM's ε)."""
+    x_t, velocity = np.asarray(x_t, np.float64), np.asarray(velocity, np.float64)
+    return x_t + (1 - t) * velocity, x_t - t * velocity
+
+
+def _rotation(x, t):
+    """A velocity field that depends on x and on t, for checking solvers."""
+    return np.stack([-x[..., 1], x[..., 0]], axis=-1) * (1 + t)
 
 
 def check_1(answer) -> bool:
-    return check(answer, exercise_1, [([2.0, 4.0, 9.0],), ([0.5, 0.5],), ([10.0, 12.0, 11.0, 15.0],)])
+    rng = np.random.default_rng(0)
+    return check(answer, exercise_1, [(rng.standard_normal(4), rng.standard_normal(4), 0.0),
+                                      (rng.standard_normal((2, 3)), rng.standard_normal((2, 3)), 0.3),
+                                      (rng.standard_normal(5), rng.standard_normal(5), 1.0)])
 
 
 def check_2(answer) -> bool:
-    from musiclib.metrics import MAJOR_KEY_PROFILE, MINOR_KEY_PROFILE
+    rng = np.random.default_rng(1)
 
-    rng = np.random.default_rng(0)
-    return check(answer, exercise_2, [(rng.random(12), MAJOR_KEY_PROFILE), (np.roll(MAJOR_KEY_PROFILE, 5), MAJOR_KEY_PROFILE),
-                                      (rng.random(12), MINOR_KEY_PROFILE)])
+    @functools.wraps(answer)
+    def on_rotation(x, t, dt):
+        return answer(_rotation, x, t, dt)
+
+    return check(on_rotation, lambda x, t, dt: exercise_2(_rotation, x, t, dt),
+                 [(rng.standard_normal((3, 2)), 0.0, 0.25), (rng.standard_normal((1, 2)), 0.5, 0.1)])
 
 
 def check_3(answer) -> bool:
-    return check(answer, exercise_3, [(np.array([1.0, 1e-4, 0.5, 1e-2, 0.0]),), (np.array([0.1, 0.002, 0.0005]), -50.0),
-                                      (np.array([1e-3 * 0.99, 1e-3 * 1.01]),)])
+    rng = np.random.default_rng(2)
+    return check(answer, exercise_3, [(rng.standard_normal(4), rng.standard_normal(4), 0.25),
+                                      (rng.standard_normal((2, 3)), rng.standard_normal((2, 3)), 0.8)])

@@ -48,9 +48,9 @@ class ModelSpec:
             gallery (``""``: not in the gallery).
         data: The bundled set (:data:`musiclib.datasets.bundled.SETS`) ``musiclib compare`` trains it on.
         upstream: Optional ``(data, run_dir, model_config, seed, progress) -> None`` for a model that works on
-            another model's output (a token prior on a tokenizer's tokens): trains that model into ``run_dir``,
-            or checks the run a setting names, and records what :attr:`build` needs of it in ``model_config``.
-            Runs before ``training_arrays``.
+            another model's output (a token prior on a tokenizer's tokens, a flow on an autoencoder's codes): trains
+            that model into ``run_dir``, or checks the run a setting names, and records what :attr:`build` needs of it
+            in ``model_config`` (:func:`musiclib.runs.upstream_run`). Runs before ``training_arrays``.
     """
 
     name: str
@@ -170,8 +170,8 @@ def gallery_models() -> list[ModelSpec]:
 
 
 def _load_builtin_models() -> None:
-    from musiclib.models import (dcgan, gruv_lstm, melgan, sample_lstm, spectral_noise, token_transformer,  # noqa: F401
-                                 vae, vq)  # (they register themselves)
+    from musiclib.models import (dcgan, flow, gruv_lstm, melgan, sample_lstm, spectral_noise,  # noqa: F401
+                                 token_transformer, vae, vq)  # (they register themselves)
 
 
 __all__ = ["FAMILIES", "ModelSpec", "REGISTRY", "register", "get", "names", "generative_models", "gallery_models", "check_settings", "settings_schema"]

@@ -20,7 +20,7 @@ the window slides: it restarts from ``BOS`` and the last ``context / 2`` tokens.
 The same network is built in Keras (:func:`build_keras`); weights copied across give the
 same logits.
 
-Notebook: 13_audio_tokens.ipynb
+Notebook: 12_audio_tokens.ipynb
 """
 from __future__ import annotations
 
@@ -197,32 +197,13 @@ def train_tokenizer(data, run_dir, model_config: dict, seed: int, progress: bool
     """Reuse the ``vq`` run the ``tokenizer`` setting names, or train one into ``RUN_DIR/tokenizer``; record it in ``model_config``."""
     from musiclib import runs
 
-    dataset = runs.open_dataset(data)
-    if model_config["tokenizer"]:
-        tokenizer_run = Path(model_config["tokenizer"]).expanduser()
-        try:
-            tokenizer_config = runs.read_config(tokenizer_run)
-        except FileNotFoundError as err:
-            raise ValueError(f"setting tokenizer: {err}") from err
-        if tokenizer_config["model"] != "vq":
-            raise ValueError(f"setting tokenizer: {tokenizer_run} holds a {tokenizer_config['model']} run, not a tokenizer; "
-                             "train one with `musiclib train vq`, or leave the setting out to train one here.")
-        if tokenizer_config["audio_config"] != dataset.config.to_dict():
-            raise ValueError(f"setting tokenizer: {tokenizer_run} was trained on other features than {data} has; "
-                             "train a tokenizer on this data, or leave the setting out to train one here.")
-    else:
-        tokenizer_run = runs.train("vq", data, Path(run_dir) / "tokenizer", steps=model_config["tokenizer_steps"], seed=seed,
-                                   progress=progress)
-        tokenizer_config = runs.read_config(tokenizer_run)
-    model_config["tokenizer_run"] = str(tokenizer_run.resolve())
-    model_config["tokenizer_config"] = {key: tokenizer_config["model_config"][key] for key in TOKENIZER_KEYS}
+    runs.upstream_run("vq", "tokenizer", data, Path(run_dir) / "tokenizer", model_config, TOKENIZER_KEYS, seed, progress)
 
 
 def load_tokenizer(model_config: dict) -> vq.Tokenizer:
     from musiclib import runs
 
-    _, tokenizer, _, _ = runs.load(model_config["tokenizer_run"])
-    return tokenizer
+    return runs.upstream_model(model_config, "tokenizer")
 
 
 def token_windows(sequences: list[np.ndarray], length: int, stride: int = 1) -> np.ndarray:

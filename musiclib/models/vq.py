@@ -23,13 +23,13 @@ alive at toy scale (van den Oord et al. 2017; Razavi et al. 2019; Dhariwal et al
 - **dead-code restarts**: a code whose running count ``N_k`` falls below a threshold is moved onto a
   random encoder output of the batch, so that no code stays unused.
 
-Without them, a few codes take every vector (collapse): notebook 13 shows it.
+Without them, a few codes take every vector (collapse): notebook 12 shows it.
 
 As a generator on its own (``musiclib train vq``) the tokenizer draws each token independently
 from how often the codes are used: tokens without a model of their order, the floor a token
 prior must beat.
 
-Notebook: 13_audio_tokens.ipynb
+Notebook: 12_audio_tokens.ipynb
 """
 from __future__ import annotations
 

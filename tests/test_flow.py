@@ -1,0 +1,126 @@
+"""Flow matching on VAE latents: the path, the loss, the solvers, continuation and the CLI."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from musiclib import cli, runs
+from musiclib.models import flow
+
+from test_cli import _continues_where_the_prime_stops, _fails_cleanly
+
+
+def test_the_loss_is_the_squared_error_to_the_straight_paths_velocity():
+    torch.manual_seed(0)
+    model = flow.LatentFlow(16, {"width": 4, "latent_size": 3, "variational": True, "beta": 1.0, "prior_components": 0}, length=2,
+                            width=8, blocks=1)
+    data = torch.randn(5, 6)
+    torch.manual_seed(1)
+    value = flow.loss(model, data)
+    torch.manual_seed(1)
+    noise, t = torch.randn_like(data), torch.rand(5)
+    x_t = (1 - t[:, None]) * noise + t[:, None] * data
+    torch.testing.assert_close(value, ((model.velocity(x_t, t) - (data - noise)) ** 2).mean())
+    torch.testing.assert_close(flow.interpolate(noise, data, torch.zeros(5)), noise)
+    torch.testing.assert_close(flow.interpolate(noise, data, torch.ones(5)), data)
+
+
+class _ExactVelocity(torch.nn.Module):
+    """The true velocity field of N(0, I) noise flowing onto one point ``target``: ``(target - x) / (1 - t)``."""
+
+    def __init__(self, target):
+        super().__init__()
+        self.target = target
+
+    def forward(self, x, t):
+        return (self.target - x) / (1 - t[:, None]).clamp_min(1e-6)
+
+
+@pytest.mark.parametrize("solver", flow.SOLVERS)
+def test_both_solvers_carry_noise_onto_a_point_and_keep_known_entries(solver):
+    target = torch.tensor([[2.0, -1.0, 0.5]])
+    noise = torch.randn(4, 3, generator=torch.Generator().manual_seed(0))
+    end, path = flow.integrate(_ExactVelocity(target), noise, steps=8, solver=solver, keep_path=True)
+    torch.testing.assert_close(end, target.expand(4, 3), atol=1e-4, rtol=0)
+    assert len(path) == 9 and torch.equal(path[0], noise)
+    known, mask = torch.full((4, 3), 7.0), torch.tensor([[True, False, False]] * 4)
+    end = flow.integrate(_ExactVelocity(target), noise, steps=4, solver=solver, known=known, known_mask=mask)
+    assert torch.all(end[:, 0] == 7.0)
+    with pytest.raises(ValueError, match="solver"):
+        flow.integrate(_ExactVelocity(target), noise, steps=4, solver="rk45")
+
+
+def test_a_deterministic_ddim_step_on_the_straight_path_is_an_euler_step():
+    torch.manual_seed(0)
+    x_t, velocity, t, t_next = torch.randn(3, 5), torch.randn(3, 5), 0.3, 0.55
+    data_estimate, noise_estimate = x_t + (1 - t) * velocity, x_t - t * velocity
+    torch.testing.assert_close(t_next * data_estimate + (1 - t_next) * noise_estimate, x_t + (t_next - t) * velocity)
+
+
+def test_code_windows_slide_over_each_sequence_and_a_too_long_window_is_refused():
+    sequences = [np.arange(10, dtype=np.float32).reshape(5, 2), np.zeros((2, 2), np.float32)]
+    windows = flow.code_windows(sequences, 3)
+    assert windows.shape == (3, 3, 2)
+    np.testing.assert_array_equal(windows[1], sequences[0][1:4])
+    with pytest.raises(ValueError, match="length"):
+        flow.code_windows(sequences, 6)
+
+
+@pytest.fixture(scope="module")
+def flow_runs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("flow")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MUSICLIB_FAST", "1")
+        assert cli.main(["train", "vae", "--out", str(folder / "vae"), "--steps", "3"]) == 0
+        assert cli.main(["train", "flow", "--out", str(folder / "flow"), "--steps", "3",
+                         "--set", json.dumps({"autoencoder": str(folder / "vae")})]) == 0
+    return folder
+
+
+def test_the_flow_holds_its_autoencoder_and_continues_exactly_where_the_prime_stops(flow_runs, monkeypatch):
+    monkeypatch.setenv("MUSICLIB_FAST", "1")
+    _, autoencoder, _, _ = runs.load(flow_runs / "vae")
+    _, model, config, _ = runs.load(flow_runs / "flow")
+    for name, value in autoencoder.state_dict().items():  # a moved run folder still generates: the VAE is inside
+        torch.testing.assert_close(model.autoencoder.state_dict()[name], value)
+    _continues_where_the_prime_stops(flow_runs / "flow", flow_runs / "continued.wav")
+    autonomous = flow.generate(model, 2, 1.0, 0, config)
+    assert autonomous.shape == (2, config.sample_rate) and np.all(np.isfinite(autonomous))
+    long = flow.sample_codes(model, 2, 3 * model.length, seed=0)  # longer than one window: the window slides
+    assert long.shape == (2, 3 * model.length, model.latent_size) and np.all(np.isfinite(long))
+
+
+def test_a_continuation_keeps_the_primes_codes():
+    torch.manual_seed(0)
+    model = flow.LatentFlow(16, {"width": 4, "latent_size": 3, "variational": True, "beta": 1.0, "prior_components": 0}, length=4,
+                            width=8, blocks=1)
+    model.code_mean.fill_(0.5)
+    model.code_std.fill_(2.0)
+    prefix = np.random.default_rng(0).standard_normal((2, 5, 3)).astype(np.float32)
+    torch.manual_seed(0)
+    generated = flow.sample_codes(model, 2, 6, seed=0, steps=3, prefix=prefix)
+    assert generated.shape == (2, 6, 3)
+    np.testing.assert_allclose(model.denormalize(model.normalize(prefix)), prefix, atol=1e-5)
+
+
+def test_a_flow_trains_its_own_autoencoder_when_given_none(tmp_path, monkeypatch):
+    monkeypatch.setenv("MUSICLIB_FAST", "1")
+    run = runs.train("flow", "chorales", tmp_path / "flow", steps=2, overrides={"autoencoder_steps": 3}, progress=False)
+    config = runs.read_config(run)
+    assert runs.read_config(run / "autoencoder")["model"] == "vae"
+    assert runs.history(run / "autoencoder")[-1]["step"] == 3
+    assert config["model_config"]["autoencoder_run"] == str((run / "autoencoder").resolve())
+    assert len(config["model_config"]["code_mean"]) == config["model_config"]["autoencoder_config"]["latent_size"]
+
+
+def test_bad_flow_settings_are_one_line_and_write_nothing(flow_runs, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("MUSICLIB_FAST", "1")
+    out = tmp_path / "out"
+    for settings, expected in (({"autoencoder": str(tmp_path / "missing")}, "not a trained run"),
+                               ({"autoencoder": str(flow_runs / "flow")}, "not an autoencoder"),
+                               ({"autoencoder": str(flow_runs / "vae"), "solver": "rk45"}, "solver"),
+                               ({"autoencoder": str(flow_runs / "vae"), "length": 400}, "length")):
+        _fails_cleanly(["train", "flow", "--out", str(out), "--steps", "2", "--set", json.dumps(settings)], capsys, expected,
+                       watched=[flow_runs])
+        assert not out.exists()
