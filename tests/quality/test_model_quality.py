@@ -144,12 +144,13 @@ def test_the_flow_matches_held_out_codes_better_than_the_vaes_fitted_prior(flow_
     scores = spec.heldout_scores(model, runs.run_dataset(flow_run, run_config), run_config["model_config"])
     print({key: round(value, 3) for key, value in scores.items()})
     # Kernel distance to windows of held-out codes, flow / fitted mixture: 0.54, 0.73, 0.49 on seeds 0-2
-    # (0.48 / 0.89, 0.46 / 0.63, 0.39 / 0.79; training windows, the floor: 0.36, 0.30, 0.41).
+    # (0.48 / 0.89, 0.46 / 0.63, 0.39 / 0.79; training windows, the floor: 0.36, 0.30, 0.41) trained with one thread
+    # each in two processes; 0.65, 0.72, 0.44 with two threads.
     assert scores["flow_latent_kernel"] <= 0.85 * scores["fitted_prior_latent_kernel"]
 
 
 def test_flow_samples_spread_like_music_and_are_not_copies(flow_run):
     scores = runs.evaluate(flow_run, n_clips=16)["generated"]
     print("NDB/K:", scores["ndb_k"], "memorisation:", scores["memorization_ratio"])
-    assert scores["ndb_k"] <= 0.4  # 0.1 on each of seeds 0-2 (the comparison's 16 clips)
-    assert scores["memorization_ratio"] >= 0.7  # 1.11, 1.13, 1.15 on seeds 0-2
+    assert scores["ndb_k"] <= 0.4  # 0.1 on each of seeds 0-2 (the comparison's 16 clips); two threads: 0.1, 0.0, 0.1
+    assert scores["memorization_ratio"] >= 0.7  # 1.11, 1.13, 1.15 on seeds 0-2; two threads: 1.09, 1.05, 1.10
