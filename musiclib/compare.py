@@ -90,7 +90,8 @@ class ComparePlan:
         work: Folder for the runs, the scores and the scored audio (resumed when it holds them).
         vocoder: Also score the spectrogram models of the vocoder's data set through the registered vocoder
             (trained with seed 0).
-        steps: Train every model (and the vocoder) for this many steps instead of its configuration's (quick looks, tests).
+        steps: Train every model (and the vocoder, and any model a model trains first) for this many steps instead of its
+            configuration's (quick looks, tests).
         jobs: Training processes at once, sharing the CPU's threads (results are reproducible for a given ``jobs``).
     """
 
@@ -176,7 +177,12 @@ class ScoringSetup:
 
 def run_settings(spec, plan: ComparePlan) -> dict:
     """The settings ``plan`` trains ``spec`` with: its fast (or full) configuration, and the plan's step count if it sets one."""
-    return spec.default_config(plan.fast) | ({"steps": plan.steps} if plan.steps else {})
+    settings = spec.default_config(plan.fast)
+    if plan.steps:
+        settings["steps"] = plan.steps
+        if spec.upstream_setting:  # the model it trains first gets the same short budget
+            settings[f"{spec.upstream_setting}_steps"] = plan.steps
+    return settings
 
 
 def train_run(name: str, plan: ComparePlan, run_dir: Path, seed: int, threads: int | None = None) -> float:

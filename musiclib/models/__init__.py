@@ -51,6 +51,8 @@ class ModelSpec:
             another model's output (a token prior on a tokenizer's tokens, a flow on an autoencoder's codes): trains
             that model into ``run_dir``, or checks the run a setting names, and records what :attr:`build` needs of it
             in ``model_config`` (:func:`musiclib.runs.upstream_run`). Runs before ``training_arrays``.
+        upstream_setting: With ``upstream``: the setting that names a trained run to reuse (e.g. ``"tokenizer"``);
+            the setting ``<upstream_setting>_steps`` says how long the model trained first trains.
     """
 
     name: str
@@ -71,9 +73,13 @@ class ModelSpec:
     gallery: str = ""
     data: str = "chorales"
     upstream: Callable | None = None
+    upstream_setting: str = ""
 
     def __post_init__(self):
         from musiclib.datasets.bundled import SETS
+
+        if (self.upstream is None) != (not self.upstream_setting):
+            raise ValueError(f"model {self.name!r}: upstream and upstream_setting go together")
 
         if self.family not in FAMILIES:
             raise ValueError(f"model {self.name!r}: family must be one of {FAMILIES}, got {self.family!r}")

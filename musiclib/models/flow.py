@@ -359,4 +359,4 @@ def heldout_scores(model: LatentFlow, dataset, model_config: dict, n_windows: in
 
 SPEC = register(ModelSpec("flow", "flow matching on a VAE's latent codes (trains its own VAE unless given one)",
                           default_config, build, training_arrays, loss, generate, prepare=prepare, heldout_scores=heldout_scores,
-                          accepts_vocoder=True, modes=MODES, family="latent", upstream=train_autoencoder))
+                          accepts_vocoder=True, modes=MODES, family="latent", upstream=train_autoencoder, upstream_setting="autoencoder"))
