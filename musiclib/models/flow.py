@@ -172,8 +172,8 @@ def sample_codes(model: LatentFlow, n: int, n_codes: int, seed: int = 0, steps: 
                  prefix: np.ndarray | None = None) -> np.ndarray:
     """``(n, n_codes, latent)`` codes: one window from noise, then windows that slide by half a window.
 
-    Each later window keeps its first half from the codes already made (``prefix``, a prime's
-    codes ``(n, k, latent)``, is the first of them) and the flow fills in the rest.
+    The first window keeps ``prefix`` (a prime's codes ``(n, k, latent)``, its last ``length - 1`` at most),
+    each later one its first half from the codes already made, and the flow fills in the rest.
     """
     device = model.code_mean.device
     generator = torch.Generator(device="cpu").manual_seed(seed)
@@ -183,7 +183,7 @@ def sample_codes(model: LatentFlow, n: int, n_codes: int, seed: int = 0, steps: 
     keep = max(1, length // 2)
     with eval_mode(model):
         while codes.shape[1] < start + n_codes:
-            given = codes[:, -keep:] if codes.shape[1] else codes
+            given = codes if codes.shape[1] == start else codes[:, -keep:]  # the whole prefix first, then half a window
             window = np.zeros((n, length, latent), np.float32)
             window[:, :given.shape[1]] = given
             mask = np.zeros((n, length, latent), bool)
@@ -317,7 +317,7 @@ def generate(model: LatentFlow, n: int, seconds: float, seed: int, audio_config:
         first = n_frames - known * vae.FRAMES
         prefix = np.stack([audio_codes(model.autoencoder, p, audio_config, first) for p in prime])
         skip = prime.shape[1] - first * audio_config.hop_length  # samples of the prime the decoded prefix still covers
-    n_new = -(-(n_samples + max(0, skip - (0 if prefix is None else prefix.shape[1] * image_samples))) // image_samples)
+    n_new = -(-n_samples // image_samples)  # the prefix's images already cover the prime's last `skip` samples
     codes = sample_codes(model, n, n_new, seed, steps, solver, prefix)
     if prefix is not None:
         codes = np.concatenate([prefix, codes], axis=1)
