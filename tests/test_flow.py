@@ -104,6 +104,16 @@ def test_a_continuation_keeps_the_primes_codes():
     np.testing.assert_allclose(model.denormalize(model.normalize(prefix)), prefix, atol=1e-5)
 
 
+@pytest.mark.parametrize("length", [1, 2, 3])
+def test_windows_of_any_length_slide_and_continue(length):
+    model = flow.LatentFlow(16, {"width": 4, "latent_size": 3, "variational": True, "beta": 1.0, "prior_components": 0}, length=length,
+                            width=8, blocks=1)
+    prefix = np.ones((2, 5, 3), np.float32)
+    assert flow.sample_codes(model, 2, 7, seed=0, steps=2).shape == (2, 7, 3)
+    assert flow.sample_codes(model, 2, 7, seed=0, steps=2, prefix=prefix).shape == (2, 7, 3)
+    assert flow.frame_offsets({"frame_offsets": 3}) == [0, 21, 42]
+
+
 def test_a_flow_trains_its_own_autoencoder_when_given_none(tmp_path, monkeypatch):
     monkeypatch.setenv("MUSICLIB_FAST", "1")
     run = runs.train("flow", "chorales", tmp_path / "flow", steps=2, overrides={"autoencoder_steps": 3}, progress=False)

@@ -178,12 +178,15 @@ def sample_codes(model: LatentFlow, n: int, n_codes: int, seed: int = 0, steps: 
     device = model.code_mean.device
     generator = torch.Generator(device="cpu").manual_seed(seed)
     length, latent = model.length, model.latent_size
-    codes = np.zeros((n, 0, latent), np.float32) if prefix is None else np.asarray(prefix, np.float32)[:, -(length - 1):]
+    if prefix is None:
+        codes = np.zeros((n, 0, latent), np.float32)
+    else:
+        codes = np.asarray(prefix, np.float32)[:, max(0, prefix.shape[1] - (length - 1)):]
     start = codes.shape[1]
-    keep = max(1, length // 2)
+    keep = length // 2
     with eval_mode(model):
         while codes.shape[1] < start + n_codes:
-            given = codes if codes.shape[1] == start else codes[:, -keep:]  # the whole prefix first, then half a window
+            given = codes if codes.shape[1] == start else codes[:, codes.shape[1] - keep:]  # the prefix first, then half a window
             window = np.zeros((n, length, latent), np.float32)
             window[:, :given.shape[1]] = given
             mask = np.zeros((n, length, latent), bool)
@@ -237,8 +240,10 @@ def code_windows(sequences: list[np.ndarray], length: int, stride: int = 1) -> n
     return np.concatenate(cut)
 
 
-def frame_offsets(model_config: dict) -> range:
-    return range(0, vae.FRAMES, vae.FRAMES // model_config["frame_offsets"])
+def frame_offsets(model_config: dict) -> list[int]:
+    """The ``frame_offsets`` frame offsets, evenly spread over one image, that training windows are cut at."""
+    n = model_config["frame_offsets"]
+    return [i * vae.FRAMES // n for i in range(n)]
 
 
 def training_arrays(dataset, model_config: dict):
