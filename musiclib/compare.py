@@ -180,8 +180,8 @@ def run_settings(spec, plan: ComparePlan) -> dict:
     settings = spec.default_config(plan.fast)
     if plan.steps:
         settings["steps"] = plan.steps
-        if spec.upstream_setting:  # the model it trains first gets the same short budget
-            settings[f"{spec.upstream_setting}_steps"] = plan.steps
+        if spec.upstream is not None:  # the model it trains first gets the same short budget
+            settings[f"{spec.upstream.setting}_steps"] = plan.steps
     return settings
 
 

@@ -62,6 +62,8 @@ def train(model_name: str, data: str | Path, out: str | Path, steps: int | None 
     model_config = {**spec.default_config(fast_mode()), **(overrides or {})}
     if steps is not None:
         model_config["steps"] = steps
+    if spec.check_config is not None:
+        spec.check_config(model_config)
     dataset = open_dataset(data)
     config_path = out / "config.json"
     run_config = {"model": model_name, "model_config": model_config, "audio_config": dataset.config.to_dict(),
@@ -73,7 +75,7 @@ def train(model_name: str, data: str | Path, out: str | Path, steps: int | None 
     fresh = not out.exists()
     try:
         if spec.upstream is not None:  # e.g. a token prior's tokenizer: trained into out/, or a given run checked
-            spec.upstream(data, out, model_config, seed, progress)
+            upstream_run(spec.upstream, data, out, model_config, seed, progress)
         # A model may record facts about its data in model_config here (e.g. a CVAE's label vocabulary).
         train_array, val_array = spec.training_arrays(dataset, model_config)
     except BaseException:
@@ -112,22 +114,23 @@ def train(model_name: str, data: str | Path, out: str | Path, steps: int | None 
     return out
 
 
-def upstream_run(model_name: str, setting: str, data: str | Path, out: str | Path, model_config: dict, keys: tuple[str, ...],
-                 seed: int, progress: bool) -> None:
-    """Train or reuse the run of ``model_name`` another model builds on (a token prior's tokenizer, a latent flow's
-    autoencoder), and record it in that model's ``model_config``.
+def upstream_run(upstream: models.Upstream, data: str | Path, run_dir: str | Path, model_config: dict, seed: int,
+                 progress: bool) -> None:
+    """Train or reuse the run a model builds on (a token prior's tokenizer, a latent flow's autoencoder), and record it
+    in that model's ``model_config``.
 
-    Reuses the run folder the setting ``setting`` names, after checking that it holds a ``model_name``
-    run on the same features as ``data``; with the setting empty, trains one into ``out`` for
-    ``model_config[setting + "_steps"]`` steps. Records the run's absolute path as ``SETTING_run`` and
-    its settings ``keys`` (what building the model needs) as ``SETTING_config``.
+    Reuses the run folder the setting ``upstream.setting`` names, after checking that it holds a
+    ``upstream.model`` run on the same features as ``data``; with the setting empty, trains one into
+    ``RUN_DIR/<setting>`` for ``model_config[setting + "_steps"]`` steps. Records the run's absolute path
+    as ``<setting>_run`` and its settings ``upstream.keys`` as ``<setting>_config``.
 
     Raises:
         ValueError: naming the setting and the fix, when the given run is missing, of another model, or on other features.
     """
+    model_name, setting = upstream.model, upstream.setting
     given = model_config[setting]
     if not given:
-        run = train(model_name, data, out, steps=model_config[f"{setting}_steps"], seed=seed, progress=progress)
+        run = train(model_name, data, Path(run_dir) / setting, steps=model_config[f"{setting}_steps"], seed=seed, progress=progress)
         run_config = read_config(run)
     else:
         run = Path(given).expanduser()
@@ -143,7 +146,7 @@ def upstream_run(model_name: str, setting: str, data: str | Path, out: str | Pat
             raise ValueError(f"setting {setting}: {run} was trained on other features than {data} has; "
                              f"train a {model_name} on this data, or leave the setting out to train one here.")
     model_config[f"{setting}_run"] = str(run.resolve())
-    model_config[f"{setting}_config"] = {key: run_config["model_config"][key] for key in keys}
+    model_config[f"{setting}_config"] = {key: run_config["model_config"][key] for key in upstream.keys}
 
 
 def upstream_model(model_config: dict, setting: str):

@@ -15,6 +15,22 @@ REGISTRY: dict[str, "ModelSpec"] = {}
 
 
 @dataclasses.dataclass(frozen=True)
+class Upstream:
+    """A model another model is built on, trained first.
+
+    Attributes:
+        model: The registered name of the model trained first (e.g. ``"vq"``).
+        setting: The setting that names a trained run of it to reuse (empty: train one into ``RUN_DIR/<setting>``);
+            the setting ``<setting>_steps`` says how long that training is.
+        keys: Its settings that building the model on top needs, recorded as ``<setting>_config``.
+    """
+
+    model: str
+    setting: str
+    keys: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
 class ModelSpec:
     """What the shared pipeline needs to know about one model.
 
@@ -47,12 +63,11 @@ class ModelSpec:
         gallery: What to listen for, for the one model that represents its family in ``musiclib demo``'s
             gallery (``""``: not in the gallery).
         data: The bundled set (:data:`musiclib.datasets.bundled.SETS`) ``musiclib compare`` trains it on.
-        upstream: Optional ``(data, run_dir, model_config, seed, progress) -> None`` for a model that works on
-            another model's output (a token prior on a tokenizer's tokens, a flow on an autoencoder's codes): trains
-            that model into ``run_dir``, or checks the run a setting names, and records what :attr:`build` needs of it
-            in ``model_config`` (:func:`musiclib.runs.upstream_run`). Runs before ``training_arrays``.
-        upstream_setting: With ``upstream``: the setting that names a trained run to reuse (e.g. ``"tokenizer"``);
-            the setting ``<upstream_setting>_steps`` says how long the model trained first trains.
+        check_config: Optional ``(model_config) -> None`` that refuses settings the type check cannot judge (a
+            value out of range, a name not on a list) with a ``ValueError``, before anything is trained.
+        upstream: Optional :class:`Upstream`: the model this one works on the output of (a token prior on a
+            tokenizer's tokens, a flow on an autoencoder's codes), trained or checked before ``training_arrays``
+            (:func:`musiclib.runs.upstream_run`).
     """
 
     name: str
@@ -72,14 +87,11 @@ class ModelSpec:
     family: str = ""
     gallery: str = ""
     data: str = "chorales"
-    upstream: Callable | None = None
-    upstream_setting: str = ""
+    check_config: Callable | None = None
+    upstream: Upstream | None = None
 
     def __post_init__(self):
         from musiclib.datasets.bundled import SETS
-
-        if (self.upstream is None) != (not self.upstream_setting):
-            raise ValueError(f"model {self.name!r}: upstream and upstream_setting go together")
 
         if self.family not in FAMILIES:
             raise ValueError(f"model {self.name!r}: family must be one of {FAMILIES}, got {self.family!r}")
@@ -180,4 +192,4 @@ def _load_builtin_models() -> None:
                                  token_transformer, vae, vq)  # (they register themselves)
 
 
-__all__ = ["FAMILIES", "ModelSpec", "REGISTRY", "register", "get", "names", "generative_models", "gallery_models", "check_settings", "settings_schema"]
+__all__ = ["FAMILIES", "ModelSpec", "Upstream", "REGISTRY", "register", "get", "names", "generative_models", "gallery_models", "check_settings", "settings_schema"]

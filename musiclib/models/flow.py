@@ -28,7 +28,6 @@ Notebook: 13_flow_matching.ipynb
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -37,7 +36,7 @@ from torch import nn
 from musiclib import features, metrics
 from musiclib.config import AudioConfig
 from musiclib.datasets.spectrogram import Normalizer
-from musiclib.models import ModelSpec, register
+from musiclib.models import ModelSpec, Upstream, register
 from musiclib.models import vae, vq
 from musiclib.models.layers import eval_mode
 
@@ -203,14 +202,6 @@ def sample_codes(model: LatentFlow, n: int, n_codes: int, seed: int = 0, steps: 
 # ---------------------------------------------------------------------------
 
 
-def train_autoencoder(data, run_dir, model_config: dict, seed: int, progress: bool) -> None:
-    """Reuse the ``vae`` run the ``autoencoder`` setting names, or train one into ``RUN_DIR/autoencoder``; record it in ``model_config``."""
-    from musiclib import runs
-
-    check_config(model_config)
-    runs.upstream_run("vae", "autoencoder", data, Path(run_dir) / "autoencoder", model_config, AUTOENCODER_KEYS, seed, progress)
-
-
 def load_autoencoder(model_config: dict) -> vae.SpectrogramVAE:
     from musiclib import runs
 
@@ -337,19 +328,25 @@ def generate(model: LatentFlow, n: int, seconds: float, seed: int, audio_config:
 # ---------------------------------------------------------------------------
 
 
+def heldout_windows(model: LatentFlow, dataset, model_config: dict) -> np.ndarray:
+    """``(n, length, latent)`` windows of the held-out (val and test) pieces' codes, cut at the training windows' frame offsets."""
+    offsets = frame_offsets(model_config)
+    return code_windows([codes for split in ("val", "test") for codes in piece_codes(model.autoencoder, dataset, split, offsets)],
+                        model.length)
+
+
 def heldout_scores(model: LatentFlow, dataset, model_config: dict, n_windows: int = 512, seed: int = 0) -> dict:
     """Distances between windows of held-out codes and windows sampled three ways, in the flow's normalised latent space.
 
-    Windows are cut at the same frame offsets as the training windows, so that the held-out set is not tiny.
+    The held-out windows (:func:`heldout_windows`) are cut at the training windows' frame offsets, so that the set is not tiny.
 
     ``flow_*``: this model's windows; ``fitted_prior_*``: the VAE's own prior (its Gaussian mixture,
     walked as the ``vae`` model generates); ``train_*``: training windows, the floor any prior can reach.
     Fréchet distance and the unbiased kernel distance of :mod:`musiclib.metrics`.
     """
     length = model.length
-    offsets = frame_offsets(model_config)
-    held = code_windows([codes for split in ("val", "test") for codes in piece_codes(model.autoencoder, dataset, split, offsets)], length)
-    train = code_windows(piece_codes(model.autoencoder, dataset, "train", offsets), length)
+    held = heldout_windows(model, dataset, model_config)
+    train = code_windows(piece_codes(model.autoencoder, dataset, "train", frame_offsets(model_config)), length)
     rng = np.random.default_rng(seed)
     flow = sample_codes(model, n_windows, length, seed, model_config["sampling_steps"], model_config["solver"])
     fitted = vae.sample_latents(model.autoencoder, n_windows, length, rng, model_config["autoencoder_config"]["latent_correlation"])
@@ -364,4 +361,5 @@ def heldout_scores(model: LatentFlow, dataset, model_config: dict, n_windows: in
 
 SPEC = register(ModelSpec("flow", "flow matching on a VAE's latent codes (trains its own VAE unless given one)",
                           default_config, build, training_arrays, loss, generate, prepare=prepare, heldout_scores=heldout_scores,
-                          accepts_vocoder=True, modes=MODES, family="latent", upstream=train_autoencoder, upstream_setting="autoencoder"))
+                          accepts_vocoder=True, modes=MODES, family="latent", check_config=check_config,
+                          upstream=Upstream("vae", "autoencoder", AUTOENCODER_KEYS)))

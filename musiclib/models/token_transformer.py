@@ -25,14 +25,13 @@ Notebook: 12_audio_tokens.ipynb
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
 from musiclib.config import AudioConfig
-from musiclib.models import ModelSpec, register
+from musiclib.models import ModelSpec, Upstream, register
 from musiclib.models import vq
 from musiclib.models.layers import copy_dense, eval_mode
 
@@ -191,13 +190,6 @@ def loss(model: TokenTransformer, batch: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------------------
 # The tokenizer it needs, its data, generation
 # ---------------------------------------------------------------------------
-
-
-def train_tokenizer(data, run_dir, model_config: dict, seed: int, progress: bool) -> None:
-    """Reuse the ``vq`` run the ``tokenizer`` setting names, or train one into ``RUN_DIR/tokenizer``; record it in ``model_config``."""
-    from musiclib import runs
-
-    runs.upstream_run("vq", "tokenizer", data, Path(run_dir) / "tokenizer", model_config, TOKENIZER_KEYS, seed, progress)
 
 
 def load_tokenizer(model_config: dict) -> vq.Tokenizer:
@@ -410,7 +402,7 @@ def copy_from_keras(keras_model, prior: TokenPrior) -> None:
 
 SPEC = register(ModelSpec("token-transformer", "a causal transformer over VQ tokens (trains its own tokenizer unless given one)",
                           default_config, build, training_arrays, loss, generate, prepare=prepare, heldout_scores=heldout_scores,
-                          accepts_vocoder=True, modes=MODES, family="latent", upstream=train_tokenizer, upstream_setting="tokenizer",
+                          accepts_vocoder=True, modes=MODES, family="latent", upstream=Upstream("vq", "tokenizer", TOKENIZER_KEYS),
                           gallery="Clips decoded from tokens a small transformer drew one after another, 46 ms each, after a VQ-VAE "
                                   "had turned the training music into tokens. Listen for chords that change and move on, in the "
                                   "tokenizer's coarse, slightly rough timbre."))
