@@ -9,7 +9,11 @@ import argparse
 import json
 import math
 import sys
+import time
 from pathlib import Path
+
+STARTED = time.monotonic()
+"""When this command started: a time budget (``--minutes``) covers the whole command, imports included."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -36,6 +40,16 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
     if not (value > 0 and math.isfinite(value)):
         raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
+def _minutes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of minutes, got {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a positive number of minutes, got {text}")
     return value
 
 
@@ -71,7 +85,14 @@ def _prepare(args) -> int:
 def _train(args) -> int:
     from musiclib import runs
 
-    out = runs.train(args.model, args.data, args.out, steps=args.steps, seed=args.seed, overrides=args.set)
+    out = runs.train(args.model, args.data, args.out, steps=args.steps, seed=args.seed, overrides=args.set,
+                     minutes=args.minutes, started=STARTED)
+    sessions = runs.budget_sessions(out) if args.minutes else []
+    if sessions:
+        last = sessions[-1]
+        how = "stopped by the budget" if last["stopped_by"] == "budget" else "as planned"
+        print(f"trained {args.model} to step {last['reached_step']} in {last['seconds'] / 60:.1f} of {args.minutes:g} minutes "
+              f"({how}; {last['seconds_per_step']:.3f} s per step); details in {out / runs.BUDGET_RECORD}")
     print(f"trained {args.model} into {out}")
     return 0
 
@@ -137,7 +158,12 @@ def build_parser(model_names: list[str] | None = None) -> argparse.ArgumentParse
                    help="which model (`musiclib train --help` lists them)")
     p.add_argument("--data", default="chorales", help="dataset folder, or a bundled set: chorales (sampled instruments), chorales-synth, notes (default chorales)")
     p.add_argument("--out", required=True, help="run folder (resumes if it holds a checkpoint)")
-    p.add_argument("--steps", type=_positive_int, default=None, help="optimiser steps (default: the model's; smaller with MUSICLIB_FAST=1)")
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=_positive_int, default=None,
+                        help="optimiser steps (default: the model's, smaller with MUSICLIB_FAST=1; a resumed run keeps its own)")
+    length.add_argument("--minutes", type=_minutes, default=None,
+                        help="train to this wall-clock budget instead: the steps are chosen from the measured step time, "
+                             "the bar shows the ETA, and the run stops cleanly at the budget (resume with more minutes to go on)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--set", type=_settings, default=None,
                    help='JSON of model settings to override, e.g. \'{"learning_rate": 0.0005}\'; unknown settings are refused '

@@ -8,18 +8,21 @@ Notebook: 05_data_pipeline.ipynb
 """
 from __future__ import annotations
 
+import copy
+import io
 import json
 import shutil
 import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from musiclib import audio, baselines, cache, metrics, models
+from musiclib import audio, baselines, cache, metrics, models, training
 from musiclib.config import AudioConfig
 from musiclib.datasets import AudioDataset, DatasetError
 from musiclib.training import CHECKPOINT, Trainer, TrainConfig, load_checkpoint, save_checkpoint
-from musiclib.utils import fast_mode, set_seed
+from musiclib.utils import fast_mode, set_seed, write_text_atomically
 
 
 
@@ -49,35 +52,84 @@ def run_dataset(run_dir: str | Path, run_config: dict) -> AudioDataset:
                            f"Move it back, or edit \"data\" in {Path(run_dir) / 'config.json'}.") from err
 
 
+BUDGET_RECORD = "budget.json"
+"""A run folder's record of its time-budgeted sessions (``musiclib train --minutes``)."""
+
+
 def train(model_name: str, data: str | Path, out: str | Path, steps: int | None = None, seed: int = 0,
-          overrides: dict | None = None, progress: bool = True) -> Path:
+          overrides: dict | None = None, progress: bool = True, minutes: float | None = None,
+          started: float | None = None) -> Path:
     """Train (or resume) ``model_name`` on ``data`` into run folder ``out``; writes a preview sample.
 
     Every setting is checked before anything is written: an unknown or mistyped setting, or a
     resume whose settings differ from the run's, raises ``ValueError`` and leaves ``out`` as it was.
+    A resumed run keeps its own length (steps, and the settings that go with it) unless ``steps`` or the
+    settings are given again.
+
+    Args:
+        minutes: Train to a wall-clock budget instead of a step count: the step time is measured on the
+            first steps, the number of steps (and the recipe's warm-up lengths, ``spec.step_settings``) chosen
+            to end by the budget, and training stops cleanly at the budget whatever the estimate said. A model's
+            upstream run trained here gets its ``budget_share``. Resuming with more minutes continues the run;
+            resuming without ``steps`` or ``minutes`` continues to the steps its budget chose. Each session is
+            recorded in ``out/budget.json``.
+        started: The :func:`musiclib.training.clock` time the budget counts from (default: now; the CLI
+            gives its start, so that the budget covers the whole command).
     """
+    started = training.clock() if started is None else started
     spec = models.get(model_name)
     out = Path(out)
-    models.check_settings(spec, overrides or {})
-    model_config = {**spec.default_config(fast_mode()), **(overrides or {})}
+    overrides = dict(models.check_settings(spec, overrides or {}))
+    if steps is not None and minutes is not None:
+        raise ValueError("give a number of steps or of minutes, not both")
+    if minutes is not None and not (isinstance(minutes, (int, float)) and 0 < minutes < float("inf")):
+        raise ValueError(f"--minutes must be a positive number, got {minutes!r}")
     if steps is not None:
-        model_config["steps"] = steps
+        overrides["steps"] = steps
+    model_config = {**spec.default_config(fast_mode()), **overrides}
+    config_path = out / "config.json"
+    previous = json.loads(config_path.read_text()) if config_path.exists() else None
+    if previous is not None:  # the run's length is its own (a budget's plan, an earlier --steps) unless given again
+        for key in _length_settings(spec):
+            if key not in overrides and key in previous["model_config"]:
+                model_config[key] = previous["model_config"][key]
     if spec.check_config is not None:
         spec.check_config(model_config)
     dataset = open_dataset(data)
-    config_path = out / "config.json"
     run_config = {"model": model_name, "model_config": model_config, "audio_config": dataset.config.to_dict(),
                   "data": dataset_reference(data, dataset), "data_fingerprint": cache.fingerprint(dataset), "seed": seed}
-    if config_path.exists():
+    if previous is not None:
         _check_resume(config_path, run_config)
     elif out.exists() and not out.is_dir():
         raise ValueError(f"--out {out}: is a file; give a folder for the run.")
     fresh = not out.exists()
+    deadline = None if minutes is None else started + 60.0 * minutes
+    plan = None
     try:
         if spec.upstream is not None:  # e.g. a token prior's tokenizer: trained into out/, or a given run checked
-            upstream_run(spec.upstream, data, out, model_config, seed, progress)
+            upstream_run(spec.upstream, data, out, model_config, seed, progress,
+                         minutes=None if minutes is None else minutes * spec.upstream.budget_share, started=started)
         # A model may record facts about its data in model_config here (e.g. a CVAE's label vocabulary).
         train_array, val_array = spec.training_arrays(dataset, model_config)
+        set_seed(seed)
+        model = spec.build(model_config, dataset.config)
+        if spec.prepare is not None:
+            spec.prepare(model, dataset, model_config)
+        preview_prime = heldout_primes(dataset, spec, 1, seed)
+        if deadline is not None:
+            initial = copy.deepcopy(model.state_dict())
+            start_step = int(load_checkpoint(out / CHECKPOINT)["step"]) if (out / CHECKPOINT).exists() else 0
+            plan = _budget_plan(spec, model, model_config, dataset, train_array, val_array, preview_prime, seed, deadline,
+                                start_step, minutes)
+            if previous is None:
+                factor = plan["planned_steps"] / model_config["steps"]
+                for key in spec.step_settings:
+                    if key not in overrides:
+                        model_config[key] = int(round(model_config[key] * factor))
+            model_config["steps"] = plan["planned_steps"]
+            set_seed(seed)  # the measured copy trained: start again from the same initial weights
+            model = spec.build(model_config, dataset.config)
+            model.load_state_dict(initial)
     except BaseException:
         if fresh:  # only an upstream run can have been written: leave nothing behind
             shutil.rmtree(out, ignore_errors=True)
@@ -90,18 +142,14 @@ def train(model_name: str, data: str | Path, out: str | Path, steps: int | None 
                                progress=progress)
     out.mkdir(parents=True, exist_ok=True)
     try:
-        config_path.write_text(json.dumps(run_config, indent=1) + "\n")
-        set_seed(seed)
-        model = spec.build(model_config, dataset.config)
-        if spec.prepare is not None:
-            spec.prepare(model, dataset, model_config)
-        preview_prime = heldout_primes(dataset, spec, 1, seed)
+        write_text_atomically(config_path, json.dumps(run_config, indent=1) + "\n")
 
         def preview(trainer, step):
             y = spec.generate(trainer.model, 1, 2.0, seed, dataset.config, preview_prime)[0]
             audio.save(out / "samples" / f"step_{step:06d}.wav", y, dataset.config.sample_rate)
 
-        trainer = Trainer(model, spec.loss, train_array, out, train_config, dataset.config, model_config, val_array, preview)
+        trainer = Trainer(model, spec.loss, train_array, out, train_config, dataset.config, model_config, val_array, preview,
+                          deadline=None if plan is None else deadline - plan["seconds_to_finish"])
         trainer.fit()
     except BaseException:
         if fresh and not (out / CHECKPOINT).exists():  # a run that never reached a checkpoint leaves nothing behind
@@ -111,18 +159,96 @@ def train(model_name: str, data: str | Path, out: str | Path, steps: int | None 
         spec.after_training(trainer.model, dataset, model_config)
         save_checkpoint(trainer.checkpoint_path, trainer.state())
         preview(trainer, trainer.step)
+    if plan is not None:
+        _record_budget(out, {**plan, "reached_step": trainer.step, "stopped_by": "budget" if trainer.stopped_by_budget else "plan",
+                             "seconds": round(training.clock() - started, 2)})
     return out
 
 
+def _length_settings(spec: models.ModelSpec) -> tuple[str, ...]:
+    """The settings that say how long a run trains: its steps, its warm-ups, its upstream run's steps."""
+    upstream = () if spec.upstream is None else (f"{spec.upstream.setting}_steps",)
+    return ("steps", *spec.step_settings, *upstream)
+
+
+CALIBRATION_SECONDS = 5.0
+"""At most this long (and at most 2 % of a budget) is spent measuring the step time before a budgeted run."""
+
+
+def _budget_plan(spec: models.ModelSpec, model, model_config: dict, dataset: AudioDataset, train_array, val_array,
+                 preview_prime, seed: int, deadline: float, start_step: int, minutes: float) -> dict:
+    """How many steps fit before ``deadline``, measured on ``model`` (which this trains: restore it afterwards).
+
+    Measures one training step, one checkpoint (validation, a 2-s preview, the write) and the work after the
+    last step (``spec.after_training``, a last checkpoint); plans the run's four checkpoints (or its
+    ``checkpoint_every``) and that work into the budget.
+
+    Raises:
+        ValueError: when the budget does not hold even one step, naming the minutes that would.
+    """
+    probe = Trainer(model, spec.loss, train_array, ".", TrainConfig(steps=1, batch_size=model_config["batch_size"],
+                    learning_rate=model_config["learning_rate"], optimizer=model_config.get("optimizer", "adam"),
+                    betas=tuple(model_config.get("betas", (0.9, 0.999))), seed=seed, progress=False),
+                    dataset.config, model_config, val_array)
+    # A model whose steps change with the step (a warm-up before an adversarial game) is timed in each of its
+    # regimes, weighted by their share of the steps still to take (the plan scales warm-ups with the run).
+    end = max(model_config["steps"], start_step + 1)
+    positions = np.linspace(start_step, end - 1, 8).round().astype(int)
+    regimes = [tuple(model.active_phases(int(step))) if hasattr(model, "active_phases") else () for step in positions]
+    calibration = min(CALIBRATION_SECONDS, 0.02 * (deadline - training.clock())) / len(set(regimes))
+    regime_seconds = {}
+    for regime, step in zip(regimes, positions):
+        if regime not in regime_seconds:
+            probe.step = int(step)
+            regime_seconds[regime] = probe.seconds_per_step(calibration)
+    seconds_per_step = float(np.mean([regime_seconds[regime] for regime in regimes]))
+    tick = training.clock()
+    probe.validate()
+    spec.generate(probe.model, 1, 2.0, seed, dataset.config, preview_prime)
+    torch.save(probe.state(), io.BytesIO())
+    seconds_per_checkpoint = training.clock() - tick
+    tick = training.clock()
+    if spec.after_training is not None:
+        spec.after_training(probe.model, dataset, model_config)
+    seconds_to_finish = training.clock() - tick + seconds_per_checkpoint
+    # 3 % of what is left is kept free: a step's time varies, and a run that ends by its plan is a whole run.
+    available = 0.97 * (deadline - training.clock() - seconds_to_finish)
+    if "checkpoint_every" in model_config:
+        n_steps = int(available / (seconds_per_step + seconds_per_checkpoint / model_config["checkpoint_every"]))
+    else:
+        n_steps = int((available - 4 * seconds_per_checkpoint) / seconds_per_step)
+    if n_steps < 1:
+        needed = (training.clock() - (deadline - 60 * minutes) + seconds_to_finish + 4 * seconds_per_checkpoint
+                  + 10 * seconds_per_step) / 60
+        raise ValueError(f"--minutes {minutes:g}: too short to train {spec.name} here (one step takes {seconds_per_step:.2f} s, "
+                         f"one checkpoint {seconds_per_checkpoint:.1f} s); give at least {max(needed, 0.1):.1f} minutes.")
+    return {"minutes": minutes, "from_step": start_step, "planned_steps": start_step + n_steps,
+            "seconds_per_step": round(seconds_per_step, 4), "seconds_per_checkpoint": round(seconds_per_checkpoint, 3),
+            "seconds_to_finish": round(seconds_to_finish, 3)}
+
+
+def _record_budget(run_dir: Path, session: dict) -> None:
+    path = run_dir / BUDGET_RECORD
+    sessions = json.loads(path.read_text()) if path.exists() else []
+    write_text_atomically(path, json.dumps([*sessions, session], indent=1) + "\n")
+
+
+def budget_sessions(run_dir: str | Path) -> list[dict]:
+    """A run's time-budgeted sessions (``musiclib train --minutes``), oldest first; empty if it never had one."""
+    path = Path(run_dir) / BUDGET_RECORD
+    return json.loads(path.read_text()) if path.exists() else []
+
+
 def upstream_run(upstream: models.Upstream, data: str | Path, run_dir: str | Path, model_config: dict, seed: int,
-                 progress: bool) -> None:
+                 progress: bool, minutes: float | None = None, started: float | None = None) -> None:
     """Train or reuse the run a model builds on (a token prior's tokenizer, a latent flow's autoencoder), and record it
     in that model's ``model_config``.
 
     Reuses the run folder the setting ``upstream.setting`` names, after checking that it holds a
     ``upstream.model`` run on the same features as ``data``; with the setting empty, trains one into
-    ``RUN_DIR/<setting>`` for ``model_config[setting + "_steps"]`` steps. Records the run's absolute path
-    as ``<setting>_run`` and its settings ``upstream.keys`` as ``<setting>_config``.
+    ``RUN_DIR/<setting>`` for ``model_config[setting + "_steps"]`` steps, or, given ``minutes`` and not
+    trained yet, to that budget counted from ``started`` (its steps are then recorded as ``<setting>_steps``).
+    Records the run's absolute path as ``<setting>_run`` and its settings ``upstream.keys`` as ``<setting>_config``.
 
     Raises:
         ValueError: naming the setting and the fix, when the given run is missing, of another model, or on other features.
@@ -130,7 +256,12 @@ def upstream_run(upstream: models.Upstream, data: str | Path, run_dir: str | Pat
     model_name, setting = upstream.model, upstream.setting
     given = model_config[setting]
     if not given:
-        run = train(model_name, data, Path(run_dir) / setting, steps=model_config[f"{setting}_steps"], seed=seed, progress=progress)
+        target = Path(run_dir) / setting
+        if minutes is not None and not (target / CHECKPOINT).exists():
+            run = train(model_name, data, target, seed=seed, progress=progress, minutes=minutes, started=started)
+            model_config[f"{setting}_steps"] = read_config(run)["model_config"]["steps"]
+        else:
+            run = train(model_name, data, target, steps=model_config[f"{setting}_steps"], seed=seed, progress=progress)
         run_config = read_config(run)
     else:
         run = Path(given).expanduser()

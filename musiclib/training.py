@@ -27,6 +27,11 @@ from musiclib.utils import get_device, set_seed, write_text_atomically
 CHECKPOINT = "checkpoint.pt"
 
 
+def clock() -> float:
+    """Seconds on a monotonic clock: what time budgets are measured with (tests replace it to simulate time)."""
+    return time.monotonic()
+
+
 @dataclasses.dataclass
 class TrainConfig:
     """How long and how to train.
@@ -165,10 +170,13 @@ class Trainer:
         audio_config, model_config: Stored in every checkpoint.
         val_data: Optional array scored by ``loss_fn`` at every checkpoint.
         on_checkpoint: Optional ``(trainer, step) -> None`` hook, e.g. to write an audio preview.
+        deadline: Optional :func:`clock` time to stop at, before ``config.steps`` if need be: the step that
+            passes it is checkpointed (with the hook) and :meth:`fit` returns with ``stopped_by_budget`` set.
+            Resuming then continues to ``config.steps`` exactly as an uninterrupted run would have.
     """
 
     def __init__(self, model, loss_fn: Callable, train_data, run_dir, config: TrainConfig, audio_config: AudioConfig,
-                 model_config: dict, val_data=None, on_checkpoint: Callable | None = None):
+                 model_config: dict, val_data=None, on_checkpoint: Callable | None = None, deadline: float | None = None):
         self.device = get_device(config.device)
         self.model = model.to(self.device)
         self.loss_fn = loss_fn
@@ -190,6 +198,8 @@ class Trainer:
         self.base_rates = {phase: [group["lr"] for group in optimizer.param_groups] for phase, optimizer in self.optimizers.items()}
         self.step = 0
         self.history: list[dict] = []
+        self.deadline = deadline
+        self.stopped_by_budget = False
 
     @property
     def checkpoint_path(self) -> Path:
@@ -258,6 +268,32 @@ class Trainer:
         self.model.train()
         return float(np.mean(losses))
 
+    def _train_step(self) -> dict:
+        """One training step (every active phase) on the batch ``(seed, step)`` defines; returns its logs."""
+        batch = self._batch(self.train_data, batch_indices(n_examples(self.train_data), self.config.batch_size, self.config.seed, self.step))
+        logs = {}
+        self._apply_learning_rate_schedule()
+        phases = self.model.active_phases(self.step) if hasattr(self.model, "active_phases") else self.phases
+        for phase in phases or ("",):
+            logs.update(self._optimise(batch, phase))
+        self.step += 1
+        return logs
+
+    def seconds_per_step(self, seconds: float, max_steps: int = 20) -> float:
+        """How long one training step takes here: the median over steps taken for about ``seconds`` (at least 3,
+        at most ``max_steps``) after one warm-up step.
+
+        It trains this trainer's model and optimisers and writes nothing: meant for a throwaway copy
+        (:func:`musiclib.runs.train` restores the initial weights afterwards).
+        """
+        self.model.train()
+        times: list[float] = []
+        while len(times) < 4 or (sum(times[1:]) < seconds and len(times) < max_steps + 1):
+            started = clock()
+            self._train_step()
+            times.append(clock() - started)
+        return float(np.median(times[1:]))
+
     def fit(self) -> list[dict]:
         """Train until ``config.steps``; checkpoint every ``checkpoint_every`` steps and at the end."""
         if not self.resume():
@@ -270,18 +306,13 @@ class Trainer:
         started = time.perf_counter()
         try:
             while self.step < self.config.steps:
-                batch = self._batch(self.train_data, batch_indices(n_examples(self.train_data), self.config.batch_size, self.config.seed, self.step))
-                logs = {}
-                self._apply_learning_rate_schedule()
-                phases = self.model.active_phases(self.step) if hasattr(self.model, "active_phases") else self.phases
-                for phase in phases or ("",):
-                    logs.update(self._optimise(batch, phase))
-                self.step += 1
+                logs = self._train_step()
                 for name, value in logs.items():
                     running.setdefault(name, []).append(value)
                 bar.update(1)
                 bar.set_postfix({name: f"{value:.4f}" for name, value in logs.items() if name.startswith(("loss", "train"))})
-                if self.step % self.config.checkpoint_every == 0 or self.step == self.config.steps:
+                out_of_time = self.deadline is not None and clock() >= self.deadline and self.step < self.config.steps
+                if self.step % self.config.checkpoint_every == 0 or self.step == self.config.steps or out_of_time:
                     record = {"step": self.step, **{name: float(np.mean(values)) for name, values in running.items()}, "val_loss": self.validate(),
                               "train_seconds": round(seconds_before + time.perf_counter() - started, 2)}
                     if self.config.learning_rate_schedule:  # the factor the window's last step ran at
@@ -292,6 +323,9 @@ class Trainer:
                     write_text_atomically(self.run_dir / "history.json", json.dumps(self.history, indent=1) + "\n")
                     if self.on_checkpoint:
                         self.on_checkpoint(self, self.step)
+                if out_of_time:
+                    self.stopped_by_budget = True
+                    break
         finally:
             bar.close()
         return self.history

@@ -23,11 +23,13 @@ class Upstream:
         setting: The setting that names a trained run of it to reuse (empty: train one into ``RUN_DIR/<setting>``);
             the setting ``<setting>_steps`` says how long that training is.
         keys: Its settings that building the model on top needs, recorded as ``<setting>_config``.
+        budget_share: The share of a time budget (``musiclib train --minutes``) it trains for, when trained here.
     """
 
     model: str
     setting: str
     keys: tuple[str, ...]
+    budget_share: float = 0.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +70,8 @@ class ModelSpec:
         upstream: Optional :class:`Upstream`: the model this one works on the output of (a token prior on a
             tokenizer's tokens, a flow on an autoencoder's codes), trained or checked before ``training_arrays``
             (:func:`musiclib.runs.upstream_run`).
+        step_settings: Settings counted in training steps that belong to the run's length (e.g. a warm-up): a run
+            planned by a time budget scales their recipe values with its step count.
     """
 
     name: str
@@ -89,6 +93,7 @@ class ModelSpec:
     data: str = "chorales"
     check_config: Callable | None = None
     upstream: Upstream | None = None
+    step_settings: tuple[str, ...] = ()
 
     def __post_init__(self):
         from musiclib.datasets.bundled import SETS

@@ -362,4 +362,4 @@ def heldout_scores(model: LatentFlow, dataset, model_config: dict, n_windows: in
 SPEC = register(ModelSpec("flow", "flow matching on a VAE's latent codes (trains its own VAE unless given one)",
                           default_config, build, training_arrays, loss, generate, prepare=prepare, heldout_scores=heldout_scores,
                           accepts_vocoder=True, modes=MODES, family="latent", check_config=check_config,
-                          upstream=Upstream("vae", "autoencoder", AUTOENCODER_KEYS)))
+                          upstream=Upstream("vae", "autoencoder", AUTOENCODER_KEYS, budget_share=0.7)))

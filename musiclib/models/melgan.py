@@ -392,4 +392,4 @@ def generate(model: MelGAN, n: int, seconds: float, seed: int, audio_config: Aud
 
 SPEC = register(ModelSpec("melgan", "MelGAN vocoder: log-mel frames to waveform (Kumar et al. 2019)", default_config, build,
                           training_arrays, loss, generate, prime_seconds=1.0, prepare=prepare, heldout_scores=heldout_scores,
-                          vocoder=True, family="vocoder"))
+                          vocoder=True, family="vocoder", step_settings=("warmup_steps",)))

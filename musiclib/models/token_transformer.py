@@ -402,7 +402,7 @@ def copy_from_keras(keras_model, prior: TokenPrior) -> None:
 
 SPEC = register(ModelSpec("token-transformer", "a causal transformer over VQ tokens (trains its own tokenizer unless given one)",
                           default_config, build, training_arrays, loss, generate, prepare=prepare, heldout_scores=heldout_scores,
-                          accepts_vocoder=True, modes=MODES, family="latent", upstream=Upstream("vq", "tokenizer", TOKENIZER_KEYS),
+                          accepts_vocoder=True, modes=MODES, family="latent", upstream=Upstream("vq", "tokenizer", TOKENIZER_KEYS, budget_share=0.4),
                           gallery="Clips decoded from tokens a small transformer drew one after another, 46 ms each, after a VQ-VAE "
                                   "had turned the training music into tokens. Listen for chords that change and move on, in the "
                                   "tokenizer's coarse, slightly rough timbre."))
