@@ -11,7 +11,7 @@ TF_EXTRA ?= tf-cpu
 OUT ?= outputs/demo
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-quality results setup lab bench clean
+.PHONY: demo test test-quality results curves setup lab bench clean
 
 demo: $(STAMP)
 	$(BIN)/musiclib demo --out $(OUT)
@@ -27,6 +27,10 @@ test-quality: $(STAMP)
 # Resumable: its runs and scores stay in outputs/compare.
 results: $(STAMP)
 	$(BIN)/musiclib compare --fast --seeds 3 --jobs 2 --out docs/results.md --readme README.md
+
+# docs/curves.md (+ .png, .json): each model's loss and scores against steps and minutes on this machine, fast recipes.
+curves: $(STAMP)
+	MUSICLIB_FAST=1 OMP_NUM_THREADS=2 $(BIN)/musiclib curves --out docs/curves.md
 
 setup: $(STAMP)
 
@@ -51,6 +55,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/channels_last_step.py
 	$(BIN)/python benchmarks/cli_to_audio.py
 	$(BIN)/python benchmarks/evaluate_memory.py
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python benchmarks/train_budget.py
 
 clean:
 	rm -rf $(VENV) outputs

@@ -1,4 +1,4 @@
-"""The command line: `musiclib prepare | train | generate | evaluate | compare | demo`, the library seen from a shell.
+"""The command line: `musiclib prepare | train | generate | evaluate | compare | quickstart | curves | demo`, the library seen from a shell.
 
 Every user error ends in one line on stderr that names the option or file and the fix, with
 exit status 2. Options are checked before any work; ``musiclib --help`` imports no model.
@@ -132,6 +132,23 @@ def _compare(args) -> int:
     return 0
 
 
+def _quickstart(args) -> int:
+    from musiclib.quickstart import quickstart
+
+    quickstart(args.src, args.out, minutes=args.minutes, model=args.model, seed=args.seed, started=STARTED)
+    return 0
+
+
+def _curves(args) -> int:
+    from musiclib import curves
+
+    command = "musiclib curves" + (f" --models {' '.join(args.models)}" if args.models else "") + f" --points {args.points}"
+    curves.run(args.out, args.models, points=args.points, n_clips=args.n_clips, work=args.work, command=command,
+               log=lambda line: print(f"[curves] {line}", flush=True))
+    print(f"wrote {args.out}, its figure and its data beside it")
+    return 0
+
+
 def _demo(args) -> int:
     from musiclib.demo import run_demo
 
@@ -207,6 +224,27 @@ def build_parser(model_names: list[str] | None = None) -> argparse.ArgumentParse
                                                               "the raw results go beside it as .json)")
     p.add_argument("--readme", default=None, help="also fill this file's <!-- results:start --> ... <!-- results:end --> block")
     p.set_defaults(func=_compare)
+
+    p = sub.add_parser("quickstart", help="your folder of recordings → a trained model, new music and a page, to a time budget",
+                       description="Prepare a folder of your recordings, train the model the comparison table ranks best "
+                                   "for the budget, score its music against your held-out recordings beside noise, and "
+                                   "write OUT/index.html with players, pictures and the scores.")
+    p.add_argument("src", help="folder of audio files (mp3/wav/flac/ogg, nested folders too; about 2 minutes or more)")
+    p.add_argument("out", help="new folder for the data, the run and the page (must not exist)")
+    p.add_argument("--minutes", type=_minutes, default=10.0, help="wall-clock budget for the whole command (default 10)")
+    p.add_argument("--model", default=None, help="a registered model (default: the comparison table's best for the budget)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_quickstart)
+
+    p = sub.add_parser("curves", help="each model's loss and scores against training steps and minutes (how long must I train?)",
+                       description="Train every registered model with its recipe, scoring it at evenly spaced steps, and "
+                                   "write a page of curves (MUSICLIB_FAST=1: the fast recipes). Resumable.")
+    p.add_argument("--models", nargs="+", default=None, metavar="MODEL", help="only these models (default: every registered model)")
+    p.add_argument("--points", type=_positive_int, default=4, help="scored stops per model (default 4)")
+    p.add_argument("--n-clips", type=_positive_int, default=16, help="clips scored per stop (default 16)")
+    p.add_argument("--work", default="outputs/curves", help="folder for the runs (reused when run again)")
+    p.add_argument("--out", default="docs/curves.md", help="the page to write (default docs/curves.md)")
+    p.set_defaults(func=_curves)
 
     p = sub.add_parser("demo", help="train tiny models on the bundled music; write audio and pictures")
     p.add_argument("--out", default="outputs/demo", help="output folder (default: outputs/demo)")

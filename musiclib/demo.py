@@ -62,7 +62,7 @@ GALLERY_CLIPS = 3
 GALLERY_SECONDS = 3.0
 
 
-def _log_mel_picture(y: np.ndarray, config: AudioConfig, path: Path, title: str) -> Path:
+def log_mel_picture(y: np.ndarray, config: AudioConfig, path: Path, title: str) -> Path:
     import matplotlib.pyplot as plt
 
     from musiclib import plot
@@ -73,14 +73,14 @@ def _log_mel_picture(y: np.ndarray, config: AudioConfig, path: Path, title: str)
     return _save_figure(fig, path)
 
 
-def _gallery_row(out: Path, name: str, clips: list[np.ndarray], config: AudioConfig) -> list[dict]:
+def gallery_row(out: Path, name: str, clips: list[np.ndarray], config: AudioConfig) -> list[dict]:
     """Write each clip as ``gallery/<name>_<k>.wav`` and its log-mel picture; return their relative paths."""
     folder = out / "gallery"
     items = []
     for k, y in enumerate(clips):
         stem = f"{name.replace(' ', '_')}_{k}"
         audio.save(folder / f"{stem}.wav", y, config.sample_rate)
-        _log_mel_picture(y, config, folder / f"{stem}.png", f"{name}, clip {k + 1}")
+        log_mel_picture(y, config, folder / f"{stem}.png", f"{name}, clip {k + 1}")
         items.append({"audio": f"gallery/{stem}.wav", "picture": f"gallery/{stem}.png"})
     return items
 
@@ -103,10 +103,10 @@ def gallery_demo(out: Path, steps: int | None = None, n_clips: int = 16) -> dict
     seconds_per_clip = chorales.clip_samples / config.sample_rate
     reference = [np.concatenate(list(heldout[k * 3 : k * 3 + 3])) for k in range(GALLERY_CLIPS)]
     rows = [{"name": "held-out real music", "text": "Chorales the models never heard: what every model aims for.",
-             "items": _gallery_row(out, "held-out real music", reference, config)}]
+             "items": gallery_row(out, "held-out real music", reference, config)}]
     noise = baselines.white_noise_clips(GALLERY_CLIPS, len(reference[0]), baselines.rms(heldout), seed=0)
     rows.append({"name": "white noise", "text": "White noise at the music's loudness: what no model should sound like.",
-                 "items": _gallery_row(out, "white noise", list(noise), config)})
+                 "items": gallery_row(out, "white noise", list(noise), config)})
     gallery = models.gallery_models()
     shutil.rmtree(out / "runs", ignore_errors=True)
     plan = compare.ComparePlan(models=tuple(spec.name for spec in gallery), seeds=1, fast=True, n_clips=n_clips,
@@ -117,7 +117,7 @@ def gallery_demo(out: Path, steps: int | None = None, n_clips: int = 16) -> dict
         items = []
         for k in range(GALLERY_CLIPS):  # through `musiclib generate`, so a sequence model's file starts with its prime
             path, _ = runs.generate(run, GALLERY_SECONDS, out / "gallery" / f"{spec.name}_{k}.wav", seed=k)
-            picture = _log_mel_picture(audio.load(path)[0], config, path.with_suffix(".png"), f"{spec.name}, clip {k + 1}")
+            picture = log_mel_picture(audio.load(path)[0], config, path.with_suffix(".png"), f"{spec.name}, clip {k + 1}")
             items.append({"audio": f"gallery/{path.name}", "picture": f"gallery/{picture.name}"})
         rows.append({"name": spec.name, "text": spec.gallery, "items": items})
     table = compare.write(results, out / "results.md", command="musiclib demo (" + ", ".join(spec.name for spec in gallery) + ")")
@@ -125,18 +125,21 @@ def gallery_demo(out: Path, steps: int | None = None, n_clips: int = 16) -> dict
     return {"models": [spec.name for spec in gallery], "page": str(out / "index.html")}
 
 
-def _gallery_page(rows: list[dict], table: str, seconds_per_clip: float) -> str:
-    """A self-contained page (no network): one row per model with players and pictures, and the table."""
+def table_html(markdown: str) -> str:
+    """A Markdown table (the comparison's) as an HTML table."""
     from html import escape
 
-    from musiclib.compare import COLUMNS
+    lines = [line for line in markdown.splitlines() if line.startswith("|") and "---" not in line]
+    cells = [[escape(c.strip()) for c in line.strip("|").split("|")] for line in lines]
+    head = "".join(f"<th>{c}</th>" for c in cells[0])
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in cells[1:])
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
-    def table_html(markdown: str) -> str:
-        lines = [line for line in markdown.splitlines() if line.startswith("|") and "---" not in line]
-        cells = [[escape(c.strip()) for c in line.strip("|").split("|")] for line in lines]
-        head = "".join(f"<th>{c}</th>" for c in cells[0])
-        body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in cells[1:])
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+def html_page(title: str, intro: str, rows: list[dict], closing: str) -> str:
+    """A self-contained page (no network): a heading, ``intro`` (HTML), one section per row with its players and
+    pictures (``{"name", "text", "items": [{"audio", "picture"}]}``), then ``closing`` (HTML)."""
+    from html import escape
 
     sections = []
     for row in rows:
@@ -144,24 +147,35 @@ def _gallery_page(rows: list[dict], table: str, seconds_per_clip: float) -> str:
                           f'<audio controls preload="metadata" src="{escape(item["audio"])}"></audio></figure>'
                           for item in row["items"])
         sections.append(f'<section><h2>{escape(row["name"])}</h2><p>{escape(row["text"])}</p><div class="row">{figures}</div></section>')
-    caption = table.split("\n", 1)[0].replace("`", "")
-    notes = "".join(f"<li><b>{escape(column.title)}</b>: {escape(column.meaning)}</li>" for column in COLUMNS)
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>musiclib demo: listen to every family</title>
+<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>
 <style>body{{font-family:sans-serif;max-width:1400px;margin:auto;padding:1em}}.row{{display:flex;gap:1em;flex-wrap:wrap}}
 figure{{margin:0}}figure img{{display:block;width:380px}}audio{{width:380px}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:.2em .5em;text-align:right}}td:first-child,th:first-child{{text-align:left}}</style>
 </head><body>
-<h1>musiclib demo: one tiny model per family, trained on the bundled chorales</h1>
-<p>Each model was trained for a few minutes at most on a CPU, on {seconds_per_clip:g}-second clips of Bach chorales played by
-sampled instruments. Below each model: three generated clips and their log-mel spectrograms, beside held-out real music
-(the target) and white noise (the floor). Then one table scores every model the same way.</p>
+<h1>{escape(title)}</h1>
+{intro}
 {"".join(sections)}
-<section><h2>Scores</h2><p>{escape(caption)}</p>{table_html(table)}
-<p>One seed per model here; <code>make results</code> trains every registered model with three seeds. What each column
-measures, and what it misses:</p><ul>{notes}</ul></section>
+{closing}
 </body></html>
 """
+
+
+def _gallery_page(rows: list[dict], table: str, seconds_per_clip: float) -> str:
+    """The demo's page: one row per model with players and pictures, and the table."""
+    from html import escape
+
+    from musiclib.compare import COLUMNS
+
+    caption = table.split("\n", 1)[0].replace("`", "")
+    notes = "".join(f"<li><b>{escape(column.title)}</b>: {escape(column.meaning)}</li>" for column in COLUMNS)
+    intro = f"""<p>Each model was trained for a few minutes at most on a CPU, on {seconds_per_clip:g}-second clips of Bach chorales played by
+sampled instruments. Below each model: three generated clips and their log-mel spectrograms, beside held-out real music
+(the target) and white noise (the floor). Then one table scores every model the same way.</p>"""
+    closing = f"""<section><h2>Scores</h2><p>{escape(caption)}</p>{table_html(table)}
+<p>One seed per model here; <code>make results</code> trains every registered model with three seeds. What each column
+measures, and what it misses:</p><ul>{notes}</ul></section>"""
+    return html_page("musiclib demo: one tiny model per family, trained on the bundled chorales", intro, rows, closing)
 
 
 def run_demo(out: str | Path, config: AudioConfig | None = None, steps: int | None = None, n_clips: int = 16) -> dict:

@@ -148,8 +148,12 @@ def train(model_name: str, data: str | Path, out: str | Path, steps: int | None 
             y = spec.generate(trainer.model, 1, 2.0, seed, dataset.config, preview_prime)[0]
             audio.save(out / "samples" / f"step_{step:06d}.wav", y, dataset.config.sample_rate)
 
+        def record_plan(steps):  # a budgeted run's pace, measured again at each checkpoint, moved its end
+            write_text_atomically(config_path, json.dumps(run_config, indent=1) + "\n")
+
         trainer = Trainer(model, spec.loss, train_array, out, train_config, dataset.config, model_config, val_array, preview,
-                          deadline=None if plan is None else deadline - plan["seconds_to_finish"])
+                          deadline=None if plan is None else deadline - plan["seconds_to_finish"],
+                          on_replan=None if plan is None else record_plan)
         trainer.fit()
     except BaseException:
         if fresh and not (out / CHECKPOINT).exists():  # a run that never reached a checkpoint leaves nothing behind
@@ -160,7 +164,8 @@ def train(model_name: str, data: str | Path, out: str | Path, steps: int | None 
         save_checkpoint(trainer.checkpoint_path, trainer.state())
         preview(trainer, trainer.step)
     if plan is not None:
-        _record_budget(out, {**plan, "reached_step": trainer.step, "stopped_by": "budget" if trainer.stopped_by_budget else "plan",
+        _record_budget(out, {**plan, "first_planned_steps": plan["planned_steps"], "planned_steps": trainer.config.steps,
+                             "reached_step": trainer.step, "stopped_by": "budget" if trainer.stopped_by_budget else "plan",
                              "seconds": round(training.clock() - started, 2)})
     return out
 

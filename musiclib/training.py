@@ -173,10 +173,14 @@ class Trainer:
         deadline: Optional :func:`clock` time to stop at, before ``config.steps`` if need be: the step that
             passes it is checkpointed (with the hook) and :meth:`fit` returns with ``stopped_by_budget`` set.
             Resuming then continues to ``config.steps`` exactly as an uninterrupted run would have.
+        on_replan: With a ``deadline``: at every checkpoint the steps still to take are planned again from the
+            measured pace (steps and checkpoints), ``config.steps`` and ``model_config["steps"]`` set to the
+            new total, and ``on_replan(steps)`` called (e.g. to record it in the run's ``config.json``).
     """
 
     def __init__(self, model, loss_fn: Callable, train_data, run_dir, config: TrainConfig, audio_config: AudioConfig,
-                 model_config: dict, val_data=None, on_checkpoint: Callable | None = None, deadline: float | None = None):
+                 model_config: dict, val_data=None, on_checkpoint: Callable | None = None, deadline: float | None = None,
+                 on_replan: Callable[[int], None] | None = None):
         self.device = get_device(config.device)
         self.model = model.to(self.device)
         self.loss_fn = loss_fn
@@ -199,6 +203,7 @@ class Trainer:
         self.step = 0
         self.history: list[dict] = []
         self.deadline = deadline
+        self.on_replan = on_replan
         self.stopped_by_budget = False
 
     @property
@@ -294,6 +299,16 @@ class Trainer:
             times.append(clock() - started)
         return float(np.median(times[1:]))
 
+    def _replan(self, step_seconds: float, checkpoint_seconds: float) -> None:
+        """Set ``config.steps`` to what fits before the deadline at the measured pace (3 % kept free)."""
+        checkpoints_left = -(-(self.config.steps - self.step) // self.config.checkpoint_every)
+        spare = 0.97 * (self.deadline - clock() - checkpoints_left * checkpoint_seconds)
+        steps = self.step + max(1, int(spare / max(step_seconds, 1e-9)))
+        if steps != self.config.steps:
+            self.config.steps = steps
+            self.model_config["steps"] = steps
+            self.on_replan(steps)
+
     def fit(self) -> list[dict]:
         """Train until ``config.steps``; checkpoint every ``checkpoint_every`` steps and at the end."""
         if not self.resume():
@@ -304,6 +319,7 @@ class Trainer:
         # Wall-clock seconds of training so far, carried across resumes (the comparison table's training time).
         seconds_before = self.history[-1].get("train_seconds", 0.0) if self.history else 0.0
         started = time.perf_counter()
+        window_started, window_step = clock(), self.step
         try:
             while self.step < self.config.steps:
                 logs = self._train_step()
@@ -313,6 +329,7 @@ class Trainer:
                 bar.set_postfix({name: f"{value:.4f}" for name, value in logs.items() if name.startswith(("loss", "train"))})
                 out_of_time = self.deadline is not None and clock() >= self.deadline and self.step < self.config.steps
                 if self.step % self.config.checkpoint_every == 0 or self.step == self.config.steps or out_of_time:
+                    checkpoint_started = clock()
                     record = {"step": self.step, **{name: float(np.mean(values)) for name, values in running.items()}, "val_loss": self.validate(),
                               "train_seconds": round(seconds_before + time.perf_counter() - started, 2)}
                     if self.config.learning_rate_schedule:  # the factor the window's last step ran at
@@ -323,6 +340,11 @@ class Trainer:
                     write_text_atomically(self.run_dir / "history.json", json.dumps(self.history, indent=1) + "\n")
                     if self.on_checkpoint:
                         self.on_checkpoint(self, self.step)
+                    if self.on_replan is not None and self.deadline is not None and not out_of_time and self.step < self.config.steps:
+                        self._replan((checkpoint_started - window_started) / (self.step - window_step), clock() - checkpoint_started)
+                        bar.total = self.config.steps
+                        bar.refresh()
+                    window_started, window_step = clock(), self.step
                 if out_of_time:
                     self.stopped_by_budget = True
                     break

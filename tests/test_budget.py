@@ -13,21 +13,6 @@ from musiclib import AudioConfig, cli, runs, training
 from musiclib.training import Trainer, TrainConfig, load_checkpoint
 
 
-class SimulatedTime:
-    """A clock that stands still except when a training step runs: each step takes ``step_seconds``."""
-
-    def __init__(self, monkeypatch, step_seconds: float):
-        self.now, self.step_seconds = 1000.0, step_seconds
-        monkeypatch.setattr(training, "clock", lambda: self.now)
-        real_step = Trainer._train_step
-
-        def timed_step(trainer):
-            self.now += self.step_seconds
-            return real_step(trainer)
-
-        monkeypatch.setattr(Trainer, "_train_step", timed_step)
-
-
 def _tiny_trainer(run_dir, steps, deadline=None):
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Dropout(0.2), torch.nn.Linear(16, 8))
@@ -45,8 +30,8 @@ def _same_weights(a, b):
     return all(torch.equal(a[key], b[key]) for key in a)
 
 
-def test_the_trainer_stops_at_its_deadline_with_a_checkpoint_and_resumes_exactly(tmp_path, monkeypatch):
-    time = SimulatedTime(monkeypatch, step_seconds=1.0)
+def test_the_trainer_stops_at_its_deadline_with_a_checkpoint_and_resumes_exactly(tmp_path, monkeypatch, simulated_time):
+    time = simulated_time(1.0)
     stopped = _tiny_trainer(tmp_path / "stopped", 20, deadline=time.now + 7.5)
     stopped.fit()
     assert stopped.stopped_by_budget and stopped.step == 8
@@ -58,9 +43,9 @@ def test_the_trainer_stops_at_its_deadline_with_a_checkpoint_and_resumes_exactly
     assert _same_weights(_weights(tmp_path / "stopped"), _weights(tmp_path / "straight"))
 
 
-def test_a_budget_plans_the_steps_that_fit_and_records_the_session(tmp_path, monkeypatch):
+def test_a_budget_plans_the_steps_that_fit_and_records_the_session(tmp_path, monkeypatch, simulated_time):
     monkeypatch.setenv("MUSICLIB_FAST", "1")
-    SimulatedTime(monkeypatch, step_seconds=0.5)
+    simulated_time(0.5)
     run = runs.train("spectral-noise", "chorales", tmp_path / "run", minutes=1.0, progress=False)
     [session] = runs.budget_sessions(run)
     assert session["seconds_per_step"] == pytest.approx(0.5)
@@ -72,9 +57,27 @@ def test_a_budget_plans_the_steps_that_fit_and_records_the_session(tmp_path, mon
     assert runs.history(run)[-1]["step"] == session["planned_steps"]
 
 
-def test_more_minutes_continue_the_run_from_where_it_ended(tmp_path, monkeypatch):
+def test_a_run_that_goes_faster_than_measured_plans_again_at_each_checkpoint(tmp_path, monkeypatch, simulated_time):
     monkeypatch.setenv("MUSICLIB_FAST", "1")
-    SimulatedTime(monkeypatch, step_seconds=0.5)
+    time = simulated_time(0.5)
+    real_plan = runs._budget_plan
+
+    def plan_then_speed_up(*args, **kwargs):
+        plan = real_plan(*args, **kwargs)
+        time.slow_from, time.slow_seconds = time.steps, 0.25  # every step from here on takes half the time measured
+        return plan
+
+    monkeypatch.setattr(runs, "_budget_plan", plan_then_speed_up)
+    run = runs.train("spectral-noise", "chorales", tmp_path / "run", minutes=1.0, progress=False)
+    [session] = runs.budget_sessions(run)
+    assert session["planned_steps"] > 1.5 * session["first_planned_steps"]
+    assert session["stopped_by"] == "plan" and session["reached_step"] == session["planned_steps"]
+    assert runs.read_config(run)["model_config"]["steps"] == session["planned_steps"]
+
+
+def test_more_minutes_continue_the_run_from_where_it_ended(tmp_path, monkeypatch, simulated_time):
+    monkeypatch.setenv("MUSICLIB_FAST", "1")
+    simulated_time(0.5)
     run = runs.train("spectral-noise", "chorales", tmp_path / "run", minutes=0.5, progress=False)
     first = runs.budget_sessions(run)[0]["reached_step"]
     runs.train("spectral-noise", "chorales", run, minutes=0.5, progress=False)
@@ -83,18 +86,18 @@ def test_more_minutes_continue_the_run_from_where_it_ended(tmp_path, monkeypatch
     assert runs.history(run)[-1]["step"] == second["reached_step"]
 
 
-def test_a_run_the_budget_stopped_resumes_to_its_plan_exactly(tmp_path, monkeypatch):
+def test_a_run_the_budget_stopped_resumes_to_its_plan_exactly(tmp_path, monkeypatch, simulated_time):
     monkeypatch.setenv("MUSICLIB_FAST", "1")
-    time = SimulatedTime(monkeypatch, step_seconds=1.0)
+    time = simulated_time(1.0)
     real_plan = runs._budget_plan
 
-    def plan_then_slow_down(*args, **kwargs):  # the steps turn out twice as slow as measured
+    def plan_then_stall(*args, **kwargs):  # one step, past half the plan, takes longer than the whole budget
         plan = real_plan(*args, **kwargs)
-        time.step_seconds = 2.0
+        time.slow_from, time.slow_seconds = time.steps + round(0.6 * plan["planned_steps"]), 60.0
         return plan
 
-    monkeypatch.setattr(runs, "_budget_plan", plan_then_slow_down)
-    stopped = runs.train("vae", "chorales", tmp_path / "stopped", minutes=0.2, progress=False)
+    monkeypatch.setattr(runs, "_budget_plan", plan_then_stall)
+    stopped = runs.train("vae", "chorales", tmp_path / "stopped", minutes=0.5, progress=False)
     [session] = runs.budget_sessions(stopped)
     assert session["stopped_by"] == "budget" and 0 < session["reached_step"] < session["planned_steps"]
     assert (stopped / "samples").exists()
@@ -104,9 +107,9 @@ def test_a_run_the_budget_stopped_resumes_to_its_plan_exactly(tmp_path, monkeypa
     assert _same_weights(_weights(stopped), _weights(straight))
 
 
-def test_a_budget_scales_the_recipes_warm_up_with_the_steps_it_plans(tmp_path, monkeypatch):
+def test_a_budget_scales_the_recipes_warm_up_with_the_steps_it_plans(tmp_path, monkeypatch, simulated_time):
     monkeypatch.setenv("MUSICLIB_FAST", "1")
-    SimulatedTime(monkeypatch, step_seconds=2.0)
+    simulated_time(2.0)
     from musiclib import models
 
     recipe = models.get("melgan").default_config(True)
@@ -122,7 +125,7 @@ def _fails(argv, capsys, expected):
     assert expected in err and len(err.splitlines()) == 1, err
 
 
-def test_bad_budgets_are_one_line_and_write_nothing(tmp_path, capsys, monkeypatch):
+def test_bad_budgets_are_one_line_and_write_nothing(tmp_path, capsys, monkeypatch, simulated_time):
     monkeypatch.setenv("MUSICLIB_FAST", "1")
     out = str(tmp_path / "run")
     for value in ("0", "-2", "nan", "soon"):
@@ -132,15 +135,15 @@ def test_bad_budgets_are_one_line_and_write_nothing(tmp_path, capsys, monkeypatc
     with pytest.raises(SystemExit):
         cli.main(["train", "spectral-noise", "--out", out, "--minutes", "1", "--steps", "5"])
     assert "not allowed with argument" in capsys.readouterr().err
-    time = SimulatedTime(monkeypatch, step_seconds=0.5)
+    time = simulated_time(0.5)
     monkeypatch.setattr(cli, "STARTED", time.now)
     _fails(["train", "spectral-noise", "--out", out, "--minutes", "0.01"], capsys, "--minutes 0.01: too short to train spectral-noise")
     assert not (tmp_path / "run").exists()
 
 
-def test_the_cli_says_how_the_budget_was_spent(tmp_path, capsys, monkeypatch):
+def test_the_cli_says_how_the_budget_was_spent(tmp_path, capsys, monkeypatch, simulated_time):
     monkeypatch.setenv("MUSICLIB_FAST", "1")
-    time = SimulatedTime(monkeypatch, step_seconds=0.5)
+    time = simulated_time(0.5)
     monkeypatch.setattr(cli, "STARTED", time.now)
     assert cli.main(["train", "spectral-noise", "--out", str(tmp_path / "run"), "--minutes", "0.5"]) == 0
     out = capsys.readouterr().out

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from musiclib import soundfont, synth
+from musiclib import audio, soundfont, synth
 from musiclib.cache import cache_root
 from musiclib.config import AudioConfig
 from musiclib.datasets.prepare import assign_splits, write_recordings
@@ -281,3 +281,51 @@ def load(name: str, fast: bool | None = None, config: AudioConfig | None = None)
     if name not in builders:
         raise ValueError(f"{name!r} is not a bundled set; choose one of {', '.join(SETS)}")
     return builders[name](fast=fast, config=config)
+
+
+EXAMPLE_FORMATS = (".flac", ".ogg", ".wav")
+
+
+def score_parts(path: Path, seconds_per_quarter: float = 0.5) -> list[list[synth.Note]]:
+    """Every part of a music21 score as notes (a chord's notes all sound), at a fixed tempo."""
+    from music21 import corpus
+
+    parts = []
+    for part in corpus.parse(path).parts:
+        notes = []
+        for element in part.stripTies().flatten().notes:
+            onset = float(element.offset) * seconds_per_quarter
+            duration = float(element.quarterLength) * seconds_per_quarter * 0.95
+            notes.extend(synth.Note(onset, duration, pitch.midi, 0.6) for pitch in element.pitches)
+        if notes:
+            parts.append(notes)
+    return parts
+
+
+def write_example_recordings(out: str | Path, n_files: int = 16, seconds: float = 20.0, sample_rate: int = 44100) -> list[Path]:
+    """Write a folder of recordings that none of the bundled sets contain, to try ``musiclib quickstart`` on.
+
+    The openings of string-quartet movements by Mozart and Haydn (music21's corpus), played by the
+    SoundFont's strings or piano in turn, as flac, ogg and wav files in one folder per composer, at
+    44.1 kHz (``prepare`` resamples them). The tests use them as "your own music": music the models
+    were never trained on.
+
+    Returns:
+        The files written, sorted.
+    """
+    from music21 import corpus
+
+    out = Path(out)
+    movements = [path for composer in ("mozart", "haydn") for path in sorted(corpus.getComposer(composer))
+                 if "movement" in path.stem and "exposition" not in path.stem]
+    if n_files > len(movements):
+        raise ValueError(f"n_files: at most {len(movements)} movements are available, got {n_files}")
+    written = []
+    for k, path in enumerate(movements[:n_files]):
+        parts = score_parts(path)
+        ensemble = ("strings", "piano")[k % 2]
+        programs = tuple(soundfont.ENSEMBLES[ensemble][i % 4] for i in range(len(parts)))
+        y = soundfont.render(parts, programs, sample_rate, seconds=seconds)
+        target = out / path.parent.parent.name / f"{path.parent.name}_{path.stem}{EXAMPLE_FORMATS[k % len(EXAMPLE_FORMATS)]}"
+        written.append(audio.save(target, 0.9 * y / max(1e-9, float(np.abs(y).max())), sample_rate))
+    return sorted(written)

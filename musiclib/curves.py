@@ -1,0 +1,121 @@
+"""`musiclib curves`: how long must I train? Each model's loss and scores against steps and minutes, measured.
+
+Each registered model trains with its CLI recipe on its bundled set, stopping at evenly spaced
+step counts; at each stop the run is scored by ``musiclib evaluate`` (the comparison table's
+scores) and training resumes, exactly, to the next stop. Writes a Markdown page (one table per
+model) and a figure beside it, never typed by hand.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from musiclib import models, runs
+from musiclib.datasets import bundled
+from musiclib.utils import fast_mode, get_device, write_text_atomically
+
+SCORES = ("frechet_distance", "kernel_distance")
+
+
+def training_loss(record: dict) -> float | None:
+    """The loss a history record reports (an adversarial model's generator loss; ``None`` if it has none)."""
+    for key in ("train_loss", "loss_generator", "loss_reconstruction"):
+        if record.get(key) is not None:
+            return float(record[key])
+    return None
+
+
+def model_curve(name: str, work: Path, points: int, n_clips: int, log: Callable[[str], None]) -> list[dict]:
+    """One model's curve: ``points`` evenly spaced stops up to its recipe's steps, each trained, then scored."""
+    spec = models.get(name)
+    recipe = spec.default_config(fast_mode())["steps"]
+    data = bundled.load(spec.data).root
+    run = work / name
+    curve = []
+    for stop in sorted({max(1, round(recipe * k / points)) for k in range(1, points + 1)}):
+        runs.train(name, data, run, steps=stop, progress=False)
+        scores = runs.evaluate(run, n_clips=n_clips)
+        record = runs.history(run)[-1]
+        curve.append({"step": stop, "minutes": runs.train_seconds(run) / 60, "loss": training_loss(record),
+                      **{key: scores["generated"].get(key) for key in SCORES}})
+        log(f"{name}: step {stop} of {recipe}, {curve[-1]['minutes']:.2f} min, "
+            + ", ".join(f"{key} {curve[-1][key]:.3g}" for key in SCORES if curve[-1][key] is not None))
+    return curve
+
+
+def machine() -> str:
+    device = get_device()
+    if device.type == "cuda":
+        import torch
+
+        return f"GPU {torch.cuda.get_device_name(device)}"
+    threads = os.environ.get("OMP_NUM_THREADS") or str(os.cpu_count())
+    return f"{platform.machine()} CPU, {threads} threads"
+
+
+def figure(results: dict, path: Path) -> Path:
+    """One row per model: the loss against steps, then each score against minutes."""
+    import matplotlib.pyplot as plt
+
+    names = list(results["models"])
+    fig, axes = plt.subplots(len(names), 1 + len(SCORES), figsize=(12, 2.2 * len(names)), squeeze=False)
+    for row, name in zip(axes, names):
+        curve = results["models"][name]
+        steps = [point["step"] for point in curve]
+        minutes = [point["minutes"] for point in curve]
+        losses = [point["loss"] for point in curve]
+        if any(loss is not None for loss in losses):
+            row[0].plot(steps, [np.nan if loss is None else loss for loss in losses], "o-")
+        row[0].set(title=f"{name}: training loss", xlabel="steps")
+        for ax, key in zip(row[1:], SCORES):
+            ax.plot(minutes, [point[key] for point in curve], "o-", color="C1")
+            ax.set(title=f"{name}: {key.replace('_', ' ')} ↓", xlabel=f"minutes ({results['machine']})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def markdown(results: dict, picture: str) -> str:
+    lines = [f"# Expected curves: how long must I train?", "",
+             f"Made by `{results['command']}` on {results['date']} ({results['machine']}, "
+             f"{'fast' if results['fast'] else 'full'} recipes on the {'fast ' if results['fast'] else ''}bundled sets, "
+             f"{results['n_clips']} clips scored per point). Each model trained with its CLI recipe and was scored by "
+             "`musiclib evaluate` at evenly spaced steps (training resumed exactly between them). Minutes are wall-clock "
+             "training time on that machine, a model's upstream run (tokenizer, autoencoder) included. Lower is better for both "
+             "distances; held-out real music and white noise score as in [the comparison table](results.md).", "",
+             f"![loss and scores against steps and minutes]({picture})", ""]
+    for name, curve in results["models"].items():
+        lines += [f"## {name}", "", "| steps | minutes | loss | Fréchet ↓ | kernel ↓ |", "|---|---|---|---|---|"]
+        for point in curve:
+            loss = "" if point["loss"] is None else f"{point['loss']:.4g}"
+            lines.append(f"| {point['step']} | {point['minutes']:.2f} | {loss} | {point['frechet_distance']:.0f} | {point['kernel_distance']:.2f} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def run(out: str | Path = "docs/curves.md", model_names: list[str] | None = None, points: int = 4, n_clips: int = 16,
+        work: str | Path = "outputs/curves", command: str = "musiclib curves", log: Callable[[str], None] = print) -> dict:
+    """Measure every model's curve (or ``model_names``'), write ``out`` and its figure, and return the results.
+
+    The runs stay in ``work``; run it again to reuse them (a finished stop is trained no further).
+    """
+    out, work = Path(out), Path(work)
+    names = model_names or models.names()
+    for name in names:
+        models.get(name)  # an unknown name fails before any training
+    results = {"command": command, "date": datetime.date.today().isoformat(), "machine": machine(), "fast": fast_mode(),
+               "points": points, "n_clips": n_clips, "models": {}}
+    for name in names:
+        results["models"][name] = model_curve(name, work, points, n_clips, log)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    picture = figure(results, out.with_suffix(".png"))
+    write_text_atomically(out.with_suffix(".json"), json.dumps(results, indent=1) + "\n")
+    write_text_atomically(out, markdown(results, picture.name) + "\n")
+    return results

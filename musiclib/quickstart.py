@@ -1,0 +1,220 @@
+"""`musiclib quickstart SRC OUT --minutes M`: from a folder of your recordings to new music and a page, in one command.
+
+Five stages, each announced as it starts: prepare the folder into a dataset (unreadable files
+are reported, as by ``musiclib prepare``), train the model the comparison table ranks best for a
+CPU budget to the time left, score generated clips against your held-out clips beside your other
+held-out music and noise, generate clips to listen to (new music and continuations of your
+held-out music), and write ``OUT/index.html`` with players, log-mel pictures and the scores. Nothing is left behind
+if a stage fails; ``OUT`` must not exist.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from musiclib import audio, baselines, compare, metrics, models, runs, training
+from musiclib.config import AudioConfig
+from musiclib.datasets import AudioDataset, DatasetError
+from musiclib.datasets.prepare import find_audio_files, prepare_folder
+from musiclib.demo import gallery_row, html_page, log_mel_picture
+
+MIN_TRAIN_SECONDS = 60.0
+"""Training audio quickstart needs after the split (whole files go to validation and test)."""
+MIN_HELDOUT_CLIPS = 8
+"""Clips each of the validation and test splits needs: the scores compare sets, not single clips."""
+SCORED_CLIPS = 32
+"""At most this many generated clips are scored (and as many of your held-out clips)."""
+PAGE_CLIPS = 3
+PAGE_SECONDS = 4.0
+FINISH_SHARE = 0.15
+"""Share of the budget (at least :data:`FINISH_SECONDS`) kept for generating, scoring and the page."""
+FINISH_SECONDS = 45.0
+DISTANCES = ("frechet_distance", "kernel_distance", "ndb_k")
+"""The table's distances (lower is closer) that the generated clips are compared with noise on."""
+TABLE = Path(__file__).resolve().parents[1] / "docs" / "results.json"
+"""The comparison table (``make results``) the model is picked from: in the repository this package was installed from."""
+
+
+def pick_model(minutes: float, table: str | Path = TABLE) -> str:
+    """The model the comparison table ranks best among those whose fast recipe trains within the budget.
+
+    Best: the lowest mean rank over the Fréchet and kernel distances on the bundled chorales
+    (unconditional models that make music, means over the table's seeds); ties go to the faster model.
+
+    Raises:
+        ValueError: when there is no table, naming the fix.
+    """
+    table = Path(table)
+    if not table.exists():
+        raise ValueError(f"no comparison table at {table} to pick a model from (an install without the repository?); "
+                         "name one with --model, e.g. --model vae")
+    rows = [row for row in json.loads(table.read_text())["datasets"]["chorales"]["rows"] if row["kind"] == "model"]
+    candidates = []
+    for row in rows:
+        if row["name"] not in models.names():  # a table older than the registry
+            continue
+        spec = models.get(row["name"])
+        scores = row["scores"]
+        if spec.family == "baseline" or spec.conditional or spec.vocoder:
+            continue
+        if scores["train_seconds"]["mean"] <= 60 * minutes * (1 - FINISH_SHARE):
+            candidates.append(row)
+    if not candidates:
+        raise ValueError(f"--minutes {minutes:g}: no model of the table trains its fast recipe in that time; give more minutes")
+
+    def ranks(key):
+        order = sorted(candidates, key=lambda row: row["scores"][key]["mean"])
+        return {row["name"]: order.index(row) for row in candidates}
+
+    frechet, kernel = ranks("frechet_distance"), ranks("kernel_distance")
+    best = min(candidates, key=lambda row: (frechet[row["name"]] + kernel[row["name"]], row["scores"]["train_seconds"]["mean"]))
+    return best["name"]
+
+
+def check_inputs(src: str | Path, out: str | Path) -> None:
+    """Refuse, before any work, an output folder that exists and a source without audio files."""
+    out = Path(out)
+    if out.exists():
+        raise ValueError(f"{out}: already exists; give quickstart a new folder (it writes the data, the run and the page there).")
+    find_audio_files(src)  # a missing or empty folder, or one without audio files, is one line
+
+
+def check_enough_audio(dataset: AudioDataset, src: str | Path) -> None:
+    """Refuse a dataset too small to train on and to hold out a set of clips from."""
+    counts = dataset.manifest["counts"]
+    seconds = counts["train"] * dataset.clip_samples / dataset.sample_rate
+    if seconds < MIN_TRAIN_SECONDS or min(counts["val"], counts["test"]) < MIN_HELDOUT_CLIPS:
+        raise DatasetError(f"{src}: too little audio: {seconds:.0f} s to train on and {counts['val']}/{counts['test']} "
+                           f"validation/test clips after the split; quickstart needs {MIN_TRAIN_SECONDS:.0f} s and "
+                           f"{MIN_HELDOUT_CLIPS} clips each (about 2 minutes of audio, in 3 or more files). Add recordings.")
+
+
+def score_against_heldout(spec: models.ModelSpec, model, dataset: AudioDataset, seed: int = 0) -> dict:
+    """Set scores of generated clips, of your other held-out music and of noise, all against your held-out test clips.
+
+    Returns:
+        ``{"generated", "your_music", "white_noise"}`` → scores of :class:`musiclib.metrics.SetScorer`,
+        plus ``"n_clips"``. The reference is the test split; "your music" is the validation split.
+    """
+    counts = dataset.manifest["counts"]
+    n = min(SCORED_CLIPS, counts["test"], counts["val"])
+    reference = runs.spread_clips(dataset, "test", n)
+    own = runs.spread_clips(dataset, "val", n)
+    scorer = metrics.SetScorer(reference, own, dataset.config)
+    generated, _ = runs.scored_clips(spec, model, dataset, n, seed)
+    noise = baselines.white_noise_clips(n, dataset.clip_samples, baselines.rms(runs.spread_clips(dataset, "train", 64)), seed=seed)
+    return {"n_clips": n, "generated": scorer(generated), "your_music": scorer(own), "white_noise": scorer(noise)}
+
+
+def margins(scores: dict) -> dict:
+    """``distance → noise's score − the generated clips' score`` (positive: closer to your music than noise)."""
+    return {key: scores["white_noise"][key] - scores["generated"][key] for key in DISTANCES}
+
+
+def _page_rows(out: Path, run: Path, spec: models.ModelSpec, dataset: AudioDataset, scores: dict) -> list[dict]:
+    config = dataset.config
+    test = dataset.clips("test")
+    per_item = max(1, int(round(PAGE_SECONDS * dataset.sample_rate / dataset.clip_samples)))
+    own = [np.concatenate([np.asarray(test[(k * per_item + j) % len(test)]) for j in range(per_item)]) for k in range(PAGE_CLIPS)]
+    rows = [{"name": "your music (held out)", "text": "Clips of your recordings the model never trained on: what it aims for.",
+             "items": gallery_row(out, "your music", own, config)}]
+    kinds = []
+    if spec.prime_seconds == 0 and (not spec.modes or "autonomous" in spec.modes):
+        kinds.append(("new music", "autonomous" if spec.modes else None, f"{spec.name} making music from nothing."))
+    if "continue" in spec.modes or spec.prime_seconds > 0:
+        kinds.append(("continuations", "continue" if "continue" in spec.modes else None,
+                      f"{spec.name} continuing held-out music: each file starts with your recording, then the model takes over."))
+    for name, mode, text in kinds:
+        items = []
+        for k in range(PAGE_CLIPS):
+            path = out / "gallery" / f"{name.replace(' ', '_')}_{k}.wav"
+            path, prime_seconds = runs.generate(run, PAGE_SECONDS, path, seed=k, mode=mode)
+            picture = log_mel_picture(audio.load(path)[0], config, path.with_suffix(".png"), f"{name}, clip {k + 1}")
+            items.append({"audio": f"gallery/{path.name}", "picture": f"gallery/{picture.name}"})
+        rows.append({"name": f"{spec.name}: {name}", "text": text, "items": items})
+    noise = baselines.white_noise_clips(1, len(own[0]), baselines.rms(np.stack(own)), seed=0)
+    rows.append({"name": "white noise", "text": "Noise at your music's loudness: what no model should sound like.",
+                 "items": gallery_row(out, "white noise", list(noise), config)})
+    return rows
+
+
+def _scores_html(scores: dict) -> str:
+    from html import escape
+
+    columns = [column for column in compare.COLUMNS if column.key in (*DISTANCES, "rms", "key_clarity")]
+    head = "".join(f"<th>{escape(column.title)}</th>" for column in columns)
+    names = {"generated": "generated", "your_music": "your other held-out music", "white_noise": "white noise"}
+    body = "".join(f"<tr><td>{names[row]}</td>" + "".join(f"<td>{column.fmt.format(scores[row][column.key])}</td>" for column in columns)
+                   + "</tr>" for row in names)
+    notes = "".join(f"<li><b>{escape(column.title)}</b>: {escape(column.meaning)}</li>" for column in columns)
+    return (f"<section><h2>Scores</h2><p>Each row's {scores['n_clips']} clips against {scores['n_clips']} of your held-out "
+            f"test clips (the reference; lower distances are closer).</p><table><thead><tr><th></th>{head}</tr></thead>"
+            f"<tbody>{body}</tbody></table><ul>{notes}</ul></section>")
+
+
+def quickstart(src: str | Path, out: str | Path, minutes: float = 10.0, model: str | None = None, seed: int = 0,
+               started: float | None = None, log: Callable[[str], None] = print) -> dict:
+    """Prepare ``src``, train to the budget, generate, score and write ``out/index.html``; returns the summary.
+
+    Args:
+        src: A folder of recordings (any format ``musiclib prepare`` reads; nested folders too).
+        out: A new folder: ``data/`` (the dataset), ``run/`` (the trained model), ``gallery/``, ``index.html``
+            and ``summary.json``.
+        minutes: The budget for the whole command; training gets what preparing leaves, less the time kept
+            for the last stages (:data:`FINISH_SHARE`).
+        model: A registered model (default: :func:`pick_model`).
+        started: The :func:`musiclib.training.clock` time the budget counts from (default: now).
+
+    Raises:
+        ValueError, DatasetError: one line naming the input and the fix; ``out`` is then not left behind.
+    """
+    started = training.clock() if started is None else started
+    out = Path(out)
+    check_inputs(src, out)
+    name = model or pick_model(minutes)
+    spec = models.get(name)
+    deadline = started + 60 * minutes
+    try:
+        log(f"[quickstart] 1/5 preparing {src} into {out / 'data'}")
+        dataset = prepare_folder(src, out / "data", AudioConfig(), progress=False)
+        skipped = dataset.manifest["skipped"]
+        if skipped:
+            log(f"[quickstart]     skipped {len(skipped)} unreadable file(s); reasons in {dataset.root / 'skipped.txt'}")
+        check_enough_audio(dataset, src)
+        counts = dataset.manifest["counts"]
+        log(f"[quickstart]     {counts['train']} clips to train on, {counts['val']} + {counts['test']} held out")
+        finish = max(FINISH_SECONDS, FINISH_SHARE * 60 * minutes)
+        train_minutes = (deadline - finish - training.clock()) / 60
+        if train_minutes <= 0:
+            raise ValueError(f"--minutes {minutes:g}: preparing the data took the whole budget; give more minutes")
+        log(f"[quickstart] 2/5 training {name} for {train_minutes:.1f} minutes into {out / 'run'}")
+        run = runs.train(name, out / "data", out / "run", seed=seed, minutes=train_minutes, progress=True)
+        session = runs.budget_sessions(run)[-1]
+        log(f"[quickstart]     {session['reached_step']} steps ({session['seconds_per_step']:.3f} s each)")
+        log(f"[quickstart] 3/5 scoring generated clips against your held-out clips")
+        loaded_spec, loaded, _, _ = runs.load(run)
+        scores = score_against_heldout(loaded_spec, loaded, dataset, seed)
+        margin = margins(scores)
+        for key, value in margin.items():
+            log(f"[quickstart]     {key}: generated {scores['generated'][key]:.3g}, noise {scores['white_noise'][key]:.3g} "
+                f"(margin {value:+.3g}), your other music {scores['your_music'][key]:.3g}")
+        log(f"[quickstart] 4/5 generating clips to listen to")
+        rows = _page_rows(out, run, spec, dataset, scores)
+        log(f"[quickstart] 5/5 writing the page")
+        seconds = training.clock() - started
+        intro = (f"<p>{spec.name} trained for {session['reached_step']} steps on {counts['train']} one-second clips of your "
+                 f"recordings ({seconds / 60:.1f} minutes for the whole command). Below: your held-out music, what the "
+                 f"model made, and noise, each with its log-mel picture; then the scores.</p>")
+        (out / "index.html").write_text(html_page(f"musiclib quickstart: {spec.name} on your music", intro, rows, _scores_html(scores)))
+        summary = {"model": name, "minutes": minutes, "seconds": round(training.clock() - started, 1), "steps": session["reached_step"],
+                   "scores": scores, "margins": margin, "page": str(out / "index.html")}
+        (out / "summary.json").write_text(json.dumps(summary, indent=1, default=float) + "\n")
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)
+        raise
+    log(f"[quickstart] done in {summary['seconds'] / 60:.1f} minutes: open {out / 'index.html'} in a browser to listen")
+    return summary
