@@ -83,7 +83,7 @@ def figure(results: dict, path: Path) -> Path:
 
 
 def markdown(results: dict, picture: str) -> str:
-    lines = [f"# Expected curves: how long must I train?", "",
+    lines = ["# Expected curves: how long must I train?", "",
              f"Made by `{results['command']}` on {results['date']} ({results['machine']}, "
              f"{'fast' if results['fast'] else 'full'} recipes on the {'fast ' if results['fast'] else ''}bundled sets, "
              f"{results['n_clips']} clips scored per point). Each model trained with its CLI recipe and was scored by "

@@ -115,7 +115,7 @@ def margins(scores: dict) -> dict:
     return {key: scores["white_noise"][key] - scores["generated"][key] for key in DISTANCES}
 
 
-def _page_rows(out: Path, run: Path, spec: models.ModelSpec, dataset: AudioDataset, scores: dict) -> list[dict]:
+def _page_rows(out: Path, run: Path, spec: models.ModelSpec, dataset: AudioDataset) -> list[dict]:
     config = dataset.config
     test = dataset.clips("test")
     per_item = max(1, int(round(PAGE_SECONDS * dataset.sample_rate / dataset.clip_samples)))
@@ -180,7 +180,7 @@ def quickstart(src: str | Path, out: str | Path, minutes: float = 10.0, model: s
     deadline = started + 60 * minutes
     try:
         log(f"[quickstart] 1/5 preparing {src} into {out / 'data'}")
-        dataset = prepare_folder(src, out / "data", AudioConfig(), progress=False)
+        dataset = prepare_folder(src, out / "data", AudioConfig())
         skipped = dataset.manifest["skipped"]
         if skipped:
             log(f"[quickstart]     skipped {len(skipped)} unreadable file(s); reasons in {dataset.root / 'skipped.txt'}")
@@ -195,16 +195,16 @@ def quickstart(src: str | Path, out: str | Path, minutes: float = 10.0, model: s
         run = runs.train(name, out / "data", out / "run", seed=seed, minutes=train_minutes, progress=True)
         session = runs.budget_sessions(run)[-1]
         log(f"[quickstart]     {session['reached_step']} steps ({session['seconds_per_step']:.3f} s each)")
-        log(f"[quickstart] 3/5 scoring generated clips against your held-out clips")
+        log("[quickstart] 3/5 scoring generated clips against your held-out clips")
         loaded_spec, loaded, _, _ = runs.load(run)
         scores = score_against_heldout(loaded_spec, loaded, dataset, seed)
         margin = margins(scores)
         for key, value in margin.items():
             log(f"[quickstart]     {key}: generated {scores['generated'][key]:.3g}, noise {scores['white_noise'][key]:.3g} "
                 f"(margin {value:+.3g}), your other music {scores['your_music'][key]:.3g}")
-        log(f"[quickstart] 4/5 generating clips to listen to")
-        rows = _page_rows(out, run, spec, dataset, scores)
-        log(f"[quickstart] 5/5 writing the page")
+        log("[quickstart] 4/5 generating clips to listen to")
+        rows = _page_rows(out, run, spec, dataset)
+        log("[quickstart] 5/5 writing the page")
         seconds = training.clock() - started
         intro = (f"<p>{spec.name} trained for {session['reached_step']} steps on {counts['train']} one-second clips of your "
                  f"recordings ({seconds / 60:.1f} minutes for the whole command). Below: your held-out music, what the "

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from musiclib import AudioConfig, cli, runs, training
+from musiclib import AudioConfig, cli, runs
 from musiclib.training import Trainer, TrainConfig, load_checkpoint
 
 
