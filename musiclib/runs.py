@@ -58,7 +58,7 @@ BUDGET_RECORD = "budget.json"
 
 def train(model_name: str, data: str | Path, out: str | Path, steps: int | None = None, seed: int = 0,
           overrides: dict | None = None, progress: bool = True, minutes: float | None = None,
-          started: float | None = None) -> Path:
+          started: float | None = None, fast: bool | None = None) -> Path:
     """Train (or resume) ``model_name`` on ``data`` into run folder ``out``; writes a preview sample.
 
     Every setting is checked before anything is written: an unknown or mistyped setting, or a
@@ -75,6 +75,8 @@ def train(model_name: str, data: str | Path, out: str | Path, steps: int | None 
             recorded in ``out/budget.json``.
         started: The :func:`musiclib.training.clock` time the budget counts from (default: now; the CLI
             gives its start, so that the budget covers the whole command).
+        fast: Start from the model's fast recipe (the comparison table's; default: ``MUSICLIB_FAST``), its
+            upstream run's too.
     """
     started = training.clock() if started is None else started
     spec = models.get(model_name)
@@ -86,7 +88,8 @@ def train(model_name: str, data: str | Path, out: str | Path, steps: int | None 
         raise ValueError(f"--minutes must be a positive number, got {minutes!r}")
     if steps is not None:
         overrides["steps"] = steps
-    model_config = {**spec.default_config(fast_mode()), **overrides}
+    fast = fast_mode() if fast is None else fast
+    model_config = {**spec.default_config(fast), **overrides}
     config_path = out / "config.json"
     previous = json.loads(config_path.read_text()) if config_path.exists() else None
     if previous is not None:  # the run's length is its own (a budget's plan, an earlier --steps) unless given again
@@ -108,7 +111,7 @@ def train(model_name: str, data: str | Path, out: str | Path, steps: int | None 
     try:
         if spec.upstream is not None:  # e.g. a token prior's tokenizer: trained into out/, or a given run checked
             upstream_run(spec.upstream, data, out, model_config, seed, progress,
-                         minutes=None if minutes is None else minutes * spec.upstream.budget_share, started=started)
+                         minutes=None if minutes is None else minutes * spec.upstream.budget_share, started=started, fast=fast)
         # A model may record facts about its data in model_config here (e.g. a CVAE's label vocabulary).
         train_array, val_array = spec.training_arrays(dataset, model_config)
         set_seed(seed)
@@ -245,14 +248,15 @@ def budget_sessions(run_dir: str | Path) -> list[dict]:
 
 
 def upstream_run(upstream: models.Upstream, data: str | Path, run_dir: str | Path, model_config: dict, seed: int,
-                 progress: bool, minutes: float | None = None, started: float | None = None) -> None:
+                 progress: bool, minutes: float | None = None, started: float | None = None, fast: bool | None = None) -> None:
     """Train or reuse the run a model builds on (a token prior's tokenizer, a latent flow's autoencoder), and record it
     in that model's ``model_config``.
 
     Reuses the run folder the setting ``upstream.setting`` names, after checking that it holds a
     ``upstream.model`` run on the same features as ``data``; with the setting empty, trains one into
     ``RUN_DIR/<setting>`` for ``model_config[setting + "_steps"]`` steps, or, given ``minutes`` and not
-    trained yet, to that budget counted from ``started`` (its steps are then recorded as ``<setting>_steps``).
+    trained yet, to that budget counted from ``started`` (its steps are then recorded as ``<setting>_steps``);
+    ``fast`` as in :func:`train`.
     Records the run's absolute path as ``<setting>_run`` and its settings ``upstream.keys`` as ``<setting>_config``.
 
     Raises:
@@ -263,10 +267,10 @@ def upstream_run(upstream: models.Upstream, data: str | Path, run_dir: str | Pat
     if not given:
         target = Path(run_dir) / setting
         if minutes is not None and not (target / CHECKPOINT).exists():
-            run = train(model_name, data, target, seed=seed, progress=progress, minutes=minutes, started=started)
+            run = train(model_name, data, target, seed=seed, progress=progress, minutes=minutes, started=started, fast=fast)
             model_config[f"{setting}_steps"] = read_config(run)["model_config"]["steps"]
         else:
-            run = train(model_name, data, target, steps=model_config[f"{setting}_steps"], seed=seed, progress=progress)
+            run = train(model_name, data, target, steps=model_config[f"{setting}_steps"], seed=seed, progress=progress, fast=fast)
         run_config = read_config(run)
     else:
         run = Path(given).expanduser()
