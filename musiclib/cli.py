@@ -33,24 +33,21 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
-    return value
+def _positive(unit: str):
+    """A parser of positive finite numbers whose error names ``unit`` (e.g. "minutes")."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number{' of ' + unit if unit else ''}, got {text!r}") from None
+        if not (value > 0 and math.isfinite(value)):
+            raise argparse.ArgumentTypeError(f"must be a positive number{' of ' + unit if unit else ''}, got {text}")
+        return value
+    return parse
 
 
-def _minutes(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of minutes, got {text!r}") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be a positive number of minutes, got {text}")
-    return value
+_minutes = _positive("minutes")
+_seconds = _positive("seconds")
 
 
 def _sample_rate(text: str) -> int:
@@ -142,9 +139,10 @@ def _quickstart(args) -> int:
 def _curves(args) -> int:
     from musiclib import curves
 
-    command = "musiclib curves" + (f" --models {' '.join(args.models)}" if args.models else "") + f" --points {args.points}"
+    command = "musiclib curves" + (f" --models {' '.join(args.models)}" if args.models else "") \
+        + f" --points {args.points} --until {args.until:g}"
     curves.run(args.out, args.models, points=args.points, n_clips=args.n_clips, work=args.work, command=command,
-               log=lambda line: print(f"[curves] {line}", flush=True))
+               log=lambda line: print(f"[curves] {line}", flush=True), until=args.until)
     print(f"wrote {args.out}, its figure and its data beside it")
     return 0
 
@@ -166,7 +164,7 @@ def build_parser(model_names: list[str] | None = None) -> argparse.ArgumentParse
                                    "Never modifies the source folder; unreadable files are listed in skipped.txt.")
     p.add_argument("src", help="folder of audio files")
     p.add_argument("out", help="new dataset folder")
-    p.add_argument("--clip-seconds", type=_positive_float, default=1.0, help="clip length in seconds (default 1.0)")
+    p.add_argument("--clip-seconds", type=_seconds, default=1.0, help="clip length in seconds (default 1.0)")
     p.add_argument("--sample-rate", type=_sample_rate, default=22050, help="resample to this rate in Hz (default 22050)")
     p.set_defaults(func=_prepare)
 
@@ -189,7 +187,7 @@ def build_parser(model_names: list[str] | None = None) -> argparse.ArgumentParse
 
     p = sub.add_parser("generate", help="generate audio from a trained run")
     p.add_argument("run_dir")
-    p.add_argument("--seconds", type=_positive_float, default=5.0)
+    p.add_argument("--seconds", type=_seconds, default=5.0)
     p.add_argument("--out", required=True, help="output file: .wav, .flac or .ogg")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--vocoder", default=None, help="a trained melgan run folder to render spectrograms with (default: Griffin-Lim, 32 iterations)")
@@ -241,6 +239,7 @@ def build_parser(model_names: list[str] | None = None) -> argparse.ArgumentParse
                                    "write a page of curves (MUSICLIB_FAST=1: the fast recipes). Resumable.")
     p.add_argument("--models", nargs="+", default=None, metavar="MODEL", help="only these models (default: every registered model)")
     p.add_argument("--points", type=_positive_int, default=4, help="scored stops per model (default 4)")
+    p.add_argument("--until", type=_positive(""), default=1.0, help="train on to this many times the recipe's steps (default 1)")
     p.add_argument("--n-clips", type=_positive_int, default=16, help="clips scored per stop (default 16)")
     p.add_argument("--work", default="outputs/curves", help="folder for the runs (reused when run again)")
     p.add_argument("--out", default="docs/curves.md", help="the page to write (default docs/curves.md)")

@@ -31,19 +31,28 @@ def training_loss(record: dict) -> float | None:
     return None
 
 
-def model_curve(name: str, work: Path, points: int, n_clips: int, log: Callable[[str], None]) -> list[dict]:
-    """One model's curve: ``points`` evenly spaced stops up to its recipe's steps, each trained, then scored."""
+def model_curve(name: str, work: Path, points: int, n_clips: int, log: Callable[[str], None], until: float = 1.0) -> list[dict]:
+    """One model's curve: ``points`` evenly spaced stops up to ``until`` times its recipe's steps, each trained, then scored."""
     spec = models.get(name)
     recipe = spec.default_config(fast_mode())["steps"]
     data = bundled.load(spec.data).root
     run = work / name
+    done = {point["step"]: point for point in (json.loads((work / f"{name}.json").read_text()) if (work / f"{name}.json").exists() else [])}
     curve = []
-    for stop in sorted({max(1, round(recipe * k / points)) for k in range(1, points + 1)}):
+    for stop in sorted({max(1, round(recipe * until * k / points)) for k in range(1, points + 1)}):
+        if stop in done and done[stop].get("n_clips") == n_clips:  # measured by an earlier call
+            curve.append(done[stop])
+            continue
+        reached = runs.history(run)[-1]["step"] if (run / "history.json").exists() else 0
+        if reached > stop:
+            raise ValueError(f"{run}: trained to step {reached}, past the stop at step {stop} that was never scored; "
+                             "give a new --work folder")
         runs.train(name, data, run, steps=stop, progress=False)
         scores = runs.evaluate(run, n_clips=n_clips)
         record = runs.history(run)[-1]
-        curve.append({"step": stop, "minutes": runs.train_seconds(run) / 60, "loss": training_loss(record),
+        curve.append({"step": stop, "minutes": runs.train_seconds(run) / 60, "loss": training_loss(record), "n_clips": n_clips,
                       **{key: scores["generated"].get(key) for key in SCORES}})
+        write_text_atomically(work / f"{name}.json", json.dumps(curve, indent=1) + "\n")
         log(f"{name}: step {stop} of {recipe}, {curve[-1]['minutes']:.2f} min, "
             + ", ".join(f"{key} {curve[-1][key]:.3g}" for key in SCORES if curve[-1][key] is not None))
     return curve
@@ -86,8 +95,9 @@ def markdown(results: dict, picture: str) -> str:
     lines = ["# Expected curves: how long must I train?", "",
              f"Made by `{results['command']}` on {results['date']} ({results['machine']}, "
              f"{'fast' if results['fast'] else 'full'} recipes on the {'fast ' if results['fast'] else ''}bundled sets, "
-             f"{results['n_clips']} clips scored per point). Each model trained with its CLI recipe and was scored by "
-             "`musiclib evaluate` at evenly spaced steps (training resumed exactly between them). Minutes are wall-clock "
+             f"{results['n_clips']} clips scored per point, one seed). Each model trained with its CLI recipe, on to "
+             f"{results['until']:g} times the recipe's steps, and was scored by `musiclib evaluate` at evenly spaced steps "
+             "(training resumed exactly between them; a warm-up keeps its recipe length). Minutes are wall-clock "
              "training time on that machine, a model's upstream run (tokenizer, autoencoder) included. Lower is better for both "
              "distances; held-out real music and white noise score as in [the comparison table](results.md).", "",
              f"![loss and scores against steps and minutes]({picture})", ""]
@@ -101,19 +111,21 @@ def markdown(results: dict, picture: str) -> str:
 
 
 def run(out: str | Path = "docs/curves.md", model_names: list[str] | None = None, points: int = 4, n_clips: int = 16,
-        work: str | Path = "outputs/curves", command: str = "musiclib curves", log: Callable[[str], None] = print) -> dict:
+        work: str | Path = "outputs/curves", command: str = "musiclib curves", log: Callable[[str], None] = print,
+        until: float = 1.0) -> dict:
     """Measure every model's curve (or ``model_names``'), write ``out`` and its figure, and return the results.
 
-    The runs stay in ``work``; run it again to reuse them (a finished stop is trained no further).
+    Each model trains on to ``until`` times its recipe's steps. The runs stay in ``work``; run it again to
+    reuse them (a stop already reached is trained no further).
     """
     out, work = Path(out), Path(work)
     names = model_names or models.names()
     for name in names:
         models.get(name)  # an unknown name fails before any training
     results = {"command": command, "date": datetime.date.today().isoformat(), "machine": machine(), "fast": fast_mode(),
-               "points": points, "n_clips": n_clips, "models": {}}
+               "points": points, "until": until, "n_clips": n_clips, "models": {}}
     for name in names:
-        results["models"][name] = model_curve(name, work, points, n_clips, log)
+        results["models"][name] = model_curve(name, work, points, n_clips, log, until)
     out.parent.mkdir(parents=True, exist_ok=True)
     picture = figure(results, out.with_suffix(".png"))
     write_text_atomically(out.with_suffix(".json"), json.dumps(results, indent=1) + "\n")

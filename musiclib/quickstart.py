@@ -76,12 +76,27 @@ def pick_model(minutes: float, table: str | Path = TABLE) -> str:
     return best["name"]
 
 
+def _too_little(src, detail: str) -> DatasetError:
+    return DatasetError(f"{src}: too little audio ({detail}); quickstart needs {MIN_TRAIN_SECONDS:.0f} s to train on and "
+                        f"{MIN_HELDOUT_CLIPS} clips each in validation and test (about 2 minutes of audio, in 3 or more files). "
+                        "Add recordings.")
+
+
 def check_inputs(src: str | Path, out: str | Path) -> None:
-    """Refuse, before any work, an output folder that exists and a source without audio files."""
+    """Refuse, before any work: an output folder that exists, a source without audio files, or one whose
+    readable files add up to clearly too little audio (read from their headers)."""
     out = Path(out)
     if out.exists():
         raise ValueError(f"{out}: already exists; give quickstart a new folder (it writes the data, the run and the page there).")
-    find_audio_files(src)  # a missing or empty folder, or one without audio files, is one line
+    files, _ = find_audio_files(src)  # a missing or empty folder, or one without audio files, is one line
+    seconds = 0.0
+    for path in files:
+        try:
+            seconds += audio.read_info(path).duration
+        except (OSError, ValueError):  # unreadable: prepare reports it
+            continue
+    if seconds < MIN_TRAIN_SECONDS + 2 * MIN_HELDOUT_CLIPS:
+        raise _too_little(src, f"{seconds:.0f} s in {len(files)} file(s)")
 
 
 def check_enough_audio(dataset: AudioDataset, src: str | Path) -> None:
@@ -89,9 +104,7 @@ def check_enough_audio(dataset: AudioDataset, src: str | Path) -> None:
     counts = dataset.manifest["counts"]
     seconds = counts["train"] * dataset.clip_samples / dataset.sample_rate
     if seconds < MIN_TRAIN_SECONDS or min(counts["val"], counts["test"]) < MIN_HELDOUT_CLIPS:
-        raise DatasetError(f"{src}: too little audio: {seconds:.0f} s to train on and {counts['val']}/{counts['test']} "
-                           f"validation/test clips after the split; quickstart needs {MIN_TRAIN_SECONDS:.0f} s and "
-                           f"{MIN_HELDOUT_CLIPS} clips each (about 2 minutes of audio, in 3 or more files). Add recordings.")
+        raise _too_little(src, f"{seconds:.0f} s to train on and {counts['val']}/{counts['test']} validation/test clips after the split")
 
 
 def score_against_heldout(spec: models.ModelSpec, model, dataset: AudioDataset, seed: int = 0) -> dict:

@@ -15,5 +15,5 @@ def test_curves_train_to_each_stop_score_it_and_write_the_page(tmp_path, capsys,
     assert curve[0]["minutes"] < curve[1]["minutes"] and all(point["frechet_distance"] > 0 for point in curve)
     assert runs.history(tmp_path / "work" / "spectral-noise")[-1]["step"] == 60
     page = out.read_text()
-    assert "Made by `musiclib curves --models spectral-noise --points 2`" in page and "| 60 |" in page
+    assert "Made by `musiclib curves --models spectral-noise --points 2 --until 1`" in page and "| 60 |" in page
     assert out.with_suffix(".png").stat().st_size > 1000

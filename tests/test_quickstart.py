@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from musiclib import audio, cli, synth
-from musiclib.quickstart import pick_model
+from musiclib.datasets import DatasetError
+from musiclib.quickstart import pick_model, quickstart
 
 
 def _melodies(folder, n_files, seconds, sample_rate=22050):
@@ -51,7 +52,14 @@ def test_an_output_folder_that_exists_is_left_untouched(tmp_path, capsys):
 def test_too_little_audio_for_a_held_out_split_is_refused_and_cleaned_up(tmp_path, capsys):
     (tmp_path / "music").mkdir()
     _melodies(tmp_path / "music", 3, 5.0)
-    _fails(["quickstart", str(tmp_path / "music"), str(tmp_path / "out"), "--model", "spectral-noise"], capsys, "too little audio")
+    _fails(["quickstart", str(tmp_path / "music"), str(tmp_path / "out"), "--model", "spectral-noise"], capsys,
+           "too little audio (15 s in 3 file(s))")
+    assert not (tmp_path / "out").exists()
+    # Enough seconds in the headers, but three files split one each: 30 s to train on is too little.
+    (tmp_path / "more").mkdir()
+    _melodies(tmp_path / "more", 3, 30.0)
+    with pytest.raises(DatasetError, match=r"too little audio \(30 s to train on and 30/30 validation/test clips"):
+        quickstart(tmp_path / "more", tmp_path / "out", model="spectral-noise", log=lambda line: None)
     assert not (tmp_path / "out").exists()
 
 
