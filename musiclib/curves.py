@@ -23,12 +23,19 @@ from musiclib.utils import fast_mode, get_device, write_text_atomically
 SCORES = ("frechet_distance", "kernel_distance")
 
 
+LOSSES = {"train_loss": "training loss", "loss_generator": "generator's loss (adversarial)",
+          "loss_reconstruction": "reconstruction loss"}
+
+
+def loss_key(record: dict) -> str | None:
+    """Which loss a history record reports: the training loss, else an adversarial model's generator loss."""
+    return next((key for key in LOSSES if record.get(key) is not None), None)
+
+
 def training_loss(record: dict) -> float | None:
-    """The loss a history record reports (an adversarial model's generator loss; ``None`` if it has none)."""
-    for key in ("train_loss", "loss_generator", "loss_reconstruction"):
-        if record.get(key) is not None:
-            return float(record[key])
-    return None
+    """The loss :func:`loss_key` names (``None`` if the record has none)."""
+    key = loss_key(record)
+    return None if key is None else float(record[key])
 
 
 def model_curve(name: str, work: Path, points: int, n_clips: int, log: Callable[[str], None], until: float = 1.0) -> list[dict]:
@@ -81,10 +88,14 @@ def figure(results: dict, path: Path) -> Path:
         losses = [point["loss"] for point in curve]
         if any(loss is not None for loss in losses):
             row[0].plot(steps, [np.nan if loss is None else loss for loss in losses], "o-")
-        row[0].set(title=f"{name}: training loss", xlabel="steps")
+        row[0].set(title=f"{name}: {LOSSES.get(results['losses'].get(name), 'loss')}", xlabel="steps")
         for ax, key in zip(row[1:], SCORES):
-            ax.plot(minutes, [point[key] for point in curve], "o-", color="C1")
+            ax.plot(minutes, [point[key] for point in curve], "o-", color="C1", label=name)
+            real = results["heldout_real"].get(name, {}).get(key)
+            if real is not None:
+                ax.axhline(real, color="C2", linestyle="--", label="held-out real music")
             ax.set(title=f"{name}: {key.replace('_', ' ')} ↓", xlabel=f"minutes ({results['machine']})")
+        row[1].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
@@ -102,7 +113,11 @@ def markdown(results: dict, picture: str) -> str:
              "distances; held-out real music and white noise score as in [the comparison table](results.md).", "",
              f"![loss and scores against steps and minutes]({picture})", ""]
     for name, curve in results["models"].items():
-        lines += [f"## {name}", "", "| steps | minutes | loss | Fréchet ↓ | kernel ↓ |", "|---|---|---|---|---|"]
+        real = results["heldout_real"].get(name, {})
+        target = (f" Held-out real music scores Fréchet {real['frechet_distance']:.0f} and kernel {real['kernel_distance']:.2f} "
+                  "(the dashed line)." if real else "")
+        lines += [f"## {name}", "", f"Loss: {LOSSES.get(results['losses'].get(name), 'none')}.{target}", "",
+                  "| steps | minutes | loss | Fréchet ↓ | kernel ↓ |", "|---|---|---|---|---|"]
         for point in curve:
             loss = "" if point["loss"] is None else f"{point['loss']:.4g}"
             lines.append(f"| {point['step']} | {point['minutes']:.2f} | {loss} | {point['frechet_distance']:.0f} | {point['kernel_distance']:.2f} |")
@@ -123,9 +138,13 @@ def run(out: str | Path = "docs/curves.md", model_names: list[str] | None = None
     for name in names:
         models.get(name)  # an unknown name fails before any training
     results = {"command": command, "date": datetime.date.today().isoformat(), "machine": machine(), "fast": fast_mode(),
-               "points": points, "until": until, "n_clips": n_clips, "models": {}}
+               "points": points, "until": until, "n_clips": n_clips, "models": {}, "losses": {}, "heldout_real": {}}
     for name in names:
         results["models"][name] = model_curve(name, work, points, n_clips, log, until)
+        results["losses"][name] = loss_key(runs.history(work / name)[-1])
+        # Real music's scores against the same training reference: any stop's eval.json holds them.
+        heldout = json.loads((work / name / "eval.json").read_text())["heldout_real"]
+        results["heldout_real"][name] = {key: heldout.get(key) for key in SCORES}
     out.parent.mkdir(parents=True, exist_ok=True)
     picture = figure(results, out.with_suffix(".png"))
     write_text_atomically(out.with_suffix(".json"), json.dumps(results, indent=1) + "\n")
