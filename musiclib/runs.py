@@ -102,7 +102,7 @@ def train(model_name: str, data: str | Path, out: str | Path, steps: int | None 
     run_config = {"model": model_name, "model_config": model_config, "audio_config": dataset.config.to_dict(),
                   "data": dataset_reference(data, dataset), "data_fingerprint": cache.fingerprint(dataset), "seed": seed}
     if previous is not None:
-        _check_resume(config_path, run_config)
+        _check_resume(config_path, previous, run_config)
     elif out.exists() and not out.is_dir():
         raise ValueError(f"--out {out}: is a file; give a folder for the run.")
     fresh = not out.exists()
@@ -137,12 +137,7 @@ def train(model_name: str, data: str | Path, out: str | Path, steps: int | None 
         if fresh:  # only an upstream run can have been written: leave nothing behind
             shutil.rmtree(out, ignore_errors=True)
         raise
-    train_config = TrainConfig(steps=model_config["steps"], batch_size=model_config["batch_size"],
-                               learning_rate=model_config["learning_rate"], optimizer=model_config.get("optimizer", "adam"),
-                               betas=tuple(model_config.get("betas", (0.9, 0.999))),
-                               seed=seed, checkpoint_every=model_config.get("checkpoint_every", max(1, model_config["steps"] // 4)),
-                               learning_rate_schedule=model_config.get("learning_rate_schedule", ()),
-                               progress=progress)
+    train_config = _train_config(model_config, seed, progress)
     out.mkdir(parents=True, exist_ok=True)
     try:
         write_text_atomically(config_path, json.dumps(run_config, indent=1) + "\n")
@@ -173,6 +168,15 @@ def train(model_name: str, data: str | Path, out: str | Path, steps: int | None 
     return out
 
 
+def _train_config(model_config: dict, seed: int, progress: bool) -> TrainConfig:
+    """The training loop's settings in a model configuration (four checkpoints unless it says otherwise)."""
+    return TrainConfig(steps=model_config["steps"], batch_size=model_config["batch_size"],
+                       learning_rate=model_config["learning_rate"], optimizer=model_config.get("optimizer", "adam"),
+                       betas=tuple(model_config.get("betas", (0.9, 0.999))), seed=seed,
+                       checkpoint_every=model_config.get("checkpoint_every", max(1, model_config["steps"] // 4)),
+                       learning_rate_schedule=model_config.get("learning_rate_schedule", ()), progress=progress)
+
+
 def _length_settings(spec: models.ModelSpec) -> tuple[str, ...]:
     """The settings that say how long a run trains: its steps, its warm-ups, its upstream run's steps."""
     upstream = () if spec.upstream is None else (f"{spec.upstream.setting}_steps",)
@@ -194,10 +198,8 @@ def _budget_plan(spec: models.ModelSpec, model, model_config: dict, dataset: Aud
     Raises:
         ValueError: when the budget does not hold even one step, naming the minutes that would.
     """
-    probe = Trainer(model, spec.loss, train_array, ".", TrainConfig(steps=1, batch_size=model_config["batch_size"],
-                    learning_rate=model_config["learning_rate"], optimizer=model_config.get("optimizer", "adam"),
-                    betas=tuple(model_config.get("betas", (0.9, 0.999))), seed=seed, progress=False),
-                    dataset.config, model_config, val_array)
+    probe = Trainer(model, spec.loss, train_array, ".", _train_config(model_config, seed, progress=False), dataset.config,
+                    model_config, val_array)
     # A model whose steps change with the step (a warm-up before an adversarial game) is timed in each of its
     # regimes, weighted by their share of the steps still to take (the plan scales warm-ups with the run).
     end = max(model_config["steps"], start_step + 1)
@@ -294,9 +296,9 @@ def upstream_model(model_config: dict, setting: str):
     return load(model_config[f"{setting}_run"])[1]
 
 
-def _check_resume(config_path: Path, run_config: dict) -> None:
-    """Refuse to resume a run with another model, data, seed or settings (``steps`` may grow), or on changed data."""
-    previous = json.loads(config_path.read_text())
+def _check_resume(config_path: Path, previous: dict, run_config: dict) -> None:
+    """Refuse to resume the run ``previous`` describes with another model, data, seed or settings (``steps`` may grow),
+    or on changed data."""
     if previous["model"] != run_config["model"] or previous["audio_config"] != run_config["audio_config"]:
         raise ValueError(f"{config_path.parent}: holds a {previous['model']} run with another setup; choose a new --out folder.")
     changed = [key for key, value in run_config["model_config"].items()
