@@ -54,9 +54,10 @@ def pick_model(minutes: float, table: str | Path = TABLE) -> str:
         raise ValueError(f"no comparison table at {table} to pick a model from (an install without the repository?); "
                          "name one with --model, e.g. --model vae")
     rows = [row for row in json.loads(table.read_text())["datasets"]["chorales"]["rows"] if row["kind"] == "model"]
+    registered = set(models.names())
     candidates = []
     for row in rows:
-        if row["name"] not in models.names():  # a table older than the registry
+        if row["name"] not in registered:  # a table older than the registry
             continue
         spec = models.get(row["name"])
         scores = row["scores"]
@@ -212,8 +213,8 @@ def quickstart(src: str | Path, out: str | Path, minutes: float = 10.0, model: s
         session = runs.budget_sessions(run)[-1]
         log(f"[quickstart]     {session['reached_step']} steps ({session['seconds_per_step']:.3f} s each)")
         log("[quickstart] 3/5 scoring generated clips against your held-out clips")
-        loaded_spec, loaded, _, _ = runs.load(run)
-        scores = score_against_heldout(loaded_spec, loaded, dataset, seed)
+        _, trained, _, _ = runs.load(run)
+        scores = score_against_heldout(spec, trained, dataset, seed)
         margin = margins(scores)
         for key, value in margin.items():
             log(f"[quickstart]     {key}: generated {scores['generated'][key]:.3g}, noise {scores['white_noise'][key]:.3g} "
@@ -222,7 +223,8 @@ def quickstart(src: str | Path, out: str | Path, minutes: float = 10.0, model: s
         rows = _page_rows(out, run, spec, dataset)
         log("[quickstart] 5/5 writing the page")
         seconds = training.clock() - started
-        intro = (f"<p>{spec.name} trained for {session['reached_step']} steps on {counts['train']} one-second clips of your "
+        intro = (f"<p>{spec.name} trained for {session['reached_step']} steps on {counts['train']} "
+                 f"{dataset.clip_samples / dataset.sample_rate:g}-second clips of your "
                  f"recordings ({seconds / 60:.1f} minutes for the whole command). Below: your held-out music, what the "
                  f"model made, and noise, each with its log-mel picture; then the scores.</p>")
         (out / "index.html").write_text(html_page(f"musiclib quickstart: {spec.name} on your music", intro, rows, _scores_html(scores)))
