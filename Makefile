@@ -56,6 +56,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/channels_last_step.py
 	$(BIN)/python benchmarks/cli_to_audio.py
 	$(BIN)/python benchmarks/evaluate_memory.py
+	$(BIN)/python benchmarks/stream_memory.py
+	$(BIN)/python benchmarks/ddp_scaling.py --no-write
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python benchmarks/train_budget.py
 
 clean:

@@ -71,7 +71,8 @@ def _prepare(args) -> int:
     from musiclib.config import AudioConfig
     from musiclib.datasets.prepare import prepare_folder
 
-    dataset = prepare_folder(args.src, args.out, AudioConfig(sample_rate=args.sample_rate), clip_seconds=args.clip_seconds)
+    dataset = prepare_folder(args.src, args.out, AudioConfig(sample_rate=args.sample_rate), clip_seconds=args.clip_seconds,
+                             workers=args.workers)
     print(dataset)
     skipped = dataset.manifest["skipped"]
     if skipped:
@@ -80,10 +81,18 @@ def _prepare(args) -> int:
 
 
 def _train(args) -> int:
-    from musiclib import runs
+    from musiclib import distributed, runs
 
-    out = runs.train(args.model, args.data, args.out, steps=args.steps, seed=args.seed, overrides=args.set,
-                     minutes=args.minutes, started=STARTED)
+    if args.nproc > 1 and not distributed.launched_by_torchrun():
+        return _launch_torchrun(args)
+    world = distributed.init_from_environment()
+    try:
+        out = runs.train(args.model, args.data, args.out, steps=args.steps, seed=args.seed, overrides=args.set,
+                         minutes=args.minutes, started=STARTED)
+    finally:
+        distributed.shutdown()
+    if not world.is_main:
+        return 0
     sessions = runs.budget_sessions(out) if args.minutes else []
     if sessions:
         last = sessions[-1]
@@ -92,6 +101,29 @@ def _train(args) -> int:
               f"({how}; {last['seconds_per_step']:.3f} s per step); details in {out / runs.BUDGET_RECORD}")
     print(f"trained {args.model} into {out}")
     return 0
+
+
+def _launch_torchrun(args) -> int:
+    """``musiclib train ... --nproc N``: the same command under ``torchrun`` on this machine, checked first."""
+    import os
+    import subprocess
+
+    from musiclib import runs
+
+    if args.minutes is not None:
+        raise ValueError("--minutes plans a run in one process; give --steps with --nproc")
+    runs.check_distributed_train(args.model, args.data, args.out, args.nproc, steps=args.steps, seed=args.seed,
+                                 overrides=args.set)
+    command = ["train", args.model, "--data", str(args.data), "--out", str(args.out), "--seed", str(args.seed)]
+    command += ["--steps", str(args.steps)] if args.steps is not None else []
+    command += ["--set", json.dumps(args.set)] if args.set is not None else []
+    env = dict(os.environ)
+    # Threads per process: the cores shared out (torchrun would set 1, and say so).
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // args.nproc)))
+    print(f"starting {args.nproc} processes: torchrun --standalone --nproc_per_node {args.nproc} -m musiclib "
+          + " ".join(command), flush=True)
+    return subprocess.call([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                            f"--nproc_per_node={args.nproc}", "-m", "musiclib", *command], env=env)
 
 
 def _generate(args) -> int:
@@ -166,6 +198,8 @@ def build_parser(model_names: list[str] | None = None) -> argparse.ArgumentParse
     p.add_argument("out", help="new dataset folder")
     p.add_argument("--clip-seconds", type=_seconds, default=1.0, help="clip length in seconds (default 1.0)")
     p.add_argument("--sample-rate", type=_sample_rate, default=22050, help="resample to this rate in Hz (default 22050)")
+    p.add_argument("--workers", type=_positive_int, default=1,
+                   help="processes decoding files at once (default 1); the dataset is the same for any number")
     p.set_defaults(func=_prepare)
 
     p = sub.add_parser("train", help="train a registered model", description="Train (or resume) a model into a run folder.")
@@ -183,6 +217,9 @@ def build_parser(model_names: list[str] | None = None) -> argparse.ArgumentParse
     p.add_argument("--set", type=_settings, default=None,
                    help='JSON of model settings to override, e.g. \'{"learning_rate": 0.0005}\'; unknown settings are refused '
                         "with the list of valid ones")
+    p.add_argument("--nproc", type=_positive_int, default=1,
+                   help="train with this many processes on this machine (torchrun and DistributedDataParallel; one GPU "
+                        "each where there are GPUs); the batch size must split into equal slices")
     p.set_defaults(func=_train)
 
     p = sub.add_parser("generate", help="generate audio from a trained run")

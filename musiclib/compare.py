@@ -439,9 +439,25 @@ def readme_block(results: dict, command: str, out: str | Path) -> str:
 
 
 def full_page(results: dict, command: str) -> str:
-    """``docs/results.md``: the full table and what each column measures and misses."""
-    return (f"# What the models achieve\n\n{markdown(results, command)}\n## What each column measures, and what it misses\n\n"
+    """``docs/results.md``: the full table, what each column measures and misses, and (when measured) the speed of
+    training with several processes."""
+    page = (f"# What the models achieve\n\n{markdown(results, command)}\n## What each column measures, and what it misses\n\n"
             f"{column_notes()}")
+    return page + (scaling_markdown(results["scaling"]) if results.get("scaling") else "")
+
+
+def scaling_markdown(scaling: dict) -> str:
+    """The section ``benchmarks/ddp_scaling.py`` measures: steps per second with one process and with several."""
+    n = scaling["nproc"]
+    lines = ["", "## Training with several processes", "",
+             f"Made by `{scaling['command']}` on {scaling['date']} in {scaling['minutes']:g} min, on a machine with "
+             f"{scaling['cores']} CPU cores: each model's fast recipe at its global batch, in one process (all cores' "
+             f"threads) and in {n} (`--nproc {n}`: DistributedDataParallel over gloo, the cores shared out), for the "
+             "same steps. Steps per second of the training loop alone.", "",
+             f"| model | global batch | steps | 1 process | {n} processes | speed-up |", "|---|---|---|---|---|---|"]
+    lines += [f"| {row['model']}{' ' + json.dumps(row['settings']) if row.get('settings') else ''} | {row['batch_size']} | {row['steps']} | {row['one']:.2f} | {row['several']:.2f} | "
+              f"{row['several'] / row['one']:.2f}x |" for row in scaling["rows"]]
+    return "\n".join(lines) + "\n"
 
 
 def write(results: dict, out: str | Path, readme: str | Path | None = None, command: str = "musiclib compare") -> str:
@@ -450,6 +466,10 @@ def write(results: dict, out: str | Path, readme: str | Path | None = None, comm
     out = Path(out)
     check_outputs(out, readme)
     out.parent.mkdir(parents=True, exist_ok=True)
+    previous = out.with_suffix(".json")
+    if "scaling" not in results and previous.exists():  # measured by benchmarks/ddp_scaling.py, not by compare: kept
+        scaling = json.loads(previous.read_text()).get("scaling")
+        results = {**results, **({"scaling": scaling} if scaling else {})}
     write_text_atomically(out, full_page(results, command))
     write_text_atomically(out.with_suffix(".json"), json.dumps({**results, "command": command}, indent=1, default=float) + "\n")
     if readme is not None:

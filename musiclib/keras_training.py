@@ -3,7 +3,8 @@
 ``callbacks(run_dir)`` gives a model checkpoint (``model.keras``, written by Keras
 then kept as the latest), ``BackupAndRestore`` (an interrupted ``fit`` resumes at
 the epoch it reached) and a progress logger. The audio configuration is written
-beside them so a Keras run carries it like a PyTorch one.
+beside them so a Keras run carries it like a PyTorch one. ``mirrored_strategy()``
+trains one Keras model on several devices of one machine (data parallel, in one process).
 
 Notebook: 06_lstm_fft_blocks.ipynb
 """
@@ -53,3 +54,26 @@ def load_model(run_dir: str | Path):
     if not path.exists():
         raise FileNotFoundError(f"{path}: no Keras checkpoint; train with musiclib.keras_training.callbacks first.")
     return keras.models.load_model(path)
+
+
+def mirrored_strategy(cpu_devices: int = 2):
+    """``tf.distribute.MirroredStrategy`` over this machine's GPUs, or, without one, over ``cpu_devices`` logical CPUs.
+
+    Build and compile the model inside ``with strategy.scope():``; ``fit`` then splits each batch
+    between the devices and sums their gradients (a deterministic model trains to the weights of one
+    device, tested). One process only: Keras' multi-worker strategy is broken since TensorFlow 2.16
+    (keras-team/keras#20585), so several machines are PyTorch's (``torchrun``). Logical CPUs are fixed
+    when TensorFlow starts: call this first, in a fresh kernel.
+    """
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        return tf.distribute.MirroredStrategy()
+    try:
+        tf.config.set_logical_device_configuration(tf.config.list_physical_devices("CPU")[0],
+                                                   [tf.config.LogicalDeviceConfiguration()] * cpu_devices)
+    except RuntimeError as err:
+        if len(tf.config.list_logical_devices("CPU")) != cpu_devices:
+            raise RuntimeError(f"TensorFlow has already started with {len(tf.config.list_logical_devices('CPU'))} CPU "
+                               f"device(s); call mirrored_strategy({cpu_devices}) first, in a fresh kernel.") from err
+    return tf.distribute.MirroredStrategy([f"/cpu:{index}" for index in range(cpu_devices)])

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import torch
 
+from musiclib.distributed import global_sum
+
 
 def multi_resolution_stft_loss(real: torch.Tensor, fake: torch.Tensor, resolutions) -> torch.Tensor:
     """Mean over STFT resolutions of spectral convergence + mean ``|log |S| - log |Ŝ||``.
@@ -26,6 +28,7 @@ def multi_resolution_stft_loss(real: torch.Tensor, fake: torch.Tensor, resolutio
         window = torch.hann_window(win, device=real.device)
         a = torch.stft(real, n_fft, hop, win, window, pad_mode="constant", return_complex=True).abs()
         b = torch.stft(fake, n_fft, hop, win, window, pad_mode="constant", return_complex=True).abs()
-        convergence = torch.linalg.norm(a - b) / (torch.linalg.norm(a) + 1e-7)
+        # Norms over the whole batch, not a mean over examples: with several processes, sums over the global batch.
+        convergence = global_sum((a - b).pow(2).sum()).sqrt() / (global_sum(a.pow(2).sum()).sqrt() + 1e-7)
         total = total + convergence + (torch.log(a + 1e-5) - torch.log(b + 1e-5)).abs().mean()
     return total / len(resolutions)

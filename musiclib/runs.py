@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from musiclib import audio, baselines, cache, metrics, models, training
+from musiclib import audio, baselines, cache, distributed, metrics, models, training
 from musiclib.config import AudioConfig
 from musiclib.datasets import AudioDataset, DatasetError
 from musiclib.training import CHECKPOINT, Trainer, TrainConfig, load_checkpoint, save_checkpoint
-from musiclib.utils import fast_mode, set_seed, write_text_atomically
+from musiclib.utils import evenly_spaced, fast_mode, set_seed, write_text_atomically
 
 
 
@@ -79,6 +79,91 @@ def train(model_name: str, data: str | Path, out: str | Path, steps: int | None 
             upstream run's too.
     """
     started = training.clock() if started is None else started
+    world = distributed.world()
+    if world.distributed and minutes is not None:
+        raise ValueError("--minutes plans a run in one process; give --steps to train with several processes")
+    spec, overrides, model_config, dataset, run_config, previous = _setup(model_name, data, out, steps, seed, overrides,
+                                                                          minutes, fast)
+    fast = fast_mode() if fast is None else fast
+    out = Path(out)
+    config_path = out / "config.json"
+    fresh = not out.exists()
+    distributed.barrier()  # every rank has seen the folder as it was before rank 0 writes to it
+    deadline = None if minutes is None else started + 60.0 * minutes
+    plan = None
+    try:
+        if spec.upstream is not None:  # e.g. a token prior's tokenizer: trained into out/, or a given run checked
+            upstream_run(spec.upstream, data, out, model_config, seed, progress,
+                         minutes=None if minutes is None else minutes * spec.upstream.budget_share, started=started, fast=fast)
+        # A model may record facts about its data in model_config here (e.g. a CVAE's label vocabulary).
+        with distributed.main_first():  # rank 0 fills the feature cache; the others read it
+            train_array, val_array = spec.training_arrays(dataset, model_config)
+        set_seed(seed)
+        model = spec.build(model_config, dataset.config)
+        if spec.prepare is not None:
+            with distributed.main_first():
+                spec.prepare(model, dataset, model_config)
+        preview_prime = heldout_primes(dataset, spec, 1, seed)
+        if deadline is not None:
+            initial = copy.deepcopy(model.state_dict())
+            start_step = int(load_checkpoint(out / CHECKPOINT)["step"]) if (out / CHECKPOINT).exists() else 0
+            plan = _budget_plan(spec, model, model_config, dataset, train_array, val_array, preview_prime, seed, deadline,
+                                start_step, minutes)
+            if previous is None:
+                factor = plan["planned_steps"] / model_config["steps"]
+                for key in spec.step_settings:
+                    if key not in overrides:
+                        model_config[key] = int(round(model_config[key] * factor))
+            model_config["steps"] = plan["planned_steps"]
+            set_seed(seed)  # the measured copy trained: start again from the same initial weights
+            model = spec.build(model_config, dataset.config)
+            model.load_state_dict(initial)
+    except BaseException:
+        if fresh and world.is_main:  # only an upstream run can have been written: leave nothing behind
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    train_config = _train_config(model_config, seed, progress)
+    try:
+        if world.is_main:
+            out.mkdir(parents=True, exist_ok=True)
+            write_text_atomically(config_path, json.dumps(run_config, indent=1) + "\n")
+
+        def preview(trainer, step):
+            y = spec.generate(trainer.model, 1, 2.0, seed, dataset.config, preview_prime)[0]
+            audio.save(out / "samples" / f"step_{step:06d}.wav", y, dataset.config.sample_rate)
+
+        def record_plan(steps):  # a budgeted run's pace, measured again at each checkpoint, moved its end
+            write_text_atomically(config_path, json.dumps(run_config, indent=1) + "\n")
+
+        trainer = Trainer(model, spec.loss, train_array, out, train_config, dataset.config, model_config, val_array, preview,
+                          deadline=None if plan is None else deadline - plan["seconds_to_finish"],
+                          on_replan=None if plan is None else record_plan)
+        trainer.fit()
+    except BaseException:
+        if fresh and world.is_main and not (out / CHECKPOINT).exists():  # a run that never reached a checkpoint leaves nothing behind
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    if spec.after_training is not None:
+        state = trainer.state()  # (every rank: it gathers their RNG states)
+        if world.is_main:
+            spec.after_training(trainer.model, dataset, model_config)
+            save_checkpoint(trainer.checkpoint_path, {**state, "model": trainer.model.state_dict()})
+            preview(trainer, trainer.step)
+    distributed.barrier()  # the run is complete on disk before any rank reads it (a model trained on top of it)
+    if plan is not None:
+        _record_budget(out, {**plan, "first_planned_steps": plan["planned_steps"], "planned_steps": trainer.config.steps,
+                             "reached_step": trainer.step, "stopped_by": "budget" if trainer.stopped_by_budget else "plan",
+                             "seconds": round(training.clock() - started, 2)})
+    return out
+
+
+def _setup(model_name: str, data, out, steps: int | None, seed: int, overrides: dict | None, minutes: float | None,
+           fast: bool | None) -> tuple:
+    """Everything :func:`train` checks before it writes: ``(spec, overrides, model_config, dataset, run_config, previous)``.
+
+    Raises:
+        ValueError: a setting, a length or a resume that cannot be trained; nothing has been written.
+    """
     spec = models.get(model_name)
     out = Path(out)
     overrides = dict(models.check_settings(spec, overrides or {}))
@@ -98,74 +183,38 @@ def train(model_name: str, data: str | Path, out: str | Path, steps: int | None 
                 model_config[key] = previous["model_config"][key]
     if spec.check_config is not None:
         spec.check_config(model_config)
-    dataset = open_dataset(data)
+    with distributed.main_first():  # rank 0 builds a bundled set on first use; the others read it
+        dataset = open_dataset(data)
     run_config = {"model": model_name, "model_config": model_config, "audio_config": dataset.config.to_dict(),
                   "data": dataset_reference(data, dataset), "data_fingerprint": cache.fingerprint(dataset), "seed": seed}
     if previous is not None:
         _check_resume(config_path, previous, run_config)
     elif out.exists() and not out.is_dir():
         raise ValueError(f"--out {out}: is a file; give a folder for the run.")
-    fresh = not out.exists()
-    deadline = None if minutes is None else started + 60.0 * minutes
-    plan = None
-    try:
-        if spec.upstream is not None:  # e.g. a token prior's tokenizer: trained into out/, or a given run checked
-            upstream_run(spec.upstream, data, out, model_config, seed, progress,
-                         minutes=None if minutes is None else minutes * spec.upstream.budget_share, started=started, fast=fast)
-        # A model may record facts about its data in model_config here (e.g. a CVAE's label vocabulary).
-        train_array, val_array = spec.training_arrays(dataset, model_config)
-        set_seed(seed)
-        model = spec.build(model_config, dataset.config)
-        if spec.prepare is not None:
-            spec.prepare(model, dataset, model_config)
-        preview_prime = heldout_primes(dataset, spec, 1, seed)
-        if deadline is not None:
-            initial = copy.deepcopy(model.state_dict())
-            start_step = int(load_checkpoint(out / CHECKPOINT)["step"]) if (out / CHECKPOINT).exists() else 0
-            plan = _budget_plan(spec, model, model_config, dataset, train_array, val_array, preview_prime, seed, deadline,
-                                start_step, minutes)
-            if previous is None:
-                factor = plan["planned_steps"] / model_config["steps"]
-                for key in spec.step_settings:
-                    if key not in overrides:
-                        model_config[key] = int(round(model_config[key] * factor))
-            model_config["steps"] = plan["planned_steps"]
-            set_seed(seed)  # the measured copy trained: start again from the same initial weights
-            model = spec.build(model_config, dataset.config)
-            model.load_state_dict(initial)
-    except BaseException:
-        if fresh:  # only an upstream run can have been written: leave nothing behind
-            shutil.rmtree(out, ignore_errors=True)
-        raise
-    train_config = _train_config(model_config, seed, progress)
-    out.mkdir(parents=True, exist_ok=True)
-    try:
-        write_text_atomically(config_path, json.dumps(run_config, indent=1) + "\n")
+    return spec, overrides, model_config, dataset, run_config, previous
 
-        def preview(trainer, step):
-            y = spec.generate(trainer.model, 1, 2.0, seed, dataset.config, preview_prime)[0]
-            audio.save(out / "samples" / f"step_{step:06d}.wav", y, dataset.config.sample_rate)
 
-        def record_plan(steps):  # a budgeted run's pace, measured again at each checkpoint, moved its end
-            write_text_atomically(config_path, json.dumps(run_config, indent=1) + "\n")
+def check_distributed_train(model_name: str, data, out, nproc: int, steps: int | None = None, seed: int = 0,
+                            overrides: dict | None = None) -> None:
+    """Refuse, before any process starts, a run that :func:`train` would refuse, or whose batches do not split
+    into ``nproc`` equal slices (a model's upstream run's included). Builds a bundled dataset if it is not yet built.
 
-        trainer = Trainer(model, spec.loss, train_array, out, train_config, dataset.config, model_config, val_array, preview,
-                          deadline=None if plan is None else deadline - plan["seconds_to_finish"],
-                          on_replan=None if plan is None else record_plan)
-        trainer.fit()
-    except BaseException:
-        if fresh and not (out / CHECKPOINT).exists():  # a run that never reached a checkpoint leaves nothing behind
-            shutil.rmtree(out, ignore_errors=True)
-        raise
-    if spec.after_training is not None:
-        spec.after_training(trainer.model, dataset, model_config)
-        save_checkpoint(trainer.checkpoint_path, trainer.state())
-        preview(trainer, trainer.step)
-    if plan is not None:
-        _record_budget(out, {**plan, "first_planned_steps": plan["planned_steps"], "planned_steps": trainer.config.steps,
-                             "reached_step": trainer.step, "stopped_by": "budget" if trainer.stopped_by_budget else "plan",
-                             "seconds": round(training.clock() - started, 2)})
-    return out
+    Raises:
+        ValueError: naming the setting or folder and the fix; nothing has been written.
+    """
+    if torch.cuda.is_available() and nproc > torch.cuda.device_count():
+        raise ValueError(f"--nproc {nproc}: this machine has {torch.cuda.device_count()} GPU(s), one per process; "
+                         f"give --nproc {torch.cuda.device_count()} or fewer.")
+    spec, _, model_config, _, _, _ = _setup(model_name, data, out, steps, seed, overrides, None, None)
+    sizes = {model_name: model_config["batch_size"]}
+    if spec.upstream is not None and not model_config.get(spec.upstream.setting):
+        upstream_spec = models.get(spec.upstream.model)
+        sizes[spec.upstream.model] = upstream_spec.default_config(fast_mode())["batch_size"]
+    for name, batch_size in sizes.items():
+        if batch_size % nproc:
+            raise ValueError(f"--nproc {nproc}: {name}'s batch of {batch_size} examples does not split into {nproc} equal "
+                             f"slices; give a number of processes that divides {batch_size}"
+                             + (", or --set '{\"batch_size\": ...}'" if name == model_name else "") + ".")
 
 
 def _train_config(model_config: dict, seed: int, progress: bool) -> TrainConfig:
@@ -442,7 +491,7 @@ TRAIN_REFERENCE = 500
 def spread_clips(dataset: AudioDataset, split: str, n: int) -> np.ndarray:
     """``(≤ n, clip_samples)``: ``n`` clips evenly spread over a split (all of them if it has fewer), read alone."""
     total = dataset.manifest["counts"][split]
-    return dataset.read_clips(split, np.unique(np.linspace(0, total - 1, min(n, total)).round().astype(int)))
+    return dataset.read_clips(split, evenly_spaced(total, n))
 
 
 def n_parameters(model) -> int:

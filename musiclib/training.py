@@ -6,6 +6,10 @@ configuration and the model configuration, and loads with
 ``(seed, epoch)``, so a run resumed from a checkpoint ends with exactly the
 weights of an uninterrupted one (on CPU).
 
+Started by ``torchrun`` as several processes (:mod:`musiclib.distributed`), the same loop
+trains with DistributedDataParallel: each rank takes its slice of the same global batch,
+and rank 0 alone writes.
+
 Notebook: 05_data_pipeline.ipynb
 """
 from __future__ import annotations
@@ -14,6 +18,7 @@ import dataclasses
 import json
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -21,7 +26,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from musiclib import distributed
 from musiclib.config import AudioConfig
+from musiclib.datasets.store import take_rows
 from musiclib.utils import get_device, set_seed, write_text_atomically
 
 CHECKPOINT = "checkpoint.pt"
@@ -115,6 +122,11 @@ def rng_states() -> dict:
     return states
 
 
+def rank_seed(seed: int, rank: int) -> int:
+    """The seed of rank ``rank``'s random stream: ``seed`` itself on rank 0 (so one process is unchanged)."""
+    return seed if rank == 0 else int(np.random.SeedSequence([seed, rank]).generate_state(1)[0])
+
+
 def restore_rng_states(state: dict) -> None:
     """Undo :func:`rng_states`. The states are moved back to the CPU first: ``torch.set_rng_state`` takes
     nothing else, and a checkpoint loaded with a device ``map_location`` holds them on that device."""
@@ -146,6 +158,35 @@ def make_optimizer(name: str, parameters, learning_rate: float, betas=(0.9, 0.99
 
 def n_examples(data) -> int:
     return len(data[0]) if isinstance(data, (tuple, list)) else len(data)
+
+
+def rank_slice(indices: np.ndarray, world: distributed.World) -> np.ndarray:
+    """Rank ``world.rank``'s equal, contiguous share of a global batch's sorted indices.
+
+    The slices, concatenated in rank order, are the batch one process would take, so a loss that is a
+    mean over examples has the same gradient (the mean of the ranks' means) at any number of processes.
+    """
+    indices = np.sort(indices)
+    if len(indices) % world.size:
+        raise ValueError(f"a batch of {len(indices)} examples does not split into {world.size} equal slices; "
+                         f"use a number of processes that divides the batch size, or another batch_size.")
+    share = len(indices) // world.size
+    return indices[world.rank * share : (world.rank + 1) * share]
+
+
+class _PhaseLoss(torch.nn.Module):
+    """One phase's loss as a module, so that DistributedDataParallel runs the whole loss in its forward.
+
+    Whatever parts of the model a loss calls (a generator, then a discriminator, or an encoder's method),
+    every parameter it reaches is averaged across ranks: no loss can reach an unwrapped module by mistake.
+    """
+
+    def __init__(self, model: torch.nn.Module, loss_fn: Callable, phase: str):
+        super().__init__()
+        self.model, self.loss_fn, self.phase = model, loss_fn, phase
+
+    def forward(self, batch):
+        return self.loss_fn(self.model, batch, self.phase) if self.phase else self.loss_fn(self.model, batch)
 
 
 class Trainer:
@@ -181,7 +222,16 @@ class Trainer:
     def __init__(self, model, loss_fn: Callable, train_data, run_dir, config: TrainConfig, audio_config: AudioConfig,
                  model_config: dict, val_data=None, on_checkpoint: Callable | None = None, deadline: float | None = None,
                  on_replan: Callable[[int], None] | None = None):
-        self.device = get_device(config.device)
+        self.world = distributed.world()
+        self.device = distributed.device(config.device) or get_device(config.device)
+        if self.world.distributed and deadline is not None:
+            raise ValueError("a time budget (--minutes) plans one process; give --steps when training with several processes")
+        if self.world.distributed and self.device.type == "cuda":  # per-rank batch statistics → the global batch's (GPU only)
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        elif self.world.distributed and self.world.is_main and any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+                                                                   for m in model.modules()):
+            warnings.warn("BatchNorm normalises each process's slice of the batch on CPUs (SyncBatchNorm needs GPUs): "
+                          "this run trains like, but not exactly as, one process would.", stacklevel=2)
         self.model = model.to(self.device)
         self.loss_fn = loss_fn
         self.train_data = train_data
@@ -200,22 +250,46 @@ class Trainer:
         else:
             self.optimizers = {"": make_optimizer(config.optimizer, self.model.parameters(), config.learning_rate, config.betas)}
         self.base_rates = {phase: [group["lr"] for group in optimizer.param_groups] for phase, optimizer in self.optimizers.items()}
+        self.replicas = self._replicas() if self.world.distributed else {}
         self.step = 0
         self.history: list[dict] = []
         self.deadline = deadline
         self.on_replan = on_replan
         self.stopped_by_budget = False
 
+    def _replicas(self) -> dict:
+        """One DistributedDataParallel module per phase, each running that phase's whole loss.
+
+        A phase averages the gradients of the parameters it trains and no others: the other player's (an
+        adversarial phase reaches the discriminator from the generator's loss) are left out of its module, and
+        are zeroed before their own phase. A model trained in one phase may hold parameters its loss never
+        reaches (an LSTM's unused second bias): its module learns which on the first step (a static graph).
+        """
+        DDP = torch.nn.parallel.DistributedDataParallel
+        device_ids = [self.device.index] if self.device.type == "cuda" else None
+        replicas = {}
+        for phase, optimizer in self.optimizers.items():
+            loss_module = _PhaseLoss(self.model, self.loss_fn, phase)
+            if self.phases:
+                trained = {id(p) for group in optimizer.param_groups for p in group["params"]}
+                DDP._set_params_and_buffers_to_ignore_for_model(
+                    loss_module, [f"model.{name}" for name, p in self.model.named_parameters() if id(p) not in trained])
+            replicas[phase] = DDP(loss_module, device_ids=device_ids, static_graph=not self.phases)
+        return replicas
+
     @property
     def checkpoint_path(self) -> Path:
         return self.run_dir / CHECKPOINT
 
     def state(self) -> dict:
+        """What a checkpoint holds (with several processes, every rank must call it: it gathers their RNG states)."""
+        by_rank = distributed.gather_objects(rng_states())
         return {
             "model": self.model.state_dict(),
             "optimizer": {phase: optimizer.state_dict() for phase, optimizer in self.optimizers.items()},
             "step": self.step,
-            **rng_states(),
+            **by_rank[0],
+            "rng_by_rank": by_rank,
             "audio_config": self.audio_config.to_dict(),
             "model_config": self.model_config,
             "history": self.history,
@@ -234,7 +308,13 @@ class Trainer:
         for phase, optimizer in self.optimizers.items():
             optimizer.load_state_dict(state["optimizer"][phase])
         self.step = int(state["step"])
-        restore_rng_states(state)
+        by_rank = state.get("rng_by_rank", [state])
+        if len(by_rank) == self.world.size:
+            restore_rng_states(by_rank[self.world.rank])
+        elif self.world.rank == 0:  # another number of processes: rank 0 keeps its stream, the others start new ones
+            restore_rng_states(by_rank[0])
+        else:
+            torch.manual_seed(rank_seed(self.config.seed + self.step, self.world.rank))
         self.history = list(state["history"])
         return True
 
@@ -248,11 +328,15 @@ class Trainer:
     def _batch(self, data, indices):
         if isinstance(data, (tuple, list)):
             return tuple(self._batch(part, indices) for part in data)
-        return torch.from_numpy(np.asarray(data[np.sort(indices)], dtype=np.float32)).to(self.device)
+        return torch.from_numpy(np.asarray(take_rows(data, np.sort(indices)), dtype=np.float32)).to(self.device)
 
     def _optimise(self, batch, phase: str = "") -> dict:
         """One optimiser step (of one phase); returns the losses and logs as floats."""
-        result = self.loss_fn(self.model, batch, phase) if phase else self.loss_fn(self.model, batch)
+        if self.replicas:
+            with distributed.training_step():
+                result = self.replicas[phase](batch)
+        else:
+            result = self.loss_fn(self.model, batch, phase) if phase else self.loss_fn(self.model, batch)
         loss, logs = result if isinstance(result, tuple) else (result, {})
         if not torch.isfinite(loss):
             raise FloatingPointError(f"{phase or 'the'} loss became {loss.item()} at step {self.step}; lower the learning rate.")
@@ -274,8 +358,10 @@ class Trainer:
         return float(np.mean(losses))
 
     def _train_step(self) -> dict:
-        """One training step (every active phase) on the batch ``(seed, step)`` defines; returns its logs."""
-        batch = self._batch(self.train_data, batch_indices(n_examples(self.train_data), self.config.batch_size, self.config.seed, self.step))
+        """One training step (every active phase) on the batch ``(seed, step)`` defines (this rank's slice of it);
+        returns its logs."""
+        indices = batch_indices(n_examples(self.train_data), self.config.batch_size, self.config.seed, self.step)
+        batch = self._batch(self.train_data, rank_slice(indices, self.world) if self.world.distributed else indices)
         logs = {}
         self._apply_learning_rate_schedule()
         phases = self.model.active_phases(self.step) if hasattr(self.model, "active_phases") else self.phases
@@ -283,6 +369,12 @@ class Trainer:
             logs.update(self._optimise(batch, phase))
         self.step += 1
         return logs
+
+    def _window_means(self, running: dict[str, list[float]]) -> dict[str, float]:
+        """Each log's mean over the steps since the last checkpoint (and over the ranks: the global batch's)."""
+        names = sorted(running)
+        means = torch.tensor([float(np.mean(running[name])) for name in names], dtype=torch.float64)
+        return dict(zip(names, distributed.mean_over_ranks(means).tolist()))
 
     def seconds_per_step(self, seconds: float, max_steps: int = 20) -> float:
         """How long one training step takes here: the median over steps taken for about ``seconds`` (at least 3,
@@ -313,8 +405,11 @@ class Trainer:
         """Train until ``config.steps``; checkpoint every ``checkpoint_every`` steps and at the end."""
         if not self.resume():
             set_seed(self.config.seed)
+            if self.world.rank:
+                torch.manual_seed(rank_seed(self.config.seed, self.world.rank))
         self.model.train()
-        bar = tqdm(total=self.config.steps, initial=self.step, desc="training", unit="step", disable=not self.config.progress)
+        bar = tqdm(total=self.config.steps, initial=self.step, desc="training", unit="step",
+                   disable=not (self.config.progress and self.world.is_main))
         running: dict[str, list[float]] = {}
         # Wall-clock seconds of training so far, carried across resumes (the comparison table's training time).
         seconds_before = self.history[-1].get("train_seconds", 0.0) if self.history else 0.0
@@ -330,16 +425,20 @@ class Trainer:
                 out_of_time = self.deadline is not None and clock() >= self.deadline and self.step < self.config.steps
                 if self.step % self.config.checkpoint_every == 0 or self.step == self.config.steps or out_of_time:
                     checkpoint_started = clock()
-                    record = {"step": self.step, **{name: float(np.mean(values)) for name, values in running.items()}, "val_loss": self.validate(),
+                    record = {"step": self.step, **self._window_means(running),
+                              "val_loss": distributed.broadcast_object(self.validate() if self.world.is_main else None),
                               "train_seconds": round(seconds_before + time.perf_counter() - started, 2)}
                     if self.config.learning_rate_schedule:  # the factor the window's last step ran at
                         record["learning_rate_factor"] = self.config.learning_rate_factor(self.step - 1)
                     self.history.append(record)
                     running = {}
-                    save_checkpoint(self.checkpoint_path, self.state())
-                    write_text_atomically(self.run_dir / "history.json", json.dumps(self.history, indent=1) + "\n")
-                    if self.on_checkpoint:
-                        self.on_checkpoint(self, self.step)
+                    state = self.state()
+                    if self.world.is_main:  # one writer; the others wait for the checkpoint to be complete
+                        save_checkpoint(self.checkpoint_path, state)
+                        write_text_atomically(self.run_dir / "history.json", json.dumps(self.history, indent=1) + "\n")
+                        if self.on_checkpoint:
+                            self.on_checkpoint(self, self.step)
+                    distributed.barrier()
                     if self.on_replan is not None and self.deadline is not None and not out_of_time and self.step < self.config.steps:
                         self._replan((checkpoint_started - window_started) / (self.step - window_step), clock() - checkpoint_started)
                         bar.total = self.config.steps

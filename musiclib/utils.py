@@ -103,6 +103,13 @@ def set_seed(seed: int = 0) -> None:
         sys.modules["keras"].utils.set_random_seed(seed)
 
 
+def evenly_spaced(total: int, at_most: int):
+    """Sorted indices of at most ``at_most`` items evenly spread over ``range(total)`` (all of them if there are fewer)."""
+    import numpy as np
+
+    return np.unique(np.linspace(0, total - 1, max(0, min(at_most, total))).round().astype(int))
+
+
 def get_device(prefer: str | None = None):
     """Return the best available ``torch.device``: CUDA, then Apple MPS, then CPU.
 

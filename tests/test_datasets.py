@@ -50,6 +50,33 @@ def test_prepare_folder_splits_by_file_and_reports_bad_files(tmp_path):
     ds.verify()
 
 
+def test_prepare_with_workers_writes_the_same_dataset(tmp_path):
+    src = tmp_path / "music"
+    _write_music(src, n_files=6)
+    (src / "broken.wav").write_text("not audio")
+    one = prepare_folder(src, tmp_path / "one", CONFIG, progress=False)
+    three = prepare_folder(src, tmp_path / "three", CONFIG, progress=False, workers=3)
+    assert three.manifest["checksums"] == one.manifest["checksums"]
+    assert three.manifest["sources"] == one.manifest["sources"] and three.manifest["skipped"] == one.manifest["skipped"]
+
+
+def test_spectrograms_stream_through_the_feature_cache_and_fit_on_a_sample(monkeypatch):
+    from musiclib.datasets import spectrogram
+
+    ds = bundled.chorales(fast=True)
+    whole = SpectrogramClips(ds, "train", kind="linear")
+    assert isinstance(whole.data, np.memmap) and not whole.data.flags.writeable
+    values = np.concatenate(list(ds.clip_chunks("train", 7)))
+    np.testing.assert_array_equal(values, ds.clips("train"))  # chunks of any size read the split as it is
+    # a normaliser fitted on evenly spaced clips (here a tenth of them) lands close to the one fitted on all
+    monkeypatch.setattr(spectrogram, "FIT_VALUES", whole.data[0].size * len(whole) // 10)
+    sample = spectrogram.fit_sample(spectrogram._cached_rows(ds, "log_linear_train", iter(()), None))
+    assert len(sample) == len(whole) // 10
+    sampled = spectrogram.Normalizer.fit(sample)
+    span = whole.normalizer.high - whole.normalizer.low
+    assert abs(sampled.low - whole.normalizer.low) < 0.05 * span and abs(sampled.high - whole.normalizer.high) < 0.05 * span
+
+
 def test_prepare_one_file_splits_in_time(tmp_path):
     src = tmp_path / "one"
     _write_music(src, n_files=1, seconds=10.0)

@@ -4,10 +4,13 @@ Notebook: 05_data_pipeline.ipynb
 """
 from __future__ import annotations
 
+import collections
+import concurrent.futures
+import functools
 import hashlib
 import os
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -75,12 +78,44 @@ def time_split(n_clips: int, val_fraction: float = 0.1, test_fraction: float = 0
     return ["train"] * n_train + ["val"] * n_val + ["test"] * n_test
 
 
+def _cut(source, sample_rate: int, clip_samples: int) -> tuple[np.ndarray, int, float] | str:
+    """A recording (a path, or samples at ``sample_rate``) → ``(clips, n_silent, seconds)``, or why it cannot be read."""
+    if isinstance(source, np.ndarray):
+        y = source
+    else:
+        try:
+            y, _ = audio.load(source, sample_rate=sample_rate, mono=True)
+        except (audio.AudioFileError, FileNotFoundError) as err:
+            return str(err)
+    clips, n_silent = split_clips(audio.normalize_peak(y, 0.95), clip_samples)
+    return clips, n_silent, len(y) / sample_rate
+
+
+def _in_order(work, recordings: Iterable[tuple[str, object]], workers: int) -> Iterator[tuple[str, object]]:
+    """``(name, work(source))`` for each recording, in order; with ``workers`` > 1 computed by that many processes,
+    at most two per process ahead of the one being written (so memory holds a few files, not the folder)."""
+    if workers <= 1:
+        yield from ((name, work(source)) for name, source in recordings)
+        return
+    with concurrent.futures.ProcessPoolExecutor(workers) as pool:
+        pending: collections.deque = collections.deque()
+        for name, source in recordings:
+            pending.append((name, pool.submit(work, source)))
+            if len(pending) >= 2 * workers:
+                name_done, future = pending.popleft()
+                yield name_done, future.result()
+        while pending:
+            name_done, future = pending.popleft()
+            yield name_done, future.result()
+
+
 def write_recordings(
     writer: DatasetWriter,
     recordings: Iterable[tuple[str, object]],
     names: list[str],
     splits: dict[str, str] | None = None,
     progress: bool = True,
+    workers: int = 1,
 ) -> str:
     """Load, cut and store each recording; unreadable, too-short or silent ones are skipped with a reason.
 
@@ -92,25 +127,22 @@ def write_recordings(
             decoding, among the recordings that gave clips, so that a file that fails to decode or is
             silent cannot leave a split empty. Then three or more such recordings are split by file
             (:func:`assign_splits`), fewer each in time (:func:`time_split`).
+        workers: Processes that decode and cut files at once; the dataset written is the same for any number.
 
     Returns:
         How the clips were split: ``"given"``, ``"file"`` or ``"time"``.
     """
     sr = writer.config.sample_rate
     staged = writer.staging() if splits is None else None
-    for name, source in tqdm(recordings, total=len(names), desc="preparing", unit="file", disable=not progress):
-        if isinstance(source, np.ndarray):
-            y = source
-        else:
-            try:
-                y, _ = audio.load(source, sample_rate=sr, mono=True)
-            except (audio.AudioFileError, FileNotFoundError) as err:
-                writer.skip(name, str(err))
-                continue
-        y = audio.normalize_peak(y, 0.95)
-        clips, n_silent = split_clips(y, writer.clip_samples)
+    cut = functools.partial(_cut, sample_rate=sr, clip_samples=writer.clip_samples)
+    for name, result in tqdm(_in_order(cut, recordings, workers), total=len(names), desc="preparing", unit="file",
+                             disable=not progress):
+        if isinstance(result, str):
+            writer.skip(name, result)
+            continue
+        clips, n_silent, seconds = result
         if len(clips) == 0:
-            reason = f"shorter than one clip ({len(y) / sr:.2f} s < {writer.clip_seconds} s)" if n_silent == 0 else "silent"
+            reason = f"shorter than one clip ({seconds:.2f} s < {writer.clip_seconds} s)" if n_silent == 0 else "silent"
             writer.skip(name, reason)
             continue
         if staged is None:
@@ -139,6 +171,7 @@ def prepare_folder(
     config: AudioConfig | None = None,
     clip_seconds: float = 1.0,
     progress: bool = True,
+    workers: int = 1,
 ) -> AudioDataset:
     """Turn a folder of mp3/wav/flac/ogg (nested) into a dataset: mono, resampled, normalised clips.
 
@@ -146,7 +179,8 @@ def prepare_folder(
     that cannot be read are skipped and listed in ``skipped.txt`` with the reason.
     Nothing in ``src`` is modified, and nothing is left in ``out`` if it fails. With
     three or more files that give clips, whole files go to train/val/test; with
-    fewer, each file is split in time.
+    fewer, each file is split in time. ``workers`` processes decode files at once (the
+    dataset is the same whatever their number).
 
     Raises:
         DatasetError: missing/empty folder, no audio in it, or too little usable audio for a
@@ -175,5 +209,5 @@ def prepare_folder(
                 writer.skip(name, f"shorter than one clip ({info.frames / info.samplerate:.2f} s < {clip_seconds} s)")
                 continue
             usable.append((name, path))
-        split_by = write_recordings(writer, usable, [name for name, _ in usable], progress=progress)
+        split_by = write_recordings(writer, usable, [name for name, _ in usable], progress=progress, workers=workers)
         return writer.finish(extra={"source_folder": str(src), "split_by": split_by})

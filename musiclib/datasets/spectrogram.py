@@ -12,13 +12,20 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
 from musiclib import cache, features
 from musiclib.config import AudioConfig
+from musiclib.utils import evenly_spaced
+from musiclib.datasets.store import NpyAppender, read_row_chunks, read_rows_at
 
 KINDS = ("mel", "linear")
+FIT_VALUES = 1 << 22
+"""At most this many spectrogram values (evenly spaced whole clips) fit a :class:`Normalizer` (32 MB in float64)."""
+CHUNK_CLIPS = 256
+"""Clips computed at a time when spectrograms are written to the feature cache."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,14 +72,27 @@ class SpectrogramClips:
     def __init__(self, dataset, split: str = "train", kind: str = "mel", normalizer: Normalizer | None = None):
         self.config = dataset.config
         self.kind = kind
-        clips = dataset.clips(split)
-        raw = np.stack([log_spectrogram(np.asarray(c), self.config, kind) for c in clips]) if len(clips) else np.zeros((0, 1, 1), np.float32)
-        self.normalizer = normalizer or Normalizer.fit(raw)
-        self.data = self.normalizer.normalize(raw)
-        self.clip_samples = clips.shape[1]
+        self.clip_samples = dataset.clip_samples
+        if dataset.manifest["counts"][split] == 0:
+            self.normalizer, self.data = normalizer or Normalizer(0.0, 1.0), np.zeros((0, 1, 1), np.float32)
+            return
+        # Both arrays are memory maps in the feature cache (musiclib.cache), written a chunk of clips at a time:
+        # a split far larger than memory streams through.
+        raw = _cached_rows(dataset, f"log_{kind}_{split}", dataset.clip_chunks(split, CHUNK_CLIPS),
+                           lambda chunk: np.stack([log_spectrogram(c, self.config, kind) for c in chunk]))
+        self.normalizer = normalizer or Normalizer.fit(fit_sample(raw))
+        low, high = self.normalizer.low, self.normalizer.high
+        self.data = _cached_rows(dataset, f"log_{kind}_{split}_scaled_{low!r}_{high!r}",
+                                 read_row_chunks(Path(raw.filename), CHUNK_CLIPS), self.normalizer.normalize)
 
     def __len__(self) -> int:
         return len(self.data)
+
+    def read(self, indices) -> np.ndarray:
+        """The normalised spectrograms at ``indices``, read alone from the feature cache: memory holds them only."""
+        if isinstance(self.data, np.memmap):
+            return read_rows_at(Path(self.data.filename), indices)
+        return np.asarray(self.data[indices])
 
     def to_audio(self, scaled: np.ndarray, n_iter: int = 32, seed: int = 0) -> np.ndarray:
         """Normalised spectrogram(s) → waveform(s) with Griffin-Lim (batched when given a batch)."""
@@ -90,6 +110,31 @@ class SpectrogramClips:
     def load_normalizer(path: str | Path) -> Normalizer:
         values = json.loads(Path(path).read_text())
         return Normalizer(values["low"], values["high"])
+
+
+def fit_sample(rows: np.memmap) -> np.ndarray:
+    """The rows a :class:`Normalizer` is fitted on: all of them up to :data:`FIT_VALUES` numbers, beyond that evenly
+    spaced rows holding about that many, read from the file alone, so memory does not grow with the data."""
+    size = max(1, int(np.prod(rows.shape[1:])))
+    if len(rows) * size <= FIT_VALUES:
+        return np.asarray(rows)
+    return read_rows_at(Path(rows.filename), evenly_spaced(len(rows), max(1, FIT_VALUES // size)))
+
+
+def _cached_rows(dataset, name: str, chunks: Iterator[np.ndarray], transform) -> np.ndarray:
+    """``transform`` of each chunk of rows, written once to the feature cache and returned as a read-only memory map.
+
+    Written as a file, not through a writable memory map, so the pages written do not stay in this process's memory.
+    """
+    def build(folder: Path) -> None:
+        appender = None
+        for chunk in chunks:
+            out = np.asarray(transform(chunk), dtype=np.float32)
+            appender = appender or NpyAppender(folder / "rows.npy", out.shape[1:])
+            appender.append(out)
+        appender.finish()
+
+    return np.load(cache.derived_dir(dataset, name, build) / "rows.npy", mmap_mode="r")
 
 
 def model_clips(dataset, split: str, min_frames: int, normalizer: Normalizer | None = None, kind: str = "mel") -> SpectrogramClips:

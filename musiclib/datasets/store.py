@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import mmap
 import os
 import shutil
 from pathlib import Path
@@ -45,7 +46,64 @@ def split_clips(y: np.ndarray, clip_samples: int, min_rms: float = 1e-3) -> tupl
     return clips[loud], int(n - loud.sum())
 
 
-class _NpyAppender:
+def _read_npy_header(fh) -> tuple[int, ...]:
+    """The shape of the float32 C-ordered ``.npy`` file ``fh`` (left at the start of its data)."""
+    version = np.lib.format.read_magic(fh)
+    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, fortran_order, dtype = read_header(fh)
+    if dtype != np.float32 or fortran_order:
+        raise ValueError(f"{fh.name}: expected C-ordered float32 rows, found {dtype} (fortran order {fortran_order})")
+    return shape
+
+
+def read_rows(path: Path, start: int, stop: int) -> np.ndarray:
+    """Rows ``start`` to ``stop`` of a float32 ``.npy`` file, read with plain reads (see :func:`read_row_chunks`)."""
+    with open(path, "rb") as fh:
+        shape = _read_npy_header(fh)
+        out = np.empty((max(0, min(stop, shape[0]) - start), *shape[1:]), dtype=np.float32)
+        fh.seek(start * out[0].nbytes if len(out) else 0, os.SEEK_CUR)
+        fh.readinto(memoryview(out).cast("B"))
+    return out
+
+
+def read_rows_at(path: Path, indices) -> np.ndarray:
+    """The rows of a float32 ``.npy`` file at ``indices``, read alone: memory holds them and nothing around them
+    (a memory map would also map the pages the system reads ahead around each)."""
+    with open(path, "rb") as fh:
+        shape = _read_npy_header(fh)
+        start = fh.tell()
+        out = np.empty((len(indices), *shape[1:]), dtype=np.float32)
+        for row, index in enumerate(indices):
+            if not 0 <= index < shape[0]:
+                raise IndexError(f"{path}: row {index} of {shape[0]}")
+            fh.seek(start + int(index) * out[row].nbytes)
+            fh.readinto(memoryview(out[row]).cast("B"))
+    return out
+
+
+def take_rows(array: np.ndarray, indices) -> np.ndarray:
+    """``array[indices]`` in memory; from a whole memory-mapped ``.npy`` file (what ``np.load(mmap_mode="r")`` gives),
+    the rows are read alone (:func:`read_rows_at`), so that a long training run does not map its whole data file."""
+    if isinstance(array, np.memmap) and isinstance(array.base, mmap.mmap) and array.flags.c_contiguous and array.dtype == np.float32:
+        return read_rows_at(Path(array.filename), indices)
+    return np.asarray(array[indices])
+
+
+def read_row_chunks(path: Path, chunk: int) -> Iterator[np.ndarray]:
+    """The rows of a float32 ``.npy`` file, ``chunk`` at a time, read with plain reads.
+
+    A memory map read end to end keeps every page it touched in the process's resident memory;
+    these reads keep one chunk.
+    """
+    with open(path, "rb") as fh:
+        shape = _read_npy_header(fh)
+        for start in range(0, shape[0], chunk):
+            out = np.empty((min(chunk, shape[0] - start), *shape[1:]), dtype=np.float32)
+            fh.readinto(memoryview(out).cast("B"))
+            yield out
+
+
+class NpyAppender:
     """Append rows to a raw file, then wrap it as ``.npy`` without holding it in memory."""
 
     def __init__(self, path: Path, row_shape: tuple[int, ...]):
@@ -75,7 +133,7 @@ class _Staging:
     """Clips of several sources held on disk until their splits are decided (see ``write_recordings``)."""
 
     def __init__(self, folder: Path, clip_samples: int):
-        self.appender = _NpyAppender(folder / "staged.npy", (clip_samples,))
+        self.appender = NpyAppender(folder / "staged.npy", (clip_samples,))
         self.sources: list[tuple[str, int, int]] = []
 
     def add(self, name: str, clips: np.ndarray) -> None:
@@ -87,9 +145,8 @@ class _Staging:
 
     def read(self) -> Iterator[tuple[str, np.ndarray]]:
         self.appender.finish()
-        staged = np.load(self.appender.path, mmap_mode="r")
         for name, first, n in self.sources:
-            yield name, np.asarray(staged[first : first + n])
+            yield name, read_rows(self.appender.path, first, first + n)
 
     def remove(self) -> None:
         self.appender.path.unlink(missing_ok=True)
@@ -120,7 +177,7 @@ class DatasetWriter:
         self.clip_samples = int(round(clip_seconds * config.sample_rate))
         self.clip_seconds = clip_seconds
         self.description = description
-        self.appenders = {s: _NpyAppender(self.tmp / f"clips_{s}.npy", (self.clip_samples,)) for s in SPLITS}
+        self.appenders = {s: NpyAppender(self.tmp / f"clips_{s}.npy", (self.clip_samples,)) for s in SPLITS}
         self.labels: dict[str, list[dict]] = {s: [] for s in SPLITS}
         self.sources: list[dict] = []
         self.skipped: list[dict] = []
@@ -245,19 +302,11 @@ class AudioDataset:
         """
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-        path = self.root / f"clips_{split}.npy"
-        with open(path, "rb") as fh:
-            version = np.lib.format.read_magic(fh)
-            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-            shape, _, _ = read_header(fh)
-            start = fh.tell()
-            out = np.empty((len(indices), self.clip_samples), dtype=np.float32)
-            for row, index in enumerate(indices):
-                if not 0 <= index < shape[0]:
-                    raise IndexError(f"{path}: clip {index} of {shape[0]}")
-                fh.seek(start + int(index) * self.clip_samples * 4)
-                fh.readinto(memoryview(out[row]).cast("B"))
-        return out
+        return read_rows_at(self.root / f"clips_{split}.npy", indices)
+
+    def clip_chunks(self, split: str, chunk: int = 256) -> Iterator[np.ndarray]:
+        """The clips of a split in order, ``chunk`` at a time, read from the file: memory stays that of one chunk."""
+        return read_row_chunks(self.root / f"clips_{split}.npy", chunk)
 
     def heldout_clips(self) -> np.ndarray:
         """The val and test clips together, ``(n, clip_samples)`` float32 in memory: what evaluation compares against."""

@@ -14,6 +14,8 @@ import contextlib
 import numpy as np
 import torch
 
+from musiclib import distributed
+
 
 def keras_lstm(input_size: int, hidden_size: int) -> torch.nn.LSTM:
     """A batch-first ``nn.LSTM`` with one bias per gate, like ``keras.layers.LSTM``.
@@ -71,9 +73,11 @@ def track_residual_rms(residual_std: torch.Tensor, error: torch.Tensor, dims) ->
     """Update a running RMS of a one-step prediction error in place (exponential average, momentum 0.99).
 
     It is the spread of the Gaussian that an MSE-trained predictor assumes, which free-running
-    generation samples from. ``dims``: the axes averaged over (the rest keep one RMS each).
+    generation samples from. ``dims``: the axes averaged over (the rest keep one RMS each). With several
+    processes the mean square is the global batch's (:func:`musiclib.distributed.batch_mean`).
     """
-    residual_std.mul_(RESIDUAL_MOMENTUM).add_((1 - RESIDUAL_MOMENTUM) * error.pow(2).mean(dim=dims).sqrt())
+    mean_square = distributed.batch_mean(error.pow(2).mean(dim=dims))
+    residual_std.mul_(RESIDUAL_MOMENTUM).add_((1 - RESIDUAL_MOMENTUM) * mean_square.sqrt())
 
 
 def count_parameters(model) -> int:

@@ -36,6 +36,7 @@ Notebook: 09_melgan_vocoder.ipynb
 """
 from __future__ import annotations
 
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -45,6 +46,7 @@ from torch.nn.utils.parametrizations import weight_norm
 from musiclib import cache, features, metrics
 from musiclib.losses import multi_resolution_stft_loss
 from musiclib.config import AudioConfig
+from musiclib.datasets.store import NpyAppender, read_row_chunks
 from musiclib.models import ModelSpec, register
 from musiclib.models.layers import eval_mode
 
@@ -268,12 +270,6 @@ def build(model_config: dict, audio_config: AudioConfig) -> MelGAN:
     return model
 
 
-def _clip_log_mels(dataset, split: str) -> np.ndarray:
-    """Every clip's log-mel, computed once for the training pairs and for the input statistics."""
-    return cache.memoized(dataset, f"log_mels:{split}", lambda: np.stack(
-        [features.log_mel(np.asarray(clip, dtype=np.float32), dataset.config) for clip in dataset.clips(split)]))
-
-
 def segments(dataset, split: str, segment_frames: int, stride_frames: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Aligned pairs from every clip: ``(n, n_mels, segment_frames)`` log-mel and ``(n, segment_frames * hop)`` audio.
 
@@ -284,20 +280,38 @@ def segments(dataset, split: str, segment_frames: int, stride_frames: int | None
     the metrics and every model use) so that a vocoder can render any model's output; the fixed
     half-hop offset lies well inside the generator's receptive field of several frames, and
     training, :meth:`MelGAN.vocode` and the evaluation all use this same alignment.
+
+    Both arrays are read-only memory maps in the feature cache (:mod:`musiclib.cache`), written a chunk
+    of clips at a time: the pairs of a split far larger than memory stream through.
     """
     config = dataset.config
     hop, stride = config.hop_length, stride_frames or segment_frames // 4
-    mels, waves = [], []
-    clips = dataset.clips(split)
-    log_mels = _clip_log_mels(dataset, split) if len(clips) else []
-    for clip, log_mel in zip(clips, log_mels):
-        clip = np.asarray(clip, dtype=np.float32)
-        for t in range(0, len(clip) // hop - segment_frames + 1, stride):
-            mels.append(log_mel[:, t : t + segment_frames])
-            waves.append(clip[t * hop : (t + segment_frames) * hop])
-    if not mels:
-        raise ValueError(f"{dataset.root}: clips are shorter than one {segment_frames}-frame segment; use longer clips")
-    return np.stack(mels), np.stack(waves)
+
+    def pairs(chunk: np.ndarray) -> tuple[list, list]:
+        mels, waves = [], []
+        for clip in chunk:
+            log_mel = features.log_mel(clip, config)
+            for t in range(0, len(clip) // hop - segment_frames + 1, stride):
+                mels.append(log_mel[:, t : t + segment_frames])
+                waves.append(clip[t * hop : (t + segment_frames) * hop])
+        return mels, waves
+
+    def build(folder: Path) -> None:
+        appenders = None
+        for chunk in dataset.clip_chunks(split):
+            mels, waves = pairs(chunk)
+            if mels:
+                appenders = appenders or (NpyAppender(folder / "log_mels.npy", mels[0].shape),
+                                          NpyAppender(folder / "waves.npy", waves[0].shape))
+                appenders[0].append(np.stack(mels))
+                appenders[1].append(np.stack(waves))
+        if appenders is None:
+            raise ValueError(f"{dataset.root}: clips are shorter than one {segment_frames}-frame segment; use longer clips")
+        for appender in appenders:
+            appender.finish()
+
+    folder = cache.derived_dir(dataset, f"melgan_segments_{split}_{segment_frames}_{stride}", build)
+    return np.load(folder / "log_mels.npy", mmap_mode="r"), np.load(folder / "waves.npy", mmap_mode="r")
 
 
 def training_arrays(dataset, model_config: dict):
@@ -308,8 +322,11 @@ def training_arrays(dataset, model_config: dict):
 def prepare(model: MelGAN, dataset, model_config: dict) -> None:
     """Store the training log-mel's mean and standard deviation, which standardise the generator's input."""
     log_mel, _ = segments(dataset, "train", model_config["segment_frames"], stride_frames=model_config["segment_frames"])
-    model.mel_mean.fill_(float(log_mel.mean()))
-    model.mel_std.fill_(float(log_mel.std()))
+    path, n = Path(log_mel.filename), log_mel.size
+    mean = sum(float(chunk.sum(dtype=np.float64)) for chunk in read_row_chunks(path, 1024)) / n
+    variance = sum(float(((chunk - mean) ** 2).sum(dtype=np.float64)) for chunk in read_row_chunks(path, 1024)) / n
+    model.mel_mean.fill_(mean)
+    model.mel_std.fill_(float(np.sqrt(variance)))
 
 
 def compare_with_griffin_lim(model: MelGAN, clips: np.ndarray, config: AudioConfig, n_iter: int = 32) -> dict:

@@ -35,7 +35,8 @@ def build(model_config: dict, audio_config: AudioConfig) -> SpectralNoise:
 def training_arrays(dataset, model_config: dict):
     """Per-clip mean log magnitude spectra, ``(n, n_freqs)``."""
     def spectra(split):
-        return np.stack([features.log_linear(np.asarray(c), dataset.config).mean(axis=1) for c in dataset.clips(split)]).astype(np.float32)
+        return np.stack([features.log_linear(c, dataset.config).mean(axis=1) for chunk in dataset.clip_chunks(split)
+                         for c in chunk]).astype(np.float32)
     return spectra("train"), spectra("val")
 
 

@@ -28,11 +28,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from pathlib import Path
+
 from musiclib import features
 from musiclib.config import AudioConfig
 from musiclib.datasets.spectrogram import Normalizer, model_clips, windows
+from musiclib.datasets.store import read_row_chunks
 from musiclib.models import ModelSpec, register
 from musiclib.models.layers import eval_mode
+from musiclib.utils import evenly_spaced
 
 FRAMES = 64
 MODES = ("autonomous", "continue", "condition")
@@ -96,6 +100,10 @@ class Decoder(nn.Module):
         return self.net(torch.nn.functional.leaky_relu(self.dense(z), 0.2).view(-1, *self.start))
 
 
+INFERENCE_BATCH = 128
+"""Images encoded or decoded at once outside training."""
+
+
 class SpectrogramVAE(nn.Module):
     """Autoencoder (``variational=False``) or (conditional) VAE on normalised log-mel images.
 
@@ -133,19 +141,25 @@ class SpectrogramVAE(nn.Module):
         z = mu + torch.exp(0.5 * log_var) * torch.randn_like(mu) if self.variational and self.training else mu
         return self.decoder(z, condition), mu, log_var
 
+    def _batched(self, function, inputs, condition) -> np.ndarray:
+        """``function(x, c)`` over ``inputs`` (and ``condition``) :data:`INFERENCE_BATCH` rows at a time, without
+        gradients: memory holds one batch's activations however many rows there are."""
+        out = []
+        with eval_mode(self):
+            for start in range(0, len(inputs), INFERENCE_BATCH):
+                x = torch.as_tensor(np.asarray(inputs[start : start + INFERENCE_BATCH], np.float32), device=self.low.device)
+                c = None if condition is None else torch.as_tensor(
+                    np.asarray(condition[start : start + INFERENCE_BATCH], np.float32), device=self.low.device)
+                out.append(function(x, c).cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0,), np.float32)
+
     def decode(self, z, condition=None) -> np.ndarray:
         """Latent codes ``(n, latent)`` → images ``(n, n_mels, 64)`` in normalised units."""
-        with eval_mode(self):
-            z = torch.as_tensor(np.asarray(z, np.float32), device=self.low.device)
-            c = None if condition is None else torch.as_tensor(np.asarray(condition, np.float32), device=self.low.device)
-            return self.decoder(z, c)[:, 0].cpu().numpy()
+        return self._batched(lambda x, c: self.decoder(x, c)[:, 0], z, condition)
 
     def encode_images(self, images, condition=None) -> np.ndarray:
         """Images ``(n, n_mels, 64)`` → the mean latent codes ``(n, latent)``."""
-        with eval_mode(self):
-            x = torch.as_tensor(np.asarray(images, np.float32), device=self.low.device)[:, None]
-            c = None if condition is None else torch.as_tensor(np.asarray(condition, np.float32), device=self.low.device)
-            return self.encode(x, c)[0].cpu().numpy()
+        return self._batched(lambda x, c: self.encode(x[:, None], c)[0], images, condition)
 
     def to_log_mel(self, images: np.ndarray) -> np.ndarray:
         return Normalizer(float(self.low), float(self.high)).denormalize(images)
@@ -311,7 +325,11 @@ def fit_prior(model: SpectrogramVAE, dataset, model_config: dict, max_codes: int
     n_offsets = clips.shape[-1] - FRAMES + 1
     per_clip = int(np.clip(max_codes // len(clips), 1, n_offsets))
     offsets = np.linspace(0, n_offsets - 1, per_clip).round().astype(int)
-    codes = np.concatenate([model.encode_images(np.asarray(clips[..., o:o + FRAMES])) for o in offsets])
+    by_offset: list[list[np.ndarray]] = [[] for _ in offsets]
+    for chunk in read_row_chunks(Path(clips.filename), 256):  # read, not mapped: memory holds one chunk of the split
+        for codes_at, o in zip(by_offset, offsets):
+            codes_at.append(model.encode_images(chunk[..., o:o + FRAMES]))
+    codes = np.concatenate([np.concatenate(codes_at) for codes_at in by_offset])
     mixture = GaussianMixture(model_config["prior_components"], covariance_type="full", reg_covar=1e-4, random_state=seed).fit(codes)
     model.prior_weights.copy_(torch.as_tensor(mixture.weights_, dtype=torch.float32))
     model.prior_means.copy_(torch.as_tensor(mixture.means_, dtype=torch.float32))
@@ -441,17 +459,29 @@ def heard_pairs(dataset) -> set:
     return {(int(label["pitch"]), str(label["instrument"])) for label in dataset.labels("train")}
 
 
+HELDOUT_IMAGES = 512
+"""At most this many held-out images (evenly spread over val and test) are scored by :func:`heldout_scores`."""
+PCA_IMAGES = 1024
+"""At most this many training images (evenly spread) fit the PCA baseline."""
+
+
 def heldout_scores(model: SpectrogramVAE, dataset, model_config: dict) -> dict:
     """Held-out reconstruction L1 beside PCA with as many components as the latent; a CVAE adds :func:`pitch_accuracy`."""
     from musiclib.baselines import PCABaseline
 
-    train, normalizer = images(dataset, "train")
-    held, condition = np.concatenate([images(dataset, split, normalizer)[0] for split in ("val", "test")]), None
+    train = model_clips(dataset, "train", FRAMES)
+    val, test = (model_clips(dataset, split, FRAMES, train.normalizer) for split in ("val", "test"))
+    labels, condition = dataset.labels("val") + dataset.labels("test"), None
+    keep = np.ones(len(val) + len(test), dtype=bool)
     if model.condition_size:
-        labels = dataset.labels("val") + dataset.labels("test")
-        known = np.array([int(l["pitch"]) in model_config["vocabulary"]["pitches"] for l in labels], dtype=bool)
-        held, condition = held[known], one_hot([l for l, keep in zip(labels, known) if keep], model_config["vocabulary"])
-    pca = PCABaseline(model.latent_size).fit(train)
+        keep = np.array([int(l["pitch"]) in model_config["vocabulary"]["pitches"] for l in labels], dtype=bool)
+    # A bounded number of images, evenly spread and read alone, however large the data: memory does not grow with it.
+    kept = np.flatnonzero(keep)
+    kept = kept[evenly_spaced(len(kept), HELDOUT_IMAGES)]
+    held = np.concatenate([val.read(kept[kept < len(val)]), test.read(kept[kept >= len(val)] - len(val))])[..., :FRAMES]
+    if model.condition_size:
+        condition = one_hot([labels[i] for i in kept], model_config["vocabulary"])
+    pca = PCABaseline(model.latent_size).fit(train.read(evenly_spaced(len(train), PCA_IMAGES))[..., :FRAMES])
     scores = {"reconstruction_l1": reconstruction_l1(model, held, condition=condition),
               "pca_reconstruction_l1": reconstruction_l1(model, held, pca.reconstruct(held)),
               "n_heldout": len(held)}

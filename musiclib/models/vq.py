@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from musiclib import cache, features
+from musiclib import cache, distributed, features
 from musiclib.config import AudioConfig
 from musiclib.datasets.spectrogram import Normalizer, model_clips, windows
 from musiclib.models import ModelSpec, register
@@ -85,11 +85,12 @@ class VectorQuantizer(nn.Module):
 
     @torch.no_grad()
     def _update(self, flat: torch.Tensor, indices: torch.Tensor) -> None:
+        # With several processes: the global batch's counts, sums and vectors (musiclib.distributed).
         one_hot = torch.nn.functional.one_hot(indices, self.codebook_size).type_as(flat)
-        counts = one_hot.sum(0)
+        counts = distributed.batch_sum(one_hot.sum(0))
         if self.ema:
             self.ema_count.mul_(self.decay).add_((1 - self.decay) * counts)
-            self.ema_sum.mul_(self.decay).add_((1 - self.decay) * one_hot.t() @ flat)
+            self.ema_sum.mul_(self.decay).add_((1 - self.decay) * distributed.batch_sum(one_hot.t() @ flat))
             # Laplace smoothing keeps an unused code's count above zero, so the division never fails.
             total = self.ema_count.sum()
             smoothed = (self.ema_count + 1e-5) / (total + self.codebook_size * 1e-5) * total
@@ -99,7 +100,9 @@ class VectorQuantizer(nn.Module):
         if self.restart_below > 0:
             dead = self.ema_count < self.restart_below
             if dead.any():
-                picks = flat[torch.randint(0, len(flat), (int(dead.sum()),), device=flat.device)]
+                flat = distributed.batch_rows(flat)
+                # Rank 0's random picks, so that every rank's codebook stays the same.
+                picks = distributed.batch_from_main(flat[torch.randint(0, len(flat), (int(dead.sum()),), device=flat.device)])
                 self.codebook[dead] = picks
                 self.ema_sum[dead] = picks * self.restart_below
                 self.ema_count[dead] = self.restart_below
