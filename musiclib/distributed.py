@@ -163,6 +163,11 @@ def training_step():
         _in_step = previous
 
 
+def in_training_step() -> bool:
+    """Inside the forward pass of a distributed training step (see :func:`training_step`)."""
+    return _in_step
+
+
 def batch_mean(statistic: torch.Tensor) -> torch.Tensor:
     """A mean over this rank's slice of the batch → the mean over the global batch (for buffers; no gradient)."""
     return mean_over_ranks(statistic.detach().clone()) if _in_step else statistic

@@ -6,7 +6,15 @@ from __future__ import annotations
 
 import torch
 
-from musiclib.distributed import global_sum
+from musiclib import distributed
+
+
+def _batch_norm(x: torch.Tensor) -> torch.Tensor:
+    """The Frobenius norm of ``x`` over the whole batch, not a mean over examples: in a distributed training step,
+    over the global batch (:func:`musiclib.distributed.global_sum`)."""
+    if distributed.in_training_step():
+        return distributed.global_sum(x.pow(2).sum()).sqrt()
+    return torch.linalg.norm(x)
 
 
 def multi_resolution_stft_loss(real: torch.Tensor, fake: torch.Tensor, resolutions) -> torch.Tensor:
@@ -28,7 +36,6 @@ def multi_resolution_stft_loss(real: torch.Tensor, fake: torch.Tensor, resolutio
         window = torch.hann_window(win, device=real.device)
         a = torch.stft(real, n_fft, hop, win, window, pad_mode="constant", return_complex=True).abs()
         b = torch.stft(fake, n_fft, hop, win, window, pad_mode="constant", return_complex=True).abs()
-        # Norms over the whole batch, not a mean over examples: with several processes, sums over the global batch.
-        convergence = global_sum((a - b).pow(2).sum()).sqrt() / (global_sum(a.pow(2).sum()).sqrt() + 1e-7)
+        convergence = _batch_norm(a - b) / (_batch_norm(a) + 1e-7)
         total = total + convergence + (torch.log(a + 1e-5) - torch.log(b + 1e-5)).abs().mean()
     return total / len(resolutions)

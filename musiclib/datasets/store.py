@@ -66,16 +66,17 @@ def read_rows(path: Path, start: int, stop: int) -> np.ndarray:
     return out
 
 
-def read_rows_at(path: Path, indices) -> np.ndarray:
+def read_rows_at(path: Path, indices, row_name: str = "row") -> np.ndarray:
     """The rows of a float32 ``.npy`` file at ``indices``, read alone: memory holds them and nothing around them
-    (a memory map would also map the pages the system reads ahead around each)."""
+    (a memory map would also map the pages the system reads ahead around each). An index out of range raises
+    ``IndexError`` naming the file and the ``row_name`` (e.g. "clip")."""
     with open(path, "rb") as fh:
         shape = _read_npy_header(fh)
         start = fh.tell()
         out = np.empty((len(indices), *shape[1:]), dtype=np.float32)
         for row, index in enumerate(indices):
             if not 0 <= index < shape[0]:
-                raise IndexError(f"{path}: row {index} of {shape[0]}")
+                raise IndexError(f"{path}: {row_name} {index} of {shape[0]}")
             fh.seek(start + int(index) * out[row].nbytes)
             fh.readinto(memoryview(out[row]).cast("B"))
     return out
@@ -302,7 +303,7 @@ class AudioDataset:
         """
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-        return read_rows_at(self.root / f"clips_{split}.npy", indices)
+        return read_rows_at(self.root / f"clips_{split}.npy", indices, row_name="clip")
 
     def clip_chunks(self, split: str, chunk: int = 256) -> Iterator[np.ndarray]:
         """The clips of a split in order, ``chunk`` at a time, read from the file: memory stays that of one chunk."""

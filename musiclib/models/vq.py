@@ -90,7 +90,7 @@ class VectorQuantizer(nn.Module):
         counts = distributed.batch_sum(one_hot.sum(0))
         if self.ema:
             self.ema_count.mul_(self.decay).add_((1 - self.decay) * counts)
-            self.ema_sum.mul_(self.decay).add_((1 - self.decay) * distributed.batch_sum(one_hot.t() @ flat))
+            self.ema_sum.mul_(self.decay).add_(distributed.batch_sum((1 - self.decay) * one_hot.t() @ flat))
             # Laplace smoothing keeps an unused code's count above zero, so the division never fails.
             total = self.ema_count.sum()
             smoothed = (self.ema_count + 1e-5) / (total + self.codebook_size * 1e-5) * total
