@@ -99,7 +99,7 @@ def test_fixed_dcgan_cuts_random_windows_from_clips_longer_than_an_image(monkeyp
     clips, _ = dcgan.training_arrays(bundled.chorales(), config)
     model = dcgan.build(config, AudioConfig())
     assert clips.shape[-1] > dcgan.image_frames(model) == AudioConfig().seconds_to_frames(0.5)
-    batch = torch.from_numpy(np.asarray(clips[:4], dtype=np.float32))
+    batch = torch.from_numpy(np.array(clips[:4], dtype=np.float32))
     torch.manual_seed(0)
     loss, logs = dcgan.loss(model, batch, "discriminator")
     assert torch.isfinite(loss) and set(logs) == {"D(x)", "D(G(z))"}

@@ -147,7 +147,7 @@ class SpectrogramVAE(nn.Module):
         out = []
         with eval_mode(self):
             for start in range(0, len(inputs), INFERENCE_BATCH):
-                x = torch.as_tensor(np.asarray(inputs[start : start + INFERENCE_BATCH], np.float32), device=self.low.device)
+                x = torch.as_tensor(np.array(inputs[start : start + INFERENCE_BATCH], np.float32), device=self.low.device)
                 c = None if condition is None else torch.as_tensor(
                     np.asarray(condition[start : start + INFERENCE_BATCH], np.float32), device=self.low.device)
                 out.append(function(x, c).cpu().numpy())

@@ -180,7 +180,7 @@ class Tokenizer(nn.Module):
     def encode(self, log_mel_images) -> np.ndarray:
         """Normalised log-mel ``(n, n_mels, T)`` → ``(n, T // 4)`` int64 tokens (frames past a multiple of 4 are dropped)."""
         with eval_mode(self):
-            x = torch.as_tensor(np.asarray(log_mel_images, np.float32), device=self.low.device)
+            x = torch.as_tensor(np.array(log_mel_images, np.float32), device=self.low.device)  # a copy: cached maps are read-only
             x = x[..., : x.shape[-1] // FRAMES_PER_TOKEN * FRAMES_PER_TOKEN]
             return self.quantizer.nearest(self.encoder(x)).cpu().numpy()
 
