@@ -119,7 +119,7 @@ def test_scores_before_inversion_compare_images_with_the_clips_they_came_from(mo
     model = dcgan.build(config, chorales.config)
     dcgan.prepare(model, chorales, config)
     images, _ = dcgan.fixed_images(chorales, "train")
-    log_mel, _ = dcgan.images_to_log_mel(model, torch.from_numpy(images)[:, None], chorales.config)
+    log_mel, _ = dcgan.images_to_log_mel(model, torch.from_numpy(np.array(images))[:, None], chorales.config)
     clip_features = metrics.clip_features(np.asarray(chorales.clips("train")), chorales.config)
     np.testing.assert_allclose(metrics.log_mel_features(log_mel), clip_features, atol=1e-4)
     score = dcgan.heldout_scores(model, chorales, config)["ndb_k_before_inversion"]
