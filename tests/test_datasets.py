@@ -64,8 +64,13 @@ def test_spectrograms_stream_through_the_feature_cache_and_fit_on_a_sample(monke
     from musiclib.datasets import spectrogram
 
     ds = bundled.chorales(fast=True)
+    in_memory = SpectrogramClips(ds, "train", kind="linear")
+    monkeypatch.setattr(spectrogram, "IN_MEMORY_BYTES", 0)  # as if the split were larger than memory
     whole = SpectrogramClips(ds, "train", kind="linear")
     assert isinstance(whole.data, np.memmap) and not whole.data.flags.writeable
+    assert not isinstance(in_memory.data, np.memmap)
+    # the same spectrograms (the normalisers differ: the streamed one is fitted on a sample; see below)
+    np.testing.assert_allclose(whole.normalizer.denormalize(whole.data), in_memory.normalizer.denormalize(in_memory.data), atol=1e-4)
     values = np.concatenate(list(ds.clip_chunks("train", 7)))
     np.testing.assert_array_equal(values, ds.clips("train"))  # chunks of any size read the split as it is
     # a normaliser fitted on evenly spaced clips (here a tenth of them) lands close to the one fitted on all

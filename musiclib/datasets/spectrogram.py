@@ -24,6 +24,9 @@ from musiclib.datasets.store import NpyAppender, read_row_chunks, read_rows_at
 KINDS = ("mel", "linear")
 FIT_VALUES = 1 << 22
 """At most this many spectrogram values (evenly spaced whole clips) fit a :class:`Normalizer` (32 MB in float64)."""
+IN_MEMORY_BYTES = 128 << 20
+"""Spectrograms of a split up to this size are computed in memory by each process; larger ones stream through the
+feature cache. (Features computed in another process may differ in the last bits, with its number of threads.)"""
 CHUNK_CLIPS = 256
 """Clips computed at a time when spectrograms are written to the feature cache."""
 
@@ -76,8 +79,15 @@ class SpectrogramClips:
         if dataset.manifest["counts"][split] == 0:
             self.normalizer, self.data = normalizer or Normalizer(0.0, 1.0), np.zeros((0, 1, 1), np.float32)
             return
-        # Both arrays are memory maps in the feature cache (musiclib.cache), written a chunk of clips at a time:
-        # a split far larger than memory streams through.
+        n_values = dataset.manifest["counts"][split] * int(np.prod(log_spectrogram(np.zeros(self.clip_samples, np.float32),
+                                                                                    self.config, kind).shape))
+        if n_values * 4 <= IN_MEMORY_BYTES:  # computed here, in this process (its threads), as it always was
+            raw = np.stack([log_spectrogram(np.asarray(c), self.config, kind) for c in dataset.clips(split)])
+            self.normalizer = normalizer or Normalizer.fit(raw)
+            self.data = self.normalizer.normalize(raw)
+            return
+        # Larger: both arrays are memory maps in the feature cache (musiclib.cache), written a chunk of clips at a
+        # time, so a split far larger than memory streams through.
         raw = _cached_rows(dataset, f"log_{kind}_{split}", dataset.clip_chunks(split, CHUNK_CLIPS),
                            lambda chunk: np.stack([log_spectrogram(c, self.config, kind) for c in chunk]))
         self.normalizer = normalizer or Normalizer.fit(fit_sample(raw))
@@ -87,6 +97,13 @@ class SpectrogramClips:
 
     def __len__(self) -> int:
         return len(self.data)
+
+    def chunks(self, size: int = CHUNK_CLIPS) -> Iterator[np.ndarray]:
+        """The normalised spectrograms in order, ``size`` at a time (read from the feature cache when streamed)."""
+        if isinstance(self.data, np.memmap):
+            yield from read_row_chunks(Path(self.data.filename), size)
+        else:
+            yield from (self.data[start : start + size] for start in range(0, len(self.data), size))
 
     def read(self, indices) -> np.ndarray:
         """The normalised spectrograms at ``indices``, read alone from the feature cache: memory holds them only."""

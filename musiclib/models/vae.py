@@ -28,12 +28,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from pathlib import Path
-
 from musiclib import features
 from musiclib.config import AudioConfig
 from musiclib.datasets.spectrogram import Normalizer, model_clips, windows
-from musiclib.datasets.store import read_row_chunks
 from musiclib.models import ModelSpec, register
 from musiclib.models.layers import eval_mode
 from musiclib.utils import evenly_spaced
@@ -100,7 +97,7 @@ class Decoder(nn.Module):
         return self.net(torch.nn.functional.leaky_relu(self.dense(z), 0.2).view(-1, *self.start))
 
 
-INFERENCE_BATCH = 128
+INFERENCE_BATCH = 512
 """Images encoded or decoded at once outside training."""
 
 
@@ -321,12 +318,13 @@ def fit_prior(model: SpectrogramVAE, dataset, model_config: dict, max_codes: int
         return
     from sklearn.mixture import GaussianMixture
 
-    clips = model_clips(dataset, "train", FRAMES).data
+    train = model_clips(dataset, "train", FRAMES)
+    clips = train.data
     n_offsets = clips.shape[-1] - FRAMES + 1
     per_clip = int(np.clip(max_codes // len(clips), 1, n_offsets))
     offsets = np.linspace(0, n_offsets - 1, per_clip).round().astype(int)
     by_offset: list[list[np.ndarray]] = [[] for _ in offsets]
-    for chunk in read_row_chunks(Path(clips.filename), 256):  # read, not mapped: memory holds one chunk of the split
+    for chunk in train.chunks(256):  # memory holds one chunk of the split (read, not mapped, when streamed)
         for codes_at, o in zip(by_offset, offsets):
             codes_at.append(model.encode_images(chunk[..., o:o + FRAMES]))
     codes = np.concatenate([np.concatenate(codes_at) for codes_at in by_offset])
