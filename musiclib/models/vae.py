@@ -97,7 +97,7 @@ class Decoder(nn.Module):
         return self.net(torch.nn.functional.leaky_relu(self.dense(z), 0.2).view(-1, *self.start))
 
 
-INFERENCE_BATCH = 512
+INFERENCE_BATCH = 256
 """Images encoded or decoded at once outside training."""
 
 
