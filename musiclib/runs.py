@@ -82,9 +82,9 @@ def train(model_name: str, data: str | Path, out: str | Path, steps: int | None 
     world = distributed.world()
     if world.distributed and minutes is not None:
         raise ValueError("--minutes plans a run in one process; give --steps to train with several processes")
+    fast = fast_mode() if fast is None else fast
     spec, overrides, model_config, dataset, run_config, previous = _setup(model_name, data, out, steps, seed, overrides,
                                                                           minutes, fast)
-    fast = fast_mode() if fast is None else fast
     out = Path(out)
     config_path = out / "config.json"
     fresh = not out.exists()

@@ -18,8 +18,8 @@ import numpy as np
 
 from musiclib import cache, features
 from musiclib.config import AudioConfig
-from musiclib.utils import evenly_spaced
 from musiclib.datasets.store import NpyAppender, read_row_chunks, read_rows_at
+from musiclib.utils import evenly_spaced
 
 KINDS = ("mel", "linear")
 FIT_VALUES = 1 << 22
