@@ -222,7 +222,7 @@ def _train_config(model_config: dict, seed: int, progress: bool) -> TrainConfig:
     return TrainConfig(steps=model_config["steps"], batch_size=model_config["batch_size"],
                        learning_rate=model_config["learning_rate"], optimizer=model_config.get("optimizer", "adam"),
                        betas=tuple(model_config.get("betas", (0.9, 0.999))), seed=seed,
-                       checkpoint_every=model_config.get("checkpoint_every", max(1, model_config["steps"] // 4)),
+                       checkpoint_every=model_config.get("checkpoint_every") or max(1, model_config["steps"] // 4),
                        learning_rate_schedule=model_config.get("learning_rate_schedule", ()), progress=progress)
 
 
