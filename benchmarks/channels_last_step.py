@@ -2,7 +2,7 @@
 contiguous layout, in one run: the fixed DCGAN (a discriminator phase, then a generator phase) and the VAE.
 
 Each model's fast configuration on random images (speed does not depend on the data). Prints seconds per
-step (best of 3 runs of ``--steps`` steps) and the ratio. ``dcgan.build`` and ``vae.build`` choose the
+step (best of 3 runs of ``--steps`` steps) and the ratio. the ``DCGAN`` and ``VAE`` classes choose the
 layout; this benchmark is why.
 
 Usage: python benchmarks/channels_last_step.py [--steps 10] [--threads 2]
@@ -21,19 +21,17 @@ from timing import best_time
 
 def _dcgan():
     """The GAN trains in two phases, one optimiser each; ``(model, config, {phase: parameters}, loss of a phase)``."""
-    model_config = dcgan.default_config(fast=True)
-    model = dcgan.build(model_config, AudioConfig())
-    batch = torch.rand(model_config["batch_size"], AudioConfig().n_mels, dcgan.image_frames(model)) * 2 - 1
+    model = dcgan.DCGAN(dcgan.DCGAN.Settings(), AudioConfig())
+    batch = torch.rand(model.settings.batch_size, AudioConfig().n_mels, model.frames) * 2 - 1
     phases = {phase: list(model.phase_parameters(phase)) for phase in model.phases}
-    return model, model_config, phases, lambda phase: dcgan.loss(model, batch, phase)[0]
+    return model, model.settings.to_dict(), phases, lambda phase: model.loss(batch, phase)[0]
 
 
 def _vae():
     """The VAE trains in one phase."""
-    model_config = vae.default_config(fast=True)
-    model = vae.build(model_config, AudioConfig()).train()
-    batch = torch.rand(model_config["batch_size"], AudioConfig().n_mels, vae.FRAMES) * 2 - 1
-    return model, model_config, {"train": list(model.parameters())}, lambda phase: vae.loss(model, batch)
+    model = vae.VAE(vae.VAE.Settings(), AudioConfig()).train()
+    batch = torch.rand(model.settings.batch_size, AudioConfig().n_mels, vae.FRAMES) * 2 - 1
+    return model, model.settings.to_dict(), {"train": list(model.parameters())}, lambda phase: model.loss(batch)
 
 
 MODELS = {"fixed DCGAN": _dcgan, "VAE": _vae}

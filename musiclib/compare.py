@@ -272,7 +272,7 @@ def _reference_sets(setup: ScoringSetup, specs) -> dict[str, Callable[[], np.nda
     }
     if setup.vocode is not None:
         sets["real music → log-mel → vocoder"] = lambda: np.asarray(
-            setup.vocode(np.stack([features.log_mel(clip, config) for clip in setup.real])))[:, : dataset.clip_samples]
+            setup.vocode.invert(np.stack([features.log_mel(clip, config) for clip in setup.real])))[:, : dataset.clip_samples]
     prime_seconds = max((spec.prime_seconds for spec in specs), default=0.0)
     if prime_seconds > 0:
         def persistence():
@@ -335,7 +335,7 @@ def run(plan: ComparePlan, log: Callable[[str], None] = _log) -> dict:
         setup = ScoringSetup(data, plan)
         if data in vocoded:
             vocoder_dir = work / data / "vocoder" / vocoder.name
-            setup.vocode = runs.load(vocoder_dir)[1].vocode
+            setup.vocode = runs.load(vocoder_dir)[1]
             setup.budget["vocoder"] = {"name": vocoder.name, **run_settings(vocoder, plan)}
         rows = []
         for spec in group:

@@ -63,12 +63,12 @@ def log_mel_images_to_audio(images: np.ndarray, config: AudioConfig, n_samples: 
 
     Griffin-Lim (32 iterations) inverts every frame (a centred STFT of ``L`` samples has
     ``L // hop + 1`` frames, so ``n_samples`` itself is used when it gives exactly the frames there are);
-    ``vocoder``, if given, maps ``(n, n_mels, frames)`` log-mel to audio instead.
+    ``vocoder``, if given, is an inverter (``vocoder.invert`` maps ``(n, n_mels, frames)`` log-mel to audio) used instead.
     """
     n, per_clip, n_mels, frames = images.shape
     log_mel = np.asarray(images).transpose(0, 2, 1, 3).reshape(n, n_mels, per_clip * frames)
     if vocoder is not None:
-        y = vocoder(log_mel)
+        y = vocoder.invert(log_mel)
     else:
         total, hop = log_mel.shape[-1], config.hop_length
         length = n_samples if (total - 1) * hop < n_samples < total * hop else (total - 1) * hop

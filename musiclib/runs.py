@@ -434,7 +434,7 @@ def load(run_dir: str | Path):
 
 
 def load_vocoder(vocoder_dir: str | Path | None, spec: models.ModelSpec, audio_config: AudioConfig):
-    """The ``vocode`` function of a trained vocoder run, checked against the model it will speak for (``None`` → Griffin-Lim)."""
+    """The trained inverter (vocoder) of a run folder, checked against the model it will speak for (``None`` → Griffin-Lim)."""
     if vocoder_dir is None:
         return None
     if not spec.accepts_vocoder:
@@ -446,7 +446,7 @@ def load_vocoder(vocoder_dir: str | Path | None, spec: models.ModelSpec, audio_c
     if vocoder_config != audio_config:
         raise ValueError(f"{vocoder_dir}: the vocoder was trained on features {vocoder_config}, "
                          f"but the model makes {audio_config}; train the vocoder on data with the model's AudioConfig")
-    return vocoder.vocode
+    return vocoder
 
 
 def generate(run_dir: str | Path, seconds: float, out: str | Path, seed: int = 0, vocoder: str | Path | None = None,

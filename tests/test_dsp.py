@@ -165,8 +165,9 @@ def test_dcgan_seed_images_are_inverted_as_mel_power():
     config = dcgan.seed_audio_config(22050)
     y = signals.chord(notes=(57, 61, 64), seconds=1.0, sample_rate=22050)
     power = features.filterbank(config) @ features.magnitude(y, config) ** 2  # the seed's image
-    model = dcgan.build(dcgan.seed_config(True), AudioConfig())
-    log_mel, out_config = dcgan.images_to_log_mel(model, torch.from_numpy(power[None, None].astype(np.float32)), AudioConfig())
+    model = dcgan.SeedDCGAN(dcgan.SeedDCGAN.Settings(), AudioConfig())
+    made = model.images_to_log_mel(torch.from_numpy(power[None, None].astype(np.float32)))
+    log_mel, out_config = made.values, made.config
     truth = features.log_mel(y, config)
     as_if_magnitude = np.log(np.maximum(np.sqrt(power), features.LOG_FLOOR))  # the old inversion
     loud = truth > truth.max() - 5  # where the notes are; the pseudo-inverse is loose in near-silent bands

@@ -2,16 +2,17 @@
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from musiclib import AudioConfig, baselines, cli, set_seed
-from musiclib.models import dcgan
+from musiclib.models import dcgan, render
 from musiclib.models.layers import count_parameters
 from musiclib.training import Trainer, TrainConfig
 
 
 def test_seed_replica_shapes_and_parameter_counts():
-    model = dcgan.build(dcgan.seed_config(fast=True), AudioConfig())
+    model = dcgan.SeedDCGAN(dcgan.SeedDCGAN.Settings(), AudioConfig())
     assert count_parameters(model.generator) == 253_913
     assert count_parameters(model.discriminator) == 73_485
     images = model.generator(model.generator.noise(5))
@@ -23,30 +24,30 @@ def test_seed_replica_shapes_and_parameter_counts():
 
 
 def test_fixed_generator_is_bounded_and_matches_the_audio_config():
-    model = dcgan.build(dcgan.default_config(fast=True), AudioConfig())
-    images = model.sample(4, seed=1)
+    model = dcgan.DCGAN(dcgan.DCGAN.Settings(), AudioConfig())
+    images = model.images(4, seed=1)
     assert images.shape == (4, 1, 80, AudioConfig().seconds_to_frames(1.0))
     assert float(images.abs().max()) <= 1
-    torch.testing.assert_close(images, model.sample(4, seed=1))
+    torch.testing.assert_close(images, model.images(4, seed=1))
 
 
-def _gan_trainer(run_dir, steps, model_config=None):
-    model_config = model_config or dcgan.seed_config(fast=True)
+def _gan_trainer(run_dir, steps, model):
     set_seed(0)
-    model = dcgan.build(model_config, AudioConfig())
-    image = dcgan.SEED_IMAGE if model_config["version"] == "seed" else (AudioConfig().n_mels, dcgan.image_frames(model))
+    model = model()
+    image = dcgan.SEED_IMAGE if isinstance(model, dcgan.SeedDCGAN) else (AudioConfig().n_mels, model.frames)
     data = np.abs(np.random.default_rng(0).standard_normal((40, *image))).astype(np.float32)
     config = TrainConfig(steps=steps, batch_size=8, learning_rate=2e-4, betas=(0.5, 0.999), seed=1, checkpoint_every=3,
                          progress=False, device="cpu")
-    return Trainer(model, dcgan.loss, data, run_dir, config, AudioConfig(), model_config)
+    return Trainer(model, lambda model, batch, phase: model.loss(batch, phase), data, run_dir, config, AudioConfig(),
+                   model.settings.to_dict())
 
 
-def _straight_and_resumed(tmp_path, steps, model_config=None):
+def _straight_and_resumed(tmp_path, steps, model=lambda: dcgan.SeedDCGAN(dcgan.SeedDCGAN.Settings(), AudioConfig())):
     """Trainers run straight to ``steps`` and stopped at ``steps // 2`` then resumed; asserts they end equal."""
-    straight = _gan_trainer(tmp_path / "straight", steps, model_config)
+    straight = _gan_trainer(tmp_path / "straight", steps, model)
     straight.fit()
-    _gan_trainer(tmp_path / "resumed", steps // 2, model_config).fit()
-    resumed = _gan_trainer(tmp_path / "resumed", steps, model_config)
+    _gan_trainer(tmp_path / "resumed", steps // 2, model).fit()
+    resumed = _gan_trainer(tmp_path / "resumed", steps, model)
     resumed.fit()
     for a, b in zip(straight.model.state_dict().values(), resumed.model.state_dict().values()):
         assert torch.equal(a, b)
@@ -59,9 +60,21 @@ def test_adversarial_training_resumes_exactly_and_logs_like_the_seed(tmp_path):
 
 
 def test_fixed_dcgan_keeps_channels_last_weights_through_a_resumed_run(tmp_path):
-    _, resumed = _straight_and_resumed(tmp_path, 4, {**dcgan.default_config(fast=True), "width": 4})
+    _, resumed = _straight_and_resumed(tmp_path, 4, lambda: dcgan.DCGAN(dcgan.DCGAN.Settings(width=4), AudioConfig()))
     convolutions = [p for p in resumed.model.parameters() if p.dim() == 4]
     assert convolutions and all(p.is_contiguous(memory_format=torch.channels_last) for p in convolutions)
+
+
+def test_the_replicas_log_mel_is_in_its_own_features_which_no_vocoder_takes():
+    from musiclib.models import melgan
+
+    replica = dcgan.SeedDCGAN(dcgan.SeedDCGAN.Settings(), AudioConfig())
+    made = replica.sample(2, 1.0, seed=0)
+    assert made.config == dcgan.seed_audio_config(AudioConfig().sample_rate) and made.values.shape[1] == 64
+    assert render(made, AudioConfig().sample_rate).shape == (2, AudioConfig().sample_rate)
+    vocoder = melgan.build(melgan.default_config(fast=True), AudioConfig())
+    with pytest.raises(ValueError, match="use Griffin-Lim"):
+        render(made, AudioConfig().sample_rate, inverter=vocoder)
 
 
 def test_cli_trains_both_dcgans_and_generates_audio(tmp_path, monkeypatch):
@@ -81,30 +94,29 @@ def test_a_generated_second_is_one_fixed_dcgan_image(monkeypatch):
     # Two images side by side would average two independent samples in every clip
     # feature, which makes generated clips look more alike than real ones.
     config = AudioConfig()
-    model = dcgan.build(dcgan.default_config(fast=True), config)
+    model = dcgan.DCGAN(dcgan.DCGAN.Settings(), config)
     requested = []
-    sample = model.sample
-    monkeypatch.setattr(model, "sample", lambda n, seed=0: requested.append(n) or sample(n, seed))
-    y = dcgan.generate(model, 3, 1.0, 0, config)
+    images = model.images
+    monkeypatch.setattr(model, "images", lambda n, seed=0: requested.append(n) or images(n, seed))
+    y = render(model.sample(3, 1.0, seed=0), config.sample_rate)
     assert requested == [3] and y.shape == (3, config.sample_rate)
-    dcgan.generate(model, 3, 1.5, 0, config)
-    assert requested[-1] == 6
+    made = model.sample(3, 1.5, seed=0)
+    assert requested[-1] == 6 and made.values.shape == (3, config.n_mels, 2 * model.frames)
 
 
 def test_fixed_dcgan_cuts_random_windows_from_clips_longer_than_an_image(monkeypatch):
     monkeypatch.setenv("MUSICLIB_FAST", "1")
     from musiclib.datasets import bundled
 
-    config = {**dcgan.default_config(fast=True), "image_seconds": 0.5}
-    clips, _ = dcgan.training_arrays(bundled.chorales(), config)
-    model = dcgan.build(config, AudioConfig())
-    assert clips.shape[-1] > dcgan.image_frames(model) == AudioConfig().seconds_to_frames(0.5)
+    model = dcgan.DCGAN(dcgan.DCGAN.Settings(image_seconds=0.5), AudioConfig())
+    clips = model.features(bundled.chorales(), "train")
+    assert clips.shape[-1] > model.frames == AudioConfig().seconds_to_frames(0.5)
     batch = torch.from_numpy(np.array(clips[:4], dtype=np.float32))
     torch.manual_seed(0)
-    loss, logs = dcgan.loss(model, batch, "discriminator")
+    loss, logs = model.loss(batch, "discriminator")
     assert torch.isfinite(loss) and set(logs) == {"D(x)", "D(G(z))"}
-    first = dcgan.windows(batch, dcgan.image_frames(model), random=True)
-    assert not torch.equal(first, dcgan.windows(batch, dcgan.image_frames(model), random=True))
+    first = dcgan.windows(batch, model.frames, random=True)
+    assert not torch.equal(first, dcgan.windows(batch, model.frames, random=True))
 
 
 def test_scores_before_inversion_compare_images_with_the_clips_they_came_from(monkeypatch):
@@ -115,12 +127,11 @@ def test_scores_before_inversion_compare_images_with_the_clips_they_came_from(mo
     from musiclib.datasets import bundled
 
     chorales = bundled.chorales()
-    config = dcgan.default_config(fast=True)
-    model = dcgan.build(config, chorales.config)
-    dcgan.prepare(model, chorales, config)
+    model = dcgan.DCGAN(dcgan.DCGAN.Settings(), chorales.config)
+    model.fit(chorales)
     images, _ = dcgan.fixed_images(chorales, "train")
-    log_mel, _ = dcgan.images_to_log_mel(model, torch.from_numpy(np.array(images))[:, None], chorales.config)
+    log_mel = model.images_to_log_mel(torch.from_numpy(np.array(images))[:, None]).values
     clip_features = metrics.clip_features(np.asarray(chorales.clips("train")), chorales.config)
     np.testing.assert_allclose(metrics.log_mel_features(log_mel), clip_features, atol=1e-4)
-    score = dcgan.heldout_scores(model, chorales, config)["ndb_k_before_inversion"]
+    score = model.heldout_scores(chorales)["ndb_k_before_inversion"]
     assert score > metrics.ndb_k(clip_features, metrics.log_mel_features(log_mel)) == 0.0

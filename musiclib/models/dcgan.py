@@ -17,6 +17,8 @@ Notebook: 08_spectrogram_gan.ipynb
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 from torch import nn
@@ -24,7 +26,7 @@ from torch import nn
 from musiclib import dsp, features, metrics
 from musiclib.config import AudioConfig
 from musiclib.datasets.spectrogram import Normalizer, model_clips, windows
-from musiclib.models import ModelSpec, register
+from musiclib.models import base, register
 from musiclib.models.layers import eval_mode
 
 SEED_IMAGE = (64, 16)
@@ -126,69 +128,199 @@ class FixedDiscriminator(nn.Module):
         return self.net(x)
 
 
-class GAN(nn.Module):
-    """A generator and a discriminator trained in turns (see :class:`~musiclib.training.Trainer`).
-
-    Buffers ``low``/``high`` hold the global normaliser of the fixed version (unused by the replica).
-    """
-
-    phases = ("discriminator", "generator")
-
-    def __init__(self, generator: nn.Module, discriminator: nn.Module, objective: str):
-        super().__init__()
-        self.generator, self.discriminator, self.objective = generator, discriminator, objective
-        self.register_buffer("low", torch.zeros(()))
-        self.register_buffer("high", torch.ones(()))
-
-    def phase_parameters(self, phase: str):
-        return (self.discriminator if phase == "discriminator" else self.generator).parameters()
-
-    def sample(self, n: int, seed: int = 0) -> torch.Tensor:
-        """``n`` generated images, ``(n, 1, H, W)``, from noise seeded by ``seed``."""
-        z = self.generator.noise(n, torch.Generator().manual_seed(seed)).to(self.low.device)
-        with eval_mode(self):
-            return self.generator(z)
-
-
-def fixed_frames(model_config: dict, audio_config: AudioConfig) -> int:
-    """Frames per image of the fixed version: those of ``image_seconds`` (87 for 1 s at 22,050 Hz, hop 256)."""
-    return audio_config.seconds_to_frames(model_config.get("image_seconds", IMAGE_SECONDS))
-
-
-def image_frames(model: GAN) -> int:
-    """Frames per generated image: 16 for the replica; :func:`fixed_frames` for the fixed version."""
-    return SEED_IMAGE[1] if model.model_config["version"] == "seed" else model.generator.frames
-
-
 def dcgan_init(module: nn.Module) -> None:
     """DCGAN initialisation (Radford et al. 2016): convolution weights ~ N(0, 0.02)."""
     if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
         nn.init.normal_(module.weight, 0.0, 0.02)
 
 
-def loss(model: GAN, batch: torch.Tensor, phase: str):
-    """One phase's loss, plus the seed's diagnostics: D(x) and D(G(z)) (probabilities for BCE, raw scores for hinge).
+@dataclasses.dataclass(frozen=True)
+class GANSettings(base.Settings):
+    learning_rate: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
 
-    Clips in ``batch`` longer than an image are cut to one random window each (:func:`~musiclib.datasets.spectrogram.windows`).
-    Each phase draws its own noise: scoring the discriminator's images again in the generator's phase (the
-    PyTorch DCGAN recipe) saves a forward pass but scored worse here (NDB/K 0.7 and 0.8 against 0.5 and 0.4).
+
+class GAN(base.Model):
+    """A generator and a discriminator trained in turns, one optimiser each (the Trainer runs ``phases`` in order).
+
+    ``objective`` is ``"bce"`` (the discriminator outputs a probability) or ``"hinge"`` (an unbounded score).
+    Buffers ``low``/``high`` hold the global normaliser of the images (the replica's are unused).
     """
-    real = windows(batch, image_frames(model), random=True)[:, None]
-    z = model.generator.noise(len(real)).to(real.device)
-    if phase == "discriminator":
-        with torch.no_grad():
-            fake = model.generator(z)
-        d_real, d_fake = model.discriminator(real), model.discriminator(fake)
-        if model.objective == "bce":
-            loss_d = (nn.functional.binary_cross_entropy(d_real, torch.ones_like(d_real))
-                      + nn.functional.binary_cross_entropy(d_fake, torch.zeros_like(d_fake)))
-        else:
-            loss_d = torch.relu(1 - d_real).mean() + torch.relu(1 + d_fake).mean()
-        return loss_d, {"D(x)": float(d_real.detach().mean()), "D(G(z))": float(d_fake.detach().mean())}
-    d_fake = model.discriminator(model.generator(z))
-    if model.objective == "bce":
-        return nn.functional.binary_cross_entropy(d_fake, torch.ones_like(d_fake)), {}
-    return -d_fake.mean(), {}
+
+    family = "gan"
+    output = "log-mel"
+    phases = ("discriminator", "generator")
+    objective = "hinge"
+
+    def __init__(self, settings: GANSettings, audio: AudioConfig, generator: nn.Module, discriminator: nn.Module):
+        super().__init__(settings, audio)
+        self.generator, self.discriminator = generator, discriminator
+        self.register_buffer("low", torch.zeros(()))
+        self.register_buffer("high", torch.ones(()))
+
+    @property
+    def frames(self) -> int:
+        """Frames per generated image."""
+        raise NotImplementedError
+
+    @property
+    def image_audio(self) -> AudioConfig:
+        """The features its images are in."""
+        return self.audio
+
+    def phase_parameters(self, phase: str):
+        return (self.discriminator if phase == "discriminator" else self.generator).parameters()
+
+    def loss(self, batch: torch.Tensor, phase: str):
+        """One phase's loss, plus the seed's diagnostics: D(x) and D(G(z)) (probabilities for BCE, raw scores for hinge).
+
+        Clips in ``batch`` longer than an image are cut to one random window each (:func:`~musiclib.datasets.spectrogram.windows`).
+        Each phase draws its own noise: scoring the discriminator's images again in the generator's phase (the
+        PyTorch DCGAN recipe) saves a forward pass but scored worse here (NDB/K 0.7 and 0.8 against 0.5 and 0.4).
+        """
+        real = windows(batch, self.frames, random=True)[:, None]
+        z = self.generator.noise(len(real)).to(real.device)
+        if phase == "discriminator":
+            with torch.no_grad():
+                fake = self.generator(z)
+            d_real, d_fake = self.discriminator(real), self.discriminator(fake)
+            if self.objective == "bce":
+                loss_d = (nn.functional.binary_cross_entropy(d_real, torch.ones_like(d_real))
+                          + nn.functional.binary_cross_entropy(d_fake, torch.zeros_like(d_fake)))
+            else:
+                loss_d = torch.relu(1 - d_real).mean() + torch.relu(1 + d_fake).mean()
+            return loss_d, {"D(x)": float(d_real.detach().mean()), "D(G(z))": float(d_fake.detach().mean())}
+        d_fake = self.discriminator(self.generator(z))
+        if self.objective == "bce":
+            return nn.functional.binary_cross_entropy(d_fake, torch.ones_like(d_fake)), {}
+        return -d_fake.mean(), {}
+
+    def images(self, n: int, seed: int = 0) -> torch.Tensor:
+        """``n`` generated images, ``(n, 1, H, W)``, from noise seeded by ``seed``."""
+        z = self.generator.noise(n, torch.Generator().manual_seed(seed)).to(self.low.device)
+        with eval_mode(self):
+            return self.generator(z)
+
+    def images_to_log_mel(self, images: torch.Tensor) -> base.LogMel:
+        """Generated images ``(n, 1, H, W)`` → their natural-log mel, ``(n, n_mels, frames)``."""
+        raise NotImplementedError
+
+    def sample(self, n: int, seconds: float, seed: int) -> base.LogMel:
+        """Independent images side by side until ``seconds`` are filled."""
+        per_clip = self.images_for(seconds)
+        made = self.images_to_log_mel(self.images(n * per_clip, seed))
+        values = made.values.reshape(n, per_clip, *made.values.shape[1:]).transpose(0, 2, 1, 3)
+        return base.LogMel(values.reshape(n, values.shape[1], -1), made.config)
+
+    def images_for(self, seconds: float) -> int:
+        """How many images, side by side, cover ``seconds``."""
+        return -(-int(round(seconds * self.audio.sample_rate)) // (self.frames * self.image_audio.hop_length))
+
+
+@dataclasses.dataclass(frozen=True)
+class SeedDCGANSettings(GANSettings):
+    batch_size: int = 128
+    steps: int = 100
+
+    @classmethod
+    def full(cls):
+        return cls(steps=5000)
+
+
+@register
+class SeedDCGAN(GAN):
+    """The seed's replica: mel-power images of its own settings (64 bands, hop 512), SELU output, BCE."""
+
+    name = "dcgan-seed"
+    description = "the seed's spectrogram DCGAN, exactly (mel power, SELU output, BCE)"
+    Settings = SeedDCGANSettings
+    objective = "bce"
+
+    def __init__(self, settings: SeedDCGANSettings, audio: AudioConfig):
+        super().__init__(settings, audio, SeedGenerator(), SeedDiscriminator())
+        self.apply(dcgan_init)
+
+    @property
+    def frames(self) -> int:
+        return SEED_IMAGE[1]
+
+    @property
+    def image_audio(self) -> AudioConfig:
+        return seed_audio_config(self.audio.sample_rate)
+
+    def features(self, dataset, split: str) -> np.ndarray | None:
+        """The seed's fixed images of the training clips (nothing to validate on)."""
+        return seed_images(dataset, "train") if split == "train" else None
+
+    def images_to_log_mel(self, images: torch.Tensor) -> base.LogMel:
+        # The images are mel *power* (the filterbank applied to |STFT|^2); SELU can go negative, power cannot.
+        # Undo the filterbank on power, take the square root for |STFT|, then form the shared log-mel
+        # (the filterbank applied to magnitudes) in the seed's settings: no inverter trained here takes them.
+        config = self.image_audio
+        bank = features.filterbank(config)
+        magnitudes = [np.sqrt(dsp.mel_to_linear(np.maximum(image, 0), bank)) for image in images[:, 0].cpu().numpy()]
+        return base.LogMel(np.stack([np.log(np.maximum(bank @ m, features.LOG_FLOOR)) for m in magnitudes]), config)
+
+
+@dataclasses.dataclass(frozen=True)
+class DCGANSettings(GANSettings):
+    noise_size: int = 64
+    width: int = 16
+    image_seconds: float = IMAGE_SECONDS
+    steps: int = 600
+
+    @classmethod
+    def full(cls):
+        return cls(width=32, steps=5000)
+
+
+@register
+class DCGAN(GAN):
+    """The fix: normalised log-mel images of one second, tanh output, a spectrally normalised critic, hinge loss."""
+
+    name = "dcgan"
+    description = "the DCGAN fixed: normalised log-mel, tanh output, spectral norm and hinge loss"
+    gallery = ("One-second log-mel images drawn by the GAN from noise and turned into sound by Griffin-Lim. Listen for "
+               "chord-like partials and note onsets, and for the phasey smear Griffin-Lim adds.")
+    Settings = DCGANSettings
+
+    def __init__(self, settings: DCGANSettings, audio: AudioConfig):
+        frames = audio.seconds_to_frames(settings.image_seconds)
+        super().__init__(settings, audio, FixedGenerator(audio.n_mels, settings.noise_size, settings.width, frames),
+                         FixedDiscriminator(audio.n_mels, settings.width, frames))
+        # oneDNN runs these narrow full-resolution convolutions faster in channels-last layout: a training
+        # step, mostly the generator's convolutions, is 1.4-1.6x faster on 2 CPU threads (benchmarks/channels_last_step.py).
+        self.to(memory_format=torch.channels_last)
+
+    @property
+    def frames(self) -> int:
+        """Frames per image: those of ``image_seconds`` (87 for 1 s at 22,050 Hz, hop 256)."""
+        return self.generator.frames
+
+    @torch.no_grad()
+    def fit(self, dataset) -> None:
+        normalizer = model_clips(dataset, "train", self.frames).normalizer
+        self.low.fill_(normalizer.low)
+        self.high.fill_(normalizer.high)
+
+    def features(self, dataset, split: str) -> np.ndarray | None:
+        """Whole training clips, which :meth:`loss` cuts to images (nothing to validate on)."""
+        return model_clips(dataset, "train", self.frames).data if split == "train" else None
+
+    def images_to_log_mel(self, images: torch.Tensor) -> base.LogMel:
+        return base.LogMel(Normalizer(float(self.low), float(self.high)).denormalize(images[:, 0].cpu().numpy()), self.audio)
+
+    def heldout_scores(self, dataset) -> dict:
+        """NDB/K of the generated log-mel images themselves, before any inversion to audio.
+
+        The images are those :meth:`sample` makes with seed 0 (``evaluate``'s default), as many
+        as the training clips, binned with the training clips' features like ``evaluate``'s NDB/K.
+        Beside that score (of the audio, after Griffin-Lim) it tells what the generator gets
+        wrong from what the inversion loses.
+        """
+        train_features = metrics.clip_features(np.asarray(dataset.clips("train")), dataset.config)
+        log_mel = self.images_to_log_mel(self.images(len(train_features), seed=0)).values
+        return {"ndb_k_before_inversion": metrics.ndb_k(train_features, metrics.log_mel_features(log_mel))}
 
 
 def seed_images(dataset, split: str) -> np.ndarray:
@@ -207,94 +339,3 @@ def fixed_images(dataset, split: str, normalizer=None, image_seconds: float = IM
     frames = dataset.config.seconds_to_frames(image_seconds)
     clips = model_clips(dataset, split, frames, normalizer)
     return clips.data[..., :frames], clips.normalizer
-
-
-def seed_config(fast: bool) -> dict:
-    return {"version": "seed", "learning_rate": 2e-4, "betas": [0.5, 0.999], "batch_size": 128, "steps": 100 if fast else 5000}
-
-
-def default_config(fast: bool) -> dict:
-    return {"version": "fixed", "noise_size": 64, "width": 16 if fast else 32, "learning_rate": 2e-4, "betas": [0.5, 0.999],
-            "batch_size": 32, "image_seconds": IMAGE_SECONDS, "steps": 600 if fast else 5000}
-
-
-def build(model_config: dict, audio_config: AudioConfig) -> GAN:
-    if model_config["version"] == "seed":
-        model = GAN(SeedGenerator(), SeedDiscriminator(), "bce")
-        model.apply(dcgan_init)
-    else:
-        width = model_config["width"]
-        frames = fixed_frames(model_config, audio_config)
-        model = GAN(FixedGenerator(audio_config.n_mels, model_config["noise_size"], width, frames),
-                    FixedDiscriminator(audio_config.n_mels, width, frames), "hinge")
-        # oneDNN runs these narrow full-resolution convolutions faster in channels-last layout: a training
-        # step, mostly the generator's convolutions, is 1.4-1.6x faster on 2 CPU threads (benchmarks/channels_last_step.py).
-        model = model.to(memory_format=torch.channels_last)
-    model.model_config = dict(model_config)
-    return model
-
-
-def training_arrays(dataset, model_config: dict):
-    """The seed's fixed images; for the fixed version, whole clips, which :func:`loss` cuts to images."""
-    if model_config["version"] == "seed":
-        return seed_images(dataset, "train"), None
-    return model_clips(dataset, "train", fixed_frames(model_config, dataset.config)).data, None
-
-
-@torch.no_grad()
-def prepare(model: GAN, dataset, model_config: dict) -> None:
-    if model_config["version"] != "seed":
-        normalizer = model_clips(dataset, "train", image_frames(model)).normalizer
-        model.low.fill_(normalizer.low)
-        model.high.fill_(normalizer.high)
-
-
-def images_to_log_mel(model: GAN, images: torch.Tensor, audio_config: AudioConfig) -> tuple[np.ndarray, AudioConfig]:
-    """Generated images → ``(natural-log mel (n, mels, frames), the AudioConfig they are in)``."""
-    images = images[:, 0].cpu().numpy()
-    if model.model_config["version"] == "seed":
-        # The images are mel *power* (the filterbank applied to |STFT|^2); SELU can go negative, power cannot.
-        # Undo the filterbank on power, take the square root for |STFT|, then form the shared log-mel
-        # (the filterbank applied to magnitudes), which the inverters expect.
-        seed_config = seed_audio_config(audio_config.sample_rate)
-        bank = features.filterbank(seed_config)
-        magnitudes = [np.sqrt(dsp.mel_to_linear(np.maximum(image, 0), bank)) for image in images]
-        return np.stack([np.log(np.maximum(bank @ m, features.LOG_FLOOR)) for m in magnitudes]), seed_config
-    return Normalizer(float(model.low), float(model.high)).denormalize(images), audio_config
-
-
-def generate(model: GAN, n: int, seconds: float, seed: int, audio_config: AudioConfig, prime=None, vocoder=None) -> np.ndarray:
-    """``(n, samples)``: independent images side by side until ``seconds`` are filled, inverted by Griffin-Lim (32 iterations) or a vocoder.
-
-    ``vocoder``, if given, maps ``(n, n_mels, frames)`` log-mel (in ``audio_config``) to ``(n, samples)`` audio.
-    """
-    if vocoder is not None and model.model_config["version"] == "seed":
-        raise ValueError("the seed replica makes mel power in its own settings (64 bands, hop 512), which no vocoder here "
-                         "was trained on; use Griffin-Lim for dcgan-seed, or the fixed dcgan with the vocoder")
-    n_samples = int(round(seconds * audio_config.sample_rate))
-    hop = seed_audio_config(audio_config.sample_rate).hop_length if model.model_config["version"] == "seed" else audio_config.hop_length
-    per_clip = -(-n_samples // (image_frames(model) * hop))
-    log_mel, config = images_to_log_mel(model, model.sample(n * per_clip, seed), audio_config)
-    return features.log_mel_images_to_audio(log_mel.reshape(n, per_clip, *log_mel.shape[1:]), config, n_samples, seed, vocoder)
-
-
-def heldout_scores(model: GAN, dataset, model_config: dict) -> dict:
-    """NDB/K of the generated log-mel images themselves, before any inversion to audio.
-
-    The images are those :func:`generate` makes with seed 0 (``evaluate``'s default), as many
-    as the training clips, binned with the training clips' features like ``evaluate``'s NDB/K.
-    Beside that score (of the audio, after Griffin-Lim) it tells what the generator gets
-    wrong from what the inversion loses.
-    """
-    train_features = metrics.clip_features(np.asarray(dataset.clips("train")), dataset.config)
-    log_mel, _ = images_to_log_mel(model, model.sample(len(train_features), seed=0), dataset.config)
-    return {"ndb_k_before_inversion": metrics.ndb_k(train_features, metrics.log_mel_features(log_mel))}
-
-
-SEED_SPEC = register(ModelSpec("dcgan-seed", "the seed's spectrogram DCGAN, exactly (mel power, SELU output, BCE)",
-                               seed_config, build, training_arrays, loss, generate, family="gan"))
-SPEC = register(ModelSpec("dcgan", "the DCGAN fixed: normalised log-mel, tanh output, spectral norm and hinge loss",
-                          default_config, build, training_arrays, loss, generate, prepare=prepare,
-                          heldout_scores=heldout_scores, accepts_vocoder=True, family="gan",
-                          gallery="One-second log-mel images drawn by the GAN from noise and turned into sound by Griffin-Lim. "
-                                  "Listen for chord-like partials and note onsets, and for the phasey smear Griffin-Lim adds."))

@@ -36,7 +36,7 @@ from torch import nn
 from musiclib import features, metrics
 from musiclib.config import AudioConfig
 from musiclib.datasets.spectrogram import Normalizer
-from musiclib.models import ModelSpec, Upstream, register
+from musiclib.models import ModelSpec, Upstream, register, render
 from musiclib.models import vae, vq
 from musiclib.models.layers import eval_mode
 
@@ -91,13 +91,11 @@ class LatentFlow(nn.Module):
     """The autoencoder (frozen, copied into every checkpoint so that a run folder generates on its own),
     the per-dimension statistics of its codes, and the velocity network over ``length`` codes."""
 
-    def __init__(self, n_mels: int, autoencoder_config: dict, length: int, width: int, blocks: int):
+    def __init__(self, audio_config: AudioConfig, autoencoder_config: dict, length: int, width: int, blocks: int):
         super().__init__()
-        config = autoencoder_config
-        self.autoencoder = vae.SpectrogramVAE(n_mels, config["width"], config["latent_size"], config["variational"], config["beta"],
-                                              prior_components=config["prior_components"])
+        self.autoencoder = vae.VAE(vae.VAESettings.from_dict(autoencoder_config, "vae"), audio_config)
         self.autoencoder.requires_grad_(False)
-        self.length, self.latent_size = length, config["latent_size"]
+        self.length, self.latent_size = length, self.autoencoder.settings.latent_size
         self.velocity = VelocityField(length * self.latent_size, width, blocks)
         self.register_buffer("code_mean", torch.zeros(self.latent_size))
         self.register_buffer("code_std", torch.ones(self.latent_size))
@@ -202,23 +200,23 @@ def sample_codes(model: LatentFlow, n: int, n_codes: int, seed: int = 0, steps: 
 # ---------------------------------------------------------------------------
 
 
-def load_autoencoder(model_config: dict) -> vae.SpectrogramVAE:
+def load_autoencoder(model_config: dict) -> vae.VAE:
     from musiclib import runs
 
     return runs.upstream_model(model_config, "autoencoder")
 
 
-def audio_codes(autoencoder: vae.SpectrogramVAE, y: np.ndarray, audio_config: AudioConfig, frame_offset: int = 0) -> np.ndarray:
+def audio_codes(autoencoder: vae.VAE, y: np.ndarray, audio_config: AudioConfig, frame_offset: int = 0) -> np.ndarray:
     """``(samples,)`` audio → ``(n_images, latent)`` codes of its consecutive 64-frame images from frame ``frame_offset`` on."""
     normalized = Normalizer(float(autoencoder.low), float(autoencoder.high)).normalize(features.log_mel(np.asarray(y), audio_config))
     n_images = (normalized.shape[1] - frame_offset) // vae.FRAMES
     images = normalized[:, frame_offset: frame_offset + n_images * vae.FRAMES].reshape(len(normalized), n_images, vae.FRAMES)
     if n_images == 0:
-        return np.zeros((0, autoencoder.latent_size), np.float32)
+        return np.zeros((0, autoencoder.settings.latent_size), np.float32)
     return autoencoder.encode_images(images.transpose(1, 0, 2))
 
 
-def piece_codes(autoencoder: vae.SpectrogramVAE, dataset, split: str, frame_offsets=(0,)) -> list[np.ndarray]:
+def piece_codes(autoencoder: vae.VAE, dataset, split: str, frame_offsets=(0,)) -> list[np.ndarray]:
     """Each piece's code sequence (:func:`audio_codes`), once per frame offset: a list of ``(n_images, latent)`` arrays."""
     return [audio_codes(autoencoder, piece, dataset.config, offset) for piece in vq.pieces(dataset, split) for offset in frame_offsets]
 
@@ -253,7 +251,7 @@ def training_arrays(dataset, model_config: dict):
 
 def default_config(fast: bool) -> dict:
     # autoencoder_steps: how long the VAE trains when this model trains its own (the vae run's own default).
-    return {"autoencoder": "", "autoencoder_steps": vae.default_config(fast)["steps"], "length": 4, "width": 256 if fast else 384,
+    return {"autoencoder": "", "autoencoder_steps": vae.VAESettings.recipe(fast).steps, "length": 4, "width": 256 if fast else 384,
             "blocks": 3 if fast else 4, "frame_offsets": 8, "sampling_steps": 16, "solver": "midpoint",
             "learning_rate": 1e-3, "batch_size": 128, "steps": 1500 if fast else 10000}
 
@@ -271,7 +269,7 @@ def check_config(model_config: dict) -> None:
 
 def build(model_config: dict, audio_config: AudioConfig) -> LatentFlow:
     check_config(model_config)
-    model = LatentFlow(audio_config.n_mels, model_config["autoencoder_config"], model_config["length"], model_config["width"],
+    model = LatentFlow(audio_config, model_config["autoencoder_config"], model_config["length"], model_config["width"],
                        model_config["blocks"])
     if "code_mean" in model_config:
         model.code_mean.copy_(torch.as_tensor(model_config["code_mean"]))
@@ -318,9 +316,8 @@ def generate(model: LatentFlow, n: int, seconds: float, seed: int, audio_config:
     if prefix is not None:
         codes = np.concatenate([prefix, codes], axis=1)
     images = model.autoencoder.decode(codes.reshape(-1, model.latent_size))
-    y = vae.images_to_audio(model.autoencoder, images.reshape(n, codes.shape[1], *images.shape[1:]), skip + n_samples, seed, audio_config,
-                            vocoder)
-    return y[:, skip:skip + n_samples]
+    log_mel = model.autoencoder.log_mel_clips(images.reshape(n, codes.shape[1], *images.shape[1:]), start=skip)
+    return render(log_mel, n_samples, vocoder, seed)
 
 
 # ---------------------------------------------------------------------------

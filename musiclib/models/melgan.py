@@ -198,6 +198,15 @@ class MelGAN(nn.Module):
         """Multi-resolution STFT loss + 10 × L1 between the log-mels of ``real`` and ``fake`` ``(B, T)``."""
         return multi_resolution_stft_loss(real, fake, STFT_RESOLUTIONS) + 10 * (self.log_mel(real) - self.log_mel(fake)).abs().mean()
 
+    @property
+    def audio(self) -> AudioConfig:
+        """The features it inverts."""
+        return self.log_mel.config
+
+    def invert(self, log_mel, batch_size: int = 16) -> np.ndarray:
+        """As an inverter of :func:`musiclib.models.render`: :meth:`vocode`."""
+        return self.vocode(log_mel, batch_size)
+
     def vocode(self, log_mel, batch_size: int = 16) -> np.ndarray:
         """``(n, n_mels, frames)`` (or one ``(n_mels, frames)``) natural-log mel → ``(n, frames * hop)`` float32 audio."""
         log_mel = np.asarray(log_mel, dtype=np.float32)
