@@ -13,7 +13,7 @@ import argparse
 
 import torch
 
-from musiclib import set_seed
+from musiclib import AudioConfig, set_seed
 from musiclib.datasets import gruv
 from musiclib.models import gruv_lstm
 from timing import best_time
@@ -25,9 +25,10 @@ def main():
     parser.add_argument("--seed-size", action="store_true", help="the seed's replica instead of the default size")
     args = parser.parse_args()
 
-    config = gruv_lstm.seed_config(fast=False) if args.seed_size else gruv_lstm.default_config(fast=False)
+    model_class = gruv_lstm.SeedGRUV if args.seed_size else gruv_lstm.GRUV
+    config = model_class.Settings.full().to_dict()
     set_seed(0)
-    model = gruv_lstm.build(config, None).eval()
+    model = model_class(model_class.Settings.full(), AudioConfig()).eval()
     model.residual_std.fill_(0.5)
     size = gruv.feature_size(config["block_size"], config["form"])
     n_blocks = int(round(args.seconds * 22050 / config["hop"]))

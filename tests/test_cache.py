@@ -29,7 +29,7 @@ def test_cache_lives_where_musiclib_cache_says(tmp_path, monkeypatch):
 def test_features_follow_the_contents_not_the_path(tmp_path, monkeypatch):
     monkeypatch.setenv("MUSICLIB_CACHE", str(tmp_path / "cache"))
     first = _dataset(tmp_path / "ds", (48, 50, 52))
-    config = {**gruv_lstm.default_config(True), "hidden_size": 8}
+    config = gruv_lstm.GRUV.Settings(hidden_size=8)
     before = np.asarray(gruv_lstm.blocks(first, config, "train").x[0, 0]).copy()
     assert cache.memoized(first, "answer", lambda: 1) == 1 and cache.memoized(first, "answer", lambda: 2) == 1
     assert not (first.root / "derived").exists(), "nothing may be written into a dataset"

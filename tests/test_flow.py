@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from musiclib import cli, runs
+from musiclib import AudioConfig, cli, runs
 from musiclib.models import flow
 
 from test_cli import _continues_where_the_prime_stops, _fails_cleanly
@@ -13,7 +13,7 @@ from test_cli import _continues_where_the_prime_stops, _fails_cleanly
 
 def test_the_loss_is_the_squared_error_to_the_straight_paths_velocity():
     torch.manual_seed(0)
-    model = flow.LatentFlow(16, {"width": 4, "latent_size": 3, "variational": True, "beta": 1.0, "prior_components": 0}, length=2,
+    model = flow.LatentFlow(AudioConfig(n_mels=16), {"width": 4, "latent_size": 3, "variational": True, "beta": 1.0, "prior_components": 0}, length=2,
                             width=8, blocks=1)
     data = torch.randn(5, 6)
     torch.manual_seed(1)
@@ -93,7 +93,7 @@ def test_the_flow_holds_its_autoencoder_and_continues_exactly_where_the_prime_st
 
 def test_a_continuation_keeps_the_primes_codes():
     torch.manual_seed(0)
-    model = flow.LatentFlow(16, {"width": 4, "latent_size": 3, "variational": True, "beta": 1.0, "prior_components": 0}, length=4,
+    model = flow.LatentFlow(AudioConfig(n_mels=16), {"width": 4, "latent_size": 3, "variational": True, "beta": 1.0, "prior_components": 0}, length=4,
                             width=8, blocks=1)
     model.code_mean.fill_(0.5)
     model.code_std.fill_(2.0)
@@ -106,7 +106,7 @@ def test_a_continuation_keeps_the_primes_codes():
 
 @pytest.mark.parametrize("length", [1, 2, 3])
 def test_windows_of_any_length_slide_and_continue(length):
-    model = flow.LatentFlow(16, {"width": 4, "latent_size": 3, "variational": True, "beta": 1.0, "prior_components": 0}, length=length,
+    model = flow.LatentFlow(AudioConfig(n_mels=16), {"width": 4, "latent_size": 3, "variational": True, "beta": 1.0, "prior_components": 0}, length=length,
                             width=8, blocks=1)
     prefix = np.ones((2, 5, 3), np.float32)
     assert flow.sample_codes(model, 2, 7, seed=0, steps=2).shape == (2, 7, 3)

@@ -5,10 +5,14 @@ import numpy as np
 import pytest
 import torch
 
-from musiclib import baselines, cli, runs, set_seed
+from musiclib import AudioConfig, baselines, cli, runs, set_seed
 from musiclib.datasets import gruv
 from musiclib.models import gruv_lstm, sample_lstm
 from musiclib.models.layers import count_parameters, keras_lstm
+
+
+def small_gruv(**settings):
+    return gruv_lstm.GRUV(gruv_lstm.GRUV.Settings(**settings), AudioConfig())
 
 
 def test_keras_style_lstm_has_one_bias_and_matches_torch_lstm():
@@ -26,10 +30,10 @@ def test_keras_style_lstm_has_one_bias_and_matches_torch_lstm():
 
 @pytest.mark.tensorflow
 def test_gruv_seed_replica_parameter_count_in_both_frameworks():
-    config = gruv_lstm.seed_config(fast=True)
-    size = gruv.feature_size(config["block_size"], config["form"])
-    assert count_parameters(gruv_lstm.build(config, None)) == 16_786_432
-    assert count_parameters(gruv_lstm.build_keras(size, config["hidden_size"])) == 16_786_432
+    settings = gruv_lstm.SeedGRUV.Settings()
+    size = gruv.feature_size(settings.block_size, settings.form)
+    assert count_parameters(gruv_lstm.SeedGRUV(settings, AudioConfig())) == 16_786_432
+    assert count_parameters(gruv_lstm.build_keras(size, settings.hidden_size)) == 16_786_432
 
 
 @pytest.mark.tensorflow
@@ -38,7 +42,7 @@ def test_gruv_keras_and_torch_give_the_same_outputs():
 
     keras.utils.set_random_seed(0)
     keras_model = gruv_lstm.build_keras(18, 8)
-    model = gruv_lstm.load_keras_weights(gruv_lstm.GruvLSTM(18, 8), keras_model)
+    model = gruv_lstm.load_keras_weights(small_gruv(block_size=16, hidden_size=8), keras_model)
     assert count_parameters(model) == keras_model.count_params()
     x = np.random.default_rng(0).standard_normal((2, 6, 18)).astype(np.float32)
     with torch.no_grad():
@@ -49,11 +53,11 @@ def test_gruv_keras_and_torch_give_the_same_outputs():
 def test_sample_lstm_replica_count_keras_parity_and_relu_lesson():
     import keras
 
-    assert count_parameters(sample_lstm.SampleLSTM(3, 100)) == 48_250
+    assert count_parameters(sample_lstm.SampleLSTM(sample_lstm.SampleLSTM.Settings(), AudioConfig())) == 48_250
     keras.utils.set_random_seed(0)
     keras_model = sample_lstm.build_keras(3, 100)
     assert keras_model.count_params() == 48_250
-    model = sample_lstm.load_keras_weights(sample_lstm.SampleLSTM(3, 100), keras_model)
+    model = sample_lstm.load_keras_weights(sample_lstm.SampleLSTM(sample_lstm.SampleLSTM.Settings(), AudioConfig()), keras_model)
     x = np.random.default_rng(0).standard_normal((64, 3)).astype(np.float32)
     with torch.no_grad():
         ours = model(torch.from_numpy(x)).numpy()
@@ -61,14 +65,14 @@ def test_sample_lstm_replica_count_keras_parity_and_relu_lesson():
     np.testing.assert_allclose(ours, keras_model.predict(x[:, None, :], verbose=0)[:, 0], atol=1e-5)
     np.testing.assert_allclose(ours, through_lstm, atol=1e-6)
     set_seed(0)
-    relu = sample_lstm.SampleLSTM(3, 100, output_activation="relu")
+    relu = sample_lstm.SampleLSTM(sample_lstm.SampleLSTM.Settings(output_activation="relu"), AudioConfig())
     with torch.no_grad():
         assert relu(torch.randn(4096, 3) * 3).min() >= 0  # a ReLU output can never be a negative sample
 
 
 def test_free_running_equals_the_seeds_refeeding():
     set_seed(0)
-    model = gruv_lstm.GruvLSTM(10, 6).eval()
+    model = small_gruv(block_size=8, hidden_size=6).eval()
     model.residual_std.fill_(0.3)
     prime = torch.randn(2, 4, 10)
     stateful = gruv_lstm.free_run(model, prime, 12, temperature=1.0, seed=5)

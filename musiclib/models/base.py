@@ -188,6 +188,7 @@ class Model(torch.nn.Module):
         super().__init__()
         if not isinstance(settings, type(self).Settings):
             raise TypeError(f"{self.name} takes {type(self).Settings.__qualname__}, got {type(settings).__qualname__}")
+        settings.check()
         self.settings, self.audio = settings, audio
 
     @classmethod

@@ -16,50 +16,88 @@ Notebook: 07_lstm_samples.ipynb
 """
 from __future__ import annotations
 
+import dataclasses
 
 import numpy as np
 import torch
 
 from musiclib import cache
 from musiclib.config import AudioConfig
-from musiclib.models import ModelSpec, register
+from musiclib.models import base, register
 from musiclib.models.layers import copy_dense, copy_lstm, eval_mode, keras_lstm, track_residual_rms
 from musiclib.utils import torch_threads
 
 OUTPUT_ACTIVATIONS = ("relu", "leaky_relu", "linear")
 LEAKY_SLOPE = 0.3  # Keras' LeakyReLU default, which the seed used
-class SampleLSTM(torch.nn.Module):
-    """``(batch, look_back)`` normalised samples → ``(batch,)`` prediction of the next one.
+@dataclasses.dataclass(frozen=True)
+class SampleLSTMSettings(base.Settings):
+    """``look_back`` samples of context; ``dense_sizes`` hidden Dense widths after the LSTM, each with ReLU;
+    ``output_activation`` one of :data:`OUTPUT_ACTIVATIONS`; ``windows`` random training rows; ``temperature`` scales the
+    noise free-running generation adds (0: the mean prediction)."""
 
-    Args:
-        look_back: Samples of context (the seed: 3).
-        hidden_size: LSTM width (the seed: 100).
-        dense_sizes: Hidden Dense widths after the LSTM (the seed: 50, 25, 12), each with ReLU.
-        output_activation: ``relu``, ``leaky_relu`` or ``linear``.
+    look_back: int = 3
+    hidden_size: int = 100
+    dense_sizes: tuple[int, ...] = (50, 25, 12)
+    output_activation: str = "leaky_relu"
+    windows: int = 100_000
+    temperature: float = 1.0
+    batch_size: int = 256
+    steps: int = 1500
+
+    @classmethod
+    def full(cls):
+        return cls(windows=1_000_000, steps=20_000)
+
+    def check(self) -> None:
+        if self.output_activation not in OUTPUT_ACTIVATIONS:
+            raise ValueError(f"setting output_activation must be one of {OUTPUT_ACTIVATIONS}, got {self.output_activation!r}")
+        if self.look_back < 1 or self.windows < 1:
+            raise ValueError("settings look_back and windows must be at least 1")
+
+
+@register
+class SampleLSTM(base.Model):
+    """``(batch, look_back)`` normalised samples → ``(batch,)`` prediction of the next one; continues held-out audio.
 
     Buffers:
         scale: Training RMS; model units are ``audio / scale``.
         residual_std: Running RMS of the one-step training error (model units).
     """
 
-    def __init__(self, look_back: int = 3, hidden_size: int = 100, dense_sizes=(50, 25, 12), output_activation: str = "leaky_relu"):
-        super().__init__()
-        if output_activation not in OUTPUT_ACTIVATIONS:
-            raise ValueError(f"output_activation must be one of {OUTPUT_ACTIVATIONS}, got {output_activation!r}")
-        self.lstm = keras_lstm(look_back, hidden_size)
-        layers, width = [], hidden_size
-        for size in dense_sizes:
+    name, family, prime_seconds = "sample-lstm", "sequence", 0.25
+    description = "the seed's LSTM on raw samples: next sample from the previous look_back"
+    Settings = SampleLSTMSettings
+
+    def __init__(self, settings: SampleLSTMSettings, audio: AudioConfig):
+        super().__init__(settings, audio)
+        self.lstm = keras_lstm(settings.look_back, settings.hidden_size)
+        layers, width = [], settings.hidden_size
+        for size in settings.dense_sizes:
             layers += [torch.nn.Linear(width, size), torch.nn.ReLU()]
             width = size
         layers.append(torch.nn.Linear(width, 1))
-        if output_activation == "relu":
+        if settings.output_activation == "relu":
             layers.append(torch.nn.ReLU())
-        elif output_activation == "leaky_relu":
+        elif settings.output_activation == "leaky_relu":
             layers.append(torch.nn.LeakyReLU(LEAKY_SLOPE))
         self.head = torch.nn.Sequential(*layers)
-        self.look_back = look_back
         self.register_buffer("scale", torch.ones(()))
         self.register_buffer("residual_std", torch.ones(()))
+
+    @property
+    def look_back(self) -> int:
+        return self.settings.look_back
+
+    @torch.no_grad()
+    def fit(self, dataset) -> None:
+        self.scale.fill_(_training_rms(dataset))
+
+    def features(self, dataset, split: str) -> np.ndarray:
+        """``(n, look_back + 1)`` random windows of the split (context, then target), in model units."""
+        n, scale = self.settings.windows, _training_rms(dataset)
+        if split == "train":
+            return windows(dataset.clips("train"), self.look_back, n, scale, seed=0)
+        return windows(dataset.clips(split), self.look_back, max(1000, n // 10), scale, seed=1)
 
     def forward(self, windows: torch.Tensor) -> torch.Tensor:
         """One LSTM step from a zero state, written out: the forget gate and the recurrent kernel drop out.
@@ -71,6 +109,30 @@ class SampleLSTM(torch.nn.Module):
         input_gate, _forget_gate, cell_input, output_gate = gates.chunk(4, dim=-1)
         hidden = torch.sigmoid(output_gate) * torch.tanh(torch.sigmoid(input_gate) * torch.tanh(cell_input))
         return self.head(hidden).squeeze(-1)
+
+    def loss(self, batch: torch.Tensor, phase: str = "") -> torch.Tensor:
+        """MSE of the next-sample prediction; while training it also tracks the residual RMS."""
+        error = self(batch[:, :-1]) - batch[:, -1]
+        if self.training:
+            track_residual_rms(self.residual_std, error.detach(), dims=tuple(range(error.dim())))
+        return error.pow(2).mean()
+
+    def continuation(self, prime: np.ndarray, seconds: float, seed: int) -> np.ndarray:
+        """``(n, samples)``: ``seconds`` of free-running samples after each row of ``prime``."""
+        prime = torch.as_tensor(np.asarray(prime, dtype=np.float32), device=self.scale.device) / self.scale
+        with eval_mode(self):
+            y = free_run(self, prime, int(round(seconds * self.audio.sample_rate)), self.settings.temperature, seed)
+        return (y * self.scale).cpu().numpy().astype(np.float32)
+
+    def heldout_scores(self, dataset) -> dict:
+        """Teacher-forced one-step MSE on held-out windows beside persistence, linear prediction and the mean."""
+        scale, look_back = float(self.scale), self.look_back
+        test_rows = windows(dataset.heldout_clips(), look_back, 20_000, scale, seed=2)
+        train_rows = windows(dataset.clips("train"), look_back, 100_000, scale, seed=3)
+        model_mse = float(np.mean((predict(self, test_rows) - test_rows[:, -1]) ** 2))
+        scores = {"one_step_mse": model_mse, **baseline_mses(train_rows, test_rows)}
+        scores["improvement_over_persistence"] = 1 - model_mse / scores["persistence_mse"]
+        return scores
 
 
 def build_keras(look_back: int = 3, hidden_size: int = 100, dense_sizes=(50, 25, 12), output_activation: str = "leaky_relu"):
@@ -97,19 +159,6 @@ def load_keras_weights(model: SampleLSTM, keras_model) -> SampleLSTM:
     return model
 
 
-def default_config(fast: bool) -> dict:
-    return {"look_back": 3, "hidden_size": 100, "dense_sizes": [50, 25, 12], "output_activation": "leaky_relu",
-            "windows": 100_000 if fast else 1_000_000, "optimizer": "adam", "learning_rate": 1e-3,
-            "batch_size": 256, "steps": 1500 if fast else 20_000, "temperature": 1.0}
-
-
-def build(model_config: dict, audio_config: AudioConfig) -> SampleLSTM:
-    model = SampleLSTM(model_config["look_back"], model_config["hidden_size"], tuple(model_config["dense_sizes"]),
-                       model_config["output_activation"])
-    model.model_config = dict(model_config)
-    return model
-
-
 def _training_rms(dataset) -> float:
     return cache.memoized(dataset, "train_rms", lambda: _rms_of_split(dataset.clips("train")))
 
@@ -132,26 +181,6 @@ def windows(clips, look_back: int, n: int, scale: float, seed: int = 0) -> np.nd
     return rows / scale
 
 
-def training_arrays(dataset, model_config: dict):
-    scale = _training_rms(dataset)
-    n, look_back = model_config["windows"], model_config["look_back"]
-    return (windows(dataset.clips("train"), look_back, n, scale, seed=0),
-            windows(dataset.clips("val"), look_back, max(1000, n // 10), scale, seed=1))
-
-
-@torch.no_grad()
-def prepare(model: SampleLSTM, dataset, model_config: dict) -> None:
-    model.scale.fill_(_training_rms(dataset))
-
-
-def loss(model: SampleLSTM, batch: torch.Tensor) -> torch.Tensor:
-    """MSE of the next-sample prediction; while training it also tracks the residual RMS."""
-    error = model(batch[:, :-1]) - batch[:, -1]
-    if model.training:
-        track_residual_rms(model.residual_std, error.detach(), dims=tuple(range(error.dim())))
-    return error.pow(2).mean()
-
-
 @torch.no_grad()
 def free_run(model: SampleLSTM, prime: torch.Tensor, n_samples: int, temperature: float = 1.0, seed: int = 0) -> torch.Tensor:
     """Generate ``n_samples`` after ``(batch, >= look_back)`` normalised prime samples; returns ``(batch, n_samples)``."""
@@ -164,15 +193,6 @@ def free_run(model: SampleLSTM, prime: torch.Tensor, n_samples: int, temperature
             out[t] = model(window) + noise[t]
             window = torch.cat([window[:, 1:], out[t, :, None]], dim=1)
     return out.T
-
-
-def generate(model: SampleLSTM, n: int, seconds: float, seed: int, audio_config: AudioConfig, prime=None) -> np.ndarray:
-    if prime is None:
-        raise ValueError("the sample LSTM continues audio: pass a prime (held-out audio), as `musiclib generate` does.")
-    prime = torch.as_tensor(np.asarray(prime[:n], dtype=np.float32), device=model.scale.device) / model.scale
-    with eval_mode(model):
-        y = free_run(model, prime, int(round(seconds * audio_config.sample_rate)), model.model_config["temperature"], seed)
-    return (y * model.scale).cpu().numpy().astype(np.float32)
 
 
 def predict(model: SampleLSTM, rows: np.ndarray, batch_size: int = 8192) -> np.ndarray:
@@ -198,20 +218,3 @@ def baseline_mses(train_rows: np.ndarray, test_rows: np.ndarray) -> dict:
     return {"persistence_mse": float(np.mean((target - test_rows[:, -2]) ** 2)),
             "linear_prediction_mse": float(np.mean((target - linear) ** 2)),
             "mean_predictor_mse": float(np.mean(target**2))}
-
-
-def heldout_scores(model: SampleLSTM, dataset, model_config: dict) -> dict:
-    """Teacher-forced one-step MSE on held-out windows beside persistence, linear prediction and the mean."""
-    scale, look_back = float(model.scale), model_config["look_back"]
-    heldout = dataset.heldout_clips()
-    test_rows = windows(heldout, look_back, 20_000, scale, seed=2)
-    train_rows = windows(dataset.clips("train"), look_back, 100_000, scale, seed=3)
-    model_mse = float(np.mean((predict(model, test_rows) - test_rows[:, -1]) ** 2))
-    scores = {"one_step_mse": model_mse, **baseline_mses(train_rows, test_rows)}
-    scores["improvement_over_persistence"] = 1 - model_mse / scores["persistence_mse"]
-    return scores
-
-
-SPEC = register(ModelSpec("sample-lstm", "the seed's LSTM on raw samples: next sample from the previous look_back",
-                          default_config, build, training_arrays, loss, generate,
-                          prime_seconds=0.25, prepare=prepare, heldout_scores=heldout_scores, family="sequence"))

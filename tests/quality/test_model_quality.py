@@ -39,7 +39,7 @@ def test_gruv_runs_free_for_ten_seconds_without_fading_or_copying(gruv_run):
     dataset = runs.run_dataset(gruv_run, run_config)
     clip = np.asarray(dataset.clips("test")[:1])
     half = clip.shape[1] // 2
-    y, n_prime = gruv_lstm.continue_audio(model, clip[:, :half], 10.0, run_config["model_config"], audio_config.sample_rate)
+    y, n_prime = model.continue_audio(clip[:, :half], 10.0)
     generated = y[0, n_prime:]
     assert n_prime == half and len(generated) == 10 * audio_config.sample_rate and np.all(np.isfinite(generated))
     train_rms = baselines.rms(np.asarray(dataset.clips("train")))
