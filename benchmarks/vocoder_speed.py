@@ -41,10 +41,10 @@ def main():
         t_gl, _ = best_time(lambda: features.log_mel_to_audio(log_mel, config, n_iter=32), repeat=3)
         rtf_gl = seconds / t_gl
         print(f"{'griffin-lim 32':>26}: {rtf_gl:7.1f}x real time")
-        rows = [("paper", melgan.paper_config()), ("tiny", melgan.default_config(fast=False))]
-        for name, model_config in rows:
+        rows = [("paper", melgan.MelGAN.Settings.paper()), ("tiny", melgan.MelGAN.Settings.full())]
+        for name, settings in rows:
             set_seed(0)
-            model = melgan.build(model_config, config).eval()
+            model = melgan.MelGAN(settings, config).eval()
             model.vocode(log_mel[:, :32])  # warm-up
             t, _ = best_time(lambda: model.vocode(log_mel), repeat=3)
             rtf = seconds / t
@@ -60,9 +60,9 @@ def main():
                                                     device=device.type), repeat=3)
         rtf_gl = GPU_BATCH * seconds / t_gl
         print(f"{'griffin-lim 32 ' + label:>26}: {rtf_gl:7.1f}x real time")
-        for name, model_config in rows:
+        for name, settings in rows:
             set_seed(0)
-            model = melgan.build(model_config, config).to(device).eval()
+            model = melgan.MelGAN(settings, config).to(device).eval()
             model.vocode(batch[:, :, :32])  # warm-up; vocode returns numpy, so every timing includes the copy back
             t, _ = best_time(lambda: model.vocode(batch, batch_size=GPU_BATCH), repeat=3)
             rtf = GPU_BATCH * seconds / t

@@ -243,9 +243,8 @@ class Trainer:
         self.on_checkpoint = on_checkpoint
         self.phases = tuple(getattr(model, "phases", ()))
         if self.phases:
-            rates = getattr(model, "learning_rates", {})
             self.optimizers = {phase: make_optimizer(config.optimizer, model.phase_parameters(phase),
-                                                     rates.get(phase, config.learning_rate), config.betas)
+                                                     model.phase_learning_rate(phase, config.learning_rate), config.betas)
                                for phase in self.phases}
         else:
             self.optimizers = {"": make_optimizer(config.optimizer, self.model.parameters(), config.learning_rate, config.betas)}

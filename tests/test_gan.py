@@ -72,7 +72,7 @@ def test_the_replicas_log_mel_is_in_its_own_features_which_no_vocoder_takes():
     made = replica.sample(2, 1.0, seed=0)
     assert made.config == dcgan.seed_audio_config(AudioConfig().sample_rate) and made.values.shape[1] == 64
     assert render(made, AudioConfig().sample_rate).shape == (2, AudioConfig().sample_rate)
-    vocoder = melgan.build(melgan.default_config(fast=True), AudioConfig())
+    vocoder = melgan.MelGAN(melgan.MelGAN.Settings(), AudioConfig())
     with pytest.raises(ValueError, match="use Griffin-Lim"):
         render(made, AudioConfig().sample_rate, inverter=vocoder)
 

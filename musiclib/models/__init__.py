@@ -11,6 +11,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable
 
+import numpy as np
+
+from musiclib import features
 from musiclib.models.base import FAMILIES, LogMel, Model, Settings, render
 
 REGISTRY: dict[str, "ModelSpec"] = {}
@@ -191,6 +194,9 @@ def spec_from_class(cls: type[Model]) -> ModelSpec:
         return model.loss(batch, phase)
 
     def generate(model, n, seconds, seed, audio_config, prime=None, vocoder=None, mode=None, **labels):
+        if cls.family == "vocoder":  # an inverter re-synthesises the held-out audio it is given, from its log-mel
+            log_mel = np.stack([features.log_mel(p, audio_config) for p in prime])
+            return render(LogMel(log_mel, audio_config), prime.shape[1], model, seed)
         if mode == "condition":
             made = model.conditioned(n, seconds, seed, **labels)
         elif mode == "continue" or (mode is None and "autonomous" not in cls.modes()):

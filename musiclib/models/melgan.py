@@ -36,6 +36,7 @@ Notebook: 09_melgan_vocoder.ipynb
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +48,7 @@ from musiclib import cache, features, metrics
 from musiclib.losses import multi_resolution_stft_loss
 from musiclib.config import AudioConfig
 from musiclib.datasets.store import NpyAppender, read_row_chunks
-from musiclib.models import ModelSpec, register
+from musiclib.models import base, register
 from musiclib.models.layers import eval_mode
 
 UPSAMPLE_RATIOS = (8, 8, 2, 2)
@@ -147,7 +148,7 @@ class MultiScaleDiscriminator(nn.Module):
         return results
 
 
-class LogMel(nn.Module):
+class LogMelLayer(nn.Module):
     """:func:`musiclib.features.log_mel` in torch (differentiable): ``(B, T)`` audio → ``(B, n_mels, frames)``."""
 
     def __init__(self, config: AudioConfig):
@@ -162,33 +163,89 @@ class LogMel(nn.Module):
         return torch.log(torch.clamp(self.filterbank @ spec.abs(), min=features.LOG_FLOOR))
 
 
-class MelGAN(nn.Module):
-    """The vocoder: generator + multi-scale discriminator, trained by :class:`~musiclib.training.Trainer`.
+@dataclasses.dataclass(frozen=True)
+class MelGANSettings(base.Settings):
+    """The tiny CPU vocoder: ngf 16, ndf 8, discriminator channels capped at 256, 4096-sample segments.
+
+    The first ``warmup_steps`` train the generator alone on the reconstruction loss at ``learning_rate`` 1e-3;
+    the adversarial phase plays at the paper's 1e-4 (``adversarial_learning_rate``; ``None``: ``learning_rate``)
+    with the reconstruction loss weighted 4.5 (45 on log-mel L1, HiFi-GAN's balance), so it does not undo the warm-up.
+    """
+
+    ngf: int = 16
+    ndf: int = 8
+    max_channels: int = 256
+    n_scales: int = 3
+    segment_frames: int = 16
+    reconstruction_weight: float = 4.5
+    warmup_steps: int = 450
+    adversarial_learning_rate: float | None = 1e-4
+    learning_rate: float = 1e-3
+    betas: tuple[float, float] = (0.5, 0.9)
+    batch_size: int = 8
+    steps: int = 600
+
+    scales_with_steps = ("warmup_steps",)
+
+    @classmethod
+    def full(cls):
+        return cls(steps=4000, warmup_steps=3000)
+
+    @classmethod
+    def paper(cls):
+        """The paper's size: ngf 32, ndf 16, 4 layers per discriminator, 3 scales, 8192-sample segments."""
+        return cls(ngf=32, ndf=16, max_channels=1024, segment_frames=32, reconstruction_weight=1.0, warmup_steps=10000,
+                   adversarial_learning_rate=None, learning_rate=1e-4, batch_size=16, steps=20000)
+
+
+@register
+class MelGAN(base.Model):
+    """The vocoder: generator + multi-scale discriminator; an inverter of :func:`musiclib.models.render`.
 
     The first ``warmup_steps`` train the generator alone on the reconstruction loss
     (phase ``"reconstruction"``); then the discriminators and the generator take turns.
     ``mel_mean``/``mel_std`` buffers standardise the log-mel input (training statistics).
+    ``musiclib generate`` on a vocoder run re-synthesises held-out audio from its log-mel.
     """
 
+    name, family, prime_seconds = "melgan", "vocoder", 1.0
+    description = "MelGAN vocoder: log-mel frames to waveform (Kumar et al. 2019)"
+    Settings = MelGANSettings
     phases = ("reconstruction", "discriminator", "generator")
 
-    def __init__(self, generator: Generator, discriminator: MultiScaleDiscriminator, config: AudioConfig,
-                 reconstruction_weight: float, warmup_steps: int, adversarial_learning_rate: float | None = None):
-        super().__init__()
-        self.generator, self.discriminator = generator, discriminator
-        self.log_mel = LogMel(config)
-        self.reconstruction_weight, self.warmup_steps = reconstruction_weight, warmup_steps
-        self.learning_rates = ({} if adversarial_learning_rate is None
-                               else {"discriminator": adversarial_learning_rate, "generator": adversarial_learning_rate})
+    def __init__(self, settings: MelGANSettings, audio: AudioConfig):
+        super().__init__(settings, audio)
+        self.generator = Generator(audio.n_mels, audio.hop_length, settings.ngf)
+        self.discriminator = MultiScaleDiscriminator(settings.n_scales, settings.ndf, max_channels=settings.max_channels)
+        self.log_mel = LogMelLayer(audio)
         self.register_buffer("mel_mean", torch.zeros(()))
         self.register_buffer("mel_std", torch.ones(()))
         self._fake = None
 
+    @torch.no_grad()
+    def fit(self, dataset) -> None:
+        """Store the training log-mel's mean and standard deviation, which standardise the generator's input."""
+        frames = self.settings.segment_frames
+        log_mel, _ = segments(dataset, "train", frames, stride_frames=frames)
+        path, n = Path(log_mel.filename), log_mel.size
+        mean = sum(float(chunk.sum(dtype=np.float64)) for chunk in read_row_chunks(path, 1024)) / n
+        variance = sum(float(((chunk - mean) ** 2).sum(dtype=np.float64)) for chunk in read_row_chunks(path, 1024)) / n
+        self.mel_mean.fill_(mean)
+        self.mel_std.fill_(float(np.sqrt(variance)))
+
+    def features(self, dataset, split: str):
+        """Aligned ``(log-mel, audio)`` segments of the training clips (nothing to validate on)."""
+        return segments(dataset, "train", self.settings.segment_frames) if split == "train" else None
+
     def active_phases(self, step: int) -> tuple[str, ...]:
-        return ("reconstruction",) if step < self.warmup_steps else ("discriminator", "generator")
+        return ("reconstruction",) if step < self.settings.warmup_steps else ("discriminator", "generator")
 
     def phase_parameters(self, phase: str):
         return (self.discriminator if phase == "discriminator" else self.generator).parameters()
+
+    def phase_learning_rate(self, phase: str, learning_rate: float) -> float:
+        adversarial = self.settings.adversarial_learning_rate
+        return adversarial if adversarial is not None and phase != "reconstruction" else learning_rate
 
     def forward(self, log_mel: torch.Tensor) -> torch.Tensor:
         """``(B, n_mels, frames)`` natural-log mel → ``(B, frames * hop)`` audio."""
@@ -198,10 +255,39 @@ class MelGAN(nn.Module):
         """Multi-resolution STFT loss + 10 × L1 between the log-mels of ``real`` and ``fake`` ``(B, T)``."""
         return multi_resolution_stft_loss(real, fake, STFT_RESOLUTIONS) + 10 * (self.log_mel(real) - self.log_mel(fake)).abs().mean()
 
-    @property
-    def audio(self) -> AudioConfig:
-        """The features it inverts."""
-        return self.log_mel.config
+    def loss(self, batch, phase: str):
+        """Reconstruction during warm-up; then hinge loss for the discriminators and, for the generator,
+        hinge + 10 × feature matching + ``reconstruction_weight`` × reconstruction."""
+        log_mel, real = batch
+        if phase == "reconstruction":
+            return self.reconstruction_loss(real, self(log_mel))
+        if phase == "discriminator":
+            # The generator phase comes next with unchanged generator weights, so it reuses this output and its graph.
+            self._fake = self(log_mel)
+            scores_real = [outputs[-1] for outputs in self.discriminator(real[:, None])]
+            scores_fake = [outputs[-1] for outputs in self.discriminator(self._fake.detach()[:, None])]
+            loss_d = sum(torch.relu(1 - r).mean() + torch.relu(1 + f).mean() for r, f in zip(scores_real, scores_fake))
+            return loss_d, {"D(x)": float(np.mean([r.detach().mean().item() for r in scores_real])),
+                            "D(G(z))": float(np.mean([f.detach().mean().item() for f in scores_fake]))}
+        fake, self._fake = self._fake, None
+        if fake is None:
+            fake = self(log_mel)
+        outputs_fake = self.discriminator(fake[:, None])
+        with torch.no_grad():
+            outputs_real = self.discriminator(real[:, None])
+        adversarial = sum(-outputs[-1].mean() for outputs in outputs_fake)
+        # As the paper's reference code: every feature map but the score, each weighted 4 / (n_downsampling + 1)
+        # and averaged over scales; a discriminator's outputs are its first layer, n_downsampling strided
+        # layers, one more convolution and the score.
+        n_scales, n_downsampling = len(outputs_fake), len(outputs_fake[0]) - 3
+        matching = sum(nn.functional.l1_loss(f, r) for of, orl in zip(outputs_fake, outputs_real) for f, r in zip(of[:-1], orl[:-1]))
+        matching = matching * 4 / ((n_downsampling + 1) * n_scales)
+        reconstruction = self.reconstruction_loss(real, fake) if self.settings.reconstruction_weight else fake.new_zeros(())
+        total = adversarial + FEATURE_MATCHING_WEIGHT * matching + self.settings.reconstruction_weight * reconstruction
+        return total, {"feature_matching": matching.item(), "reconstruction": reconstruction.item()}
+
+    def heldout_scores(self, dataset) -> dict:
+        return compare_with_griffin_lim(self, dataset.heldout_clips(), dataset.config)
 
     def invert(self, log_mel, batch_size: int = 16) -> np.ndarray:
         """As an inverter of :func:`musiclib.models.render`: :meth:`vocode`."""
@@ -218,65 +304,6 @@ class MelGAN(nn.Module):
                    for i in range(0, len(log_mel), batch_size)]
         audio = np.concatenate(out)
         return audio[0] if single else audio
-
-
-def loss(model: MelGAN, batch, phase: str):
-    """Reconstruction during warm-up; then hinge loss for the discriminators and, for the generator,
-    hinge + 10 × feature matching + ``reconstruction_weight`` × reconstruction."""
-    log_mel, real = batch
-    if phase == "reconstruction":
-        return model.reconstruction_loss(real, model(log_mel))
-    if phase == "discriminator":
-        # The generator phase comes next with unchanged generator weights, so it reuses this output and its graph.
-        model._fake = model(log_mel)
-        scores_real = [outputs[-1] for outputs in model.discriminator(real[:, None])]
-        scores_fake = [outputs[-1] for outputs in model.discriminator(model._fake.detach()[:, None])]
-        loss_d = sum(torch.relu(1 - r).mean() + torch.relu(1 + f).mean() for r, f in zip(scores_real, scores_fake))
-        return loss_d, {"D(x)": float(np.mean([r.detach().mean().item() for r in scores_real])),
-                        "D(G(z))": float(np.mean([f.detach().mean().item() for f in scores_fake]))}
-    fake, model._fake = model._fake, None
-    if fake is None:
-        fake = model(log_mel)
-    outputs_fake = model.discriminator(fake[:, None])
-    with torch.no_grad():
-        outputs_real = model.discriminator(real[:, None])
-    adversarial = sum(-outputs[-1].mean() for outputs in outputs_fake)
-    # As the paper's reference code: every feature map but the score, each weighted 4 / (n_downsampling + 1)
-    # and averaged over scales; a discriminator's outputs are its first layer, n_downsampling strided
-    # layers, one more convolution and the score.
-    n_scales, n_downsampling = len(outputs_fake), len(outputs_fake[0]) - 3
-    matching = sum(nn.functional.l1_loss(f, r) for of, orl in zip(outputs_fake, outputs_real) for f, r in zip(of[:-1], orl[:-1]))
-    matching = matching * 4 / ((n_downsampling + 1) * n_scales)
-    reconstruction = model.reconstruction_loss(real, fake) if model.reconstruction_weight else fake.new_zeros(())
-    total = adversarial + FEATURE_MATCHING_WEIGHT * matching + model.reconstruction_weight * reconstruction
-    return total, {"feature_matching": matching.item(), "reconstruction": reconstruction.item()}
-
-
-def paper_config() -> dict:
-    """The paper's size: ngf 32, ndf 16, 4 layers per discriminator, 3 scales, 8192-sample segments."""
-    return {"ngf": 32, "ndf": 16, "max_channels": 1024, "n_scales": 3, "segment_frames": 32, "reconstruction_weight": 1.0,
-            "warmup_steps": 10000, "learning_rate": 1e-4, "betas": [0.5, 0.9], "batch_size": 16, "steps": 20000}
-
-
-def default_config(fast: bool) -> dict:
-    """The tiny CPU vocoder: ngf 16, ndf 8, discriminator channels capped at 256, 4096-sample segments.
-
-    Warm-up at 1e-3; the adversarial phase at the paper's 1e-4 with the reconstruction
-    loss weighted 4.5 (45 on log-mel L1, HiFi-GAN's balance), so it does not undo the warm-up.
-    """
-    steps = 600 if fast else 4000
-    return {**paper_config(), "ngf": 16, "ndf": 8, "max_channels": 256, "segment_frames": 16, "learning_rate": 1e-3,
-            "adversarial_learning_rate": 1e-4, "reconstruction_weight": 4.5,
-            "batch_size": 8, "steps": steps, "warmup_steps": steps * 3 // 4}
-
-
-def build(model_config: dict, audio_config: AudioConfig) -> MelGAN:
-    generator = Generator(audio_config.n_mels, audio_config.hop_length, model_config["ngf"])
-    discriminator = MultiScaleDiscriminator(model_config["n_scales"], model_config["ndf"], max_channels=model_config["max_channels"])
-    model = MelGAN(generator, discriminator, audio_config, model_config["reconstruction_weight"], model_config["warmup_steps"],
-                   model_config.get("adversarial_learning_rate"))
-    model.model_config = dict(model_config)
-    return model
 
 
 def segments(dataset, split: str, segment_frames: int, stride_frames: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -325,17 +352,6 @@ def segments(dataset, split: str, segment_frames: int, stride_frames: int | None
 
 def training_arrays(dataset, model_config: dict):
     return segments(dataset, "train", model_config["segment_frames"]), None
-
-
-@torch.no_grad()
-def prepare(model: MelGAN, dataset, model_config: dict) -> None:
-    """Store the training log-mel's mean and standard deviation, which standardise the generator's input."""
-    log_mel, _ = segments(dataset, "train", model_config["segment_frames"], stride_frames=model_config["segment_frames"])
-    path, n = Path(log_mel.filename), log_mel.size
-    mean = sum(float(chunk.sum(dtype=np.float64)) for chunk in read_row_chunks(path, 1024)) / n
-    variance = sum(float(((chunk - mean) ** 2).sum(dtype=np.float64)) for chunk in read_row_chunks(path, 1024)) / n
-    model.mel_mean.fill_(mean)
-    model.mel_std.fill_(float(np.sqrt(variance)))
 
 
 def compare_with_griffin_lim(model: MelGAN, clips: np.ndarray, config: AudioConfig, n_iter: int = 32) -> dict:
@@ -402,20 +418,3 @@ def comb_floor(log_mel: np.ndarray, config: AudioConfig, steps: int = 300, per_b
     with torch.no_grad():
         band_floor = errors().mean(dim=0).numpy()
     return band_floor if per_band else float(band_floor.mean())
-
-
-def heldout_scores(model: MelGAN, dataset, model_config: dict) -> dict:
-    return compare_with_griffin_lim(model, dataset.heldout_clips(), dataset.config)
-
-
-def generate(model: MelGAN, n: int, seconds: float, seed: int, audio_config: AudioConfig, prime=None) -> np.ndarray:
-    """Re-synthesis: the vocoder's rendering of the held-out audio in ``prime`` ``(n, samples)`` from its log-mel."""
-    if prime is None:
-        raise ValueError("a vocoder needs audio (or a log-mel) to render; it does not invent music by itself")
-    log_mel = np.stack([features.log_mel(p, audio_config) for p in prime])
-    return model.vocode(log_mel)[:, : prime.shape[1]]
-
-
-SPEC = register(ModelSpec("melgan", "MelGAN vocoder: log-mel frames to waveform (Kumar et al. 2019)", default_config, build,
-                          training_arrays, loss, generate, prime_seconds=1.0, prepare=prepare, heldout_scores=heldout_scores,
-                          vocoder=True, family="vocoder", step_settings=("warmup_steps",)))
