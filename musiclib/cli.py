@@ -81,7 +81,7 @@ def _prepare(args) -> int:
 
 
 def _train(args) -> int:
-    from musiclib import distributed, runs
+    from musiclib import budget, distributed, runs
 
     if args.nproc > 1 and not distributed.launched_by_torchrun():
         return _launch_torchrun(args)
@@ -93,12 +93,12 @@ def _train(args) -> int:
         distributed.shutdown()
     if not world.is_main:
         return 0
-    sessions = runs.budget_sessions(out) if args.minutes else []
+    sessions = budget.sessions(out) if args.minutes else []
     if sessions:
         last = sessions[-1]
         how = "stopped by the budget" if last["stopped_by"] == "budget" else "as planned"
         print(f"trained {args.model} to step {last['reached_step']} in {last['seconds'] / 60:.1f} of {args.minutes:g} minutes "
-              f"({how}; {last['seconds_per_step']:.3f} s per step); details in {out / runs.BUDGET_RECORD}")
+              f"({how}; {last['seconds_per_step']:.3f} s per step); details in {out / budget.RECORD}")
     print(f"trained {args.model} into {out}")
     return 0
 
@@ -132,7 +132,7 @@ def _generate(args) -> int:
     labels = {name: value for name, value in (("pitch", args.pitch), ("instrument", args.instrument)) if value is not None}
     path, prime_seconds = runs.generate(args.run_dir, args.seconds, args.out, seed=args.seed, vocoder=args.vocoder,
                                         mode=args.mode, **labels)
-    if models.get(runs.read_config(args.run_dir)["model"]).vocoder:
+    if models.get(runs.read_config(args.run_dir)["model"]).family == "vocoder":
         print(f"wrote {path}: 0-{prime_seconds:.2f} s is a held-out clip, then the vocoder's rendering of its log-mel")
     elif prime_seconds:
         print(f"wrote {path}: 0-{prime_seconds:.2f} s is the held-out prime, {prime_seconds:.2f}-{prime_seconds + args.seconds:.2f} s is generated")

@@ -1,6 +1,6 @@
 """`musiclib compare`: every registered model trained and scored the same way, on one table.
 
-For each bundled set that some model trains on (:attr:`musiclib.models.ModelSpec.data`), every
+For each bundled set that some model trains on (:attr:`musiclib.models.Model.data`), every
 generative model in the registry is trained at its fast (or full) configuration with several seeds,
 and each run makes the same number of clips of the same length, continuing the same held-out primes
 where it continues music, inverted by the same Griffin-Lim (32 iterations), and optionally by the
@@ -108,8 +108,8 @@ class ComparePlan:
         from musiclib import models
 
         for name in self.models:
-            spec = models.get(name) if name in models.names() else None
-            if spec is None or spec.vocoder:
+            model_class = models.get(name) if name in models.names() else None
+            if model_class is None or model_class.family == "vocoder":
                 raise ValueError(f"--models: {name!r} is not a generative model; choose from "
                                  f"{', '.join(s.name for s in models.generative_models())}")
         if not isinstance(self.seeds, int) or self.seeds < 1:
@@ -123,11 +123,11 @@ class ComparePlan:
         if Path(self.work).exists() and not Path(self.work).is_dir():
             raise ValueError(f"--work {self.work}: is a file; give a folder for the runs")
 
-    def specs(self) -> list:
+    def model_classes(self) -> list:
         from musiclib import models
 
         chosen = models.generative_models()
-        return [spec for spec in chosen if spec.name in self.models] if self.models else chosen
+        return [model_class for model_class in chosen if model_class.name in self.models] if self.models else chosen
 
 
 def _log(line: str) -> None:
@@ -167,7 +167,7 @@ class ScoringSetup:
         self.real = runs.spread_clips(self.dataset, "test", self.n)
         self.scorer = metrics.SetScorer(runs.spread_clips(self.dataset, "train", runs.TRAIN_REFERENCE),
                                         runs.spread_clips(self.dataset, "val", self.n), self.dataset.config)
-        self.vocode = None
+        self.inverter = None  # the trained vocoder (an inverter), where the plan has one
         self.budget = {"n_clips": self.n, "fast": plan.fast, "data_fingerprint": cache.fingerprint(self.dataset)}
 
     def score(self, clips: np.ndarray, audio_path: Path) -> dict:
@@ -175,13 +175,13 @@ class ScoringSetup:
         return self.scorer(clips)
 
 
-def run_settings(spec, plan: ComparePlan) -> dict:
-    """The settings ``plan`` trains ``spec`` with: its fast (or full) configuration, and the plan's step count if it sets one."""
-    settings = spec.default_config(plan.fast)
+def run_settings(model_class, plan: ComparePlan) -> dict:
+    """The settings ``plan`` trains ``model_class`` with: its fast (or full) configuration, and the plan's step count if it sets one."""
+    settings = model_class.Settings.recipe(plan.fast).to_dict()
     if plan.steps:
         settings["steps"] = plan.steps
-        if spec.upstream is not None:  # the model it trains first gets the same short budget
-            settings[f"{spec.upstream.setting}_steps"] = plan.steps
+        if model_class.upstream is not None:  # the model it trains first gets the same short budget
+            settings[f"{model_class.upstream.setting}_steps"] = plan.steps
     return settings
 
 
@@ -199,13 +199,13 @@ def train_run(name: str, plan: ComparePlan, run_dir: Path, seed: int, threads: i
 
         torch.set_num_threads(threads)
     started = time.perf_counter()
-    spec = models.get(name)
-    settings = run_settings(spec, plan)
+    model_class = models.get(name)
+    settings = run_settings(model_class, plan)
     finished = Path(run_dir) / "finished.json"
     if finished.exists() and json.loads(finished.read_text()) == settings:
         return 0.0
     try:
-        runs.train(name, bundled.load(spec.data, fast=plan.fast).root, run_dir, seed=seed, overrides=settings, progress=False)
+        runs.train(name, bundled.load(model_class.data, fast=plan.fast).root, run_dir, seed=seed, overrides=settings, progress=False)
     except ValueError as err:
         raise ValueError(f"{err} (musiclib compare: delete {run_dir}, or give another --work folder)") from err
     write_text_atomically(finished, json.dumps(settings) + "\n")
@@ -242,25 +242,25 @@ def _train_all(tasks: list[tuple[str, Path, int]], plan: ComparePlan, log: Calla
     return reused
 
 
-def _score_run(spec, setup: ScoringSetup, run_dir: Path) -> dict:
+def score_run(model_class, setup: ScoringSetup, run_dir: Path) -> dict:
     """One trained run's row: its clips scored (with Griffin-Lim, and the vocoder where it applies) and its costs."""
     from musiclib import runs
 
-    _, model, _, run_config = runs.load(run_dir)
-    clips, rtf = runs.scored_clips(spec, model, setup.dataset, setup.n)
+    _, model, _, _ = runs.load(run_dir)
+    clips, rtf = runs.scored_clips(model, setup.dataset, setup.n)
     scores = {**setup.score(clips, run_dir / "scored.wav"), "generation_rtf": rtf,
               "parameters": runs.n_parameters(model), "train_seconds": runs.train_seconds(run_dir)}
-    if setup.vocode is not None and spec.accepts_vocoder:
-        vocoded, _ = runs.scored_clips(spec, model, setup.dataset, setup.n, vocode=setup.vocode)
+    if setup.inverter is not None and model_class.output == "log-mel":
+        vocoded, _ = runs.scored_clips(model, setup.dataset, setup.n, inverter=setup.inverter)
         scores["frechet_distance_vocoder"] = setup.score(vocoded, run_dir / "scored_vocoder.wav")["frechet_distance"]
-    if spec.conditional and spec.heldout_scores is not None:
-        asked = spec.heldout_scores(model, setup.dataset, run_config["model_config"])["pitch_accuracy"]
+    if "condition" in model_class.modes():
+        asked = model.heldout_scores(setup.dataset)["pitch_accuracy"]
         scores["pitch_accuracy"] = asked["within_tolerance"]
         scores["pitch_accuracy_unheard"] = asked.get("within_tolerance_unheard")
     return scores
 
 
-def _reference_sets(setup: ScoringSetup, specs) -> dict[str, Callable[[], np.ndarray]]:
+def _reference_sets(setup: ScoringSetup, model_classes) -> dict[str, Callable[[], np.ndarray]]:
     """The reference rows of one data set, each a function making its clips."""
     from musiclib import baselines, features, runs
 
@@ -270,10 +270,10 @@ def _reference_sets(setup: ScoringSetup, specs) -> dict[str, Callable[[], np.nda
         "held-out real music": lambda: setup.real,
         "real music → log-mel → Griffin-Lim 32": lambda: baselines.griffin_lim_resynthesis(setup.real, config),
     }
-    if setup.vocode is not None:
+    if setup.inverter is not None:
         sets["real music → log-mel → vocoder"] = lambda: np.asarray(
-            setup.vocode.invert(np.stack([features.log_mel(clip, config) for clip in setup.real])))[:, : dataset.clip_samples]
-    prime_seconds = max((spec.prime_seconds for spec in specs), default=0.0)
+            setup.inverter.invert(np.stack([features.log_mel(clip, config) for clip in setup.real])))[:, : dataset.clip_samples]
+    prime_seconds = max((model_class.prime_seconds for model_class in model_classes), default=0.0)
     if prime_seconds > 0:
         def persistence():
             primes = runs.heldout_audio(dataset, n, prime_seconds)
@@ -315,14 +315,14 @@ def run(plan: ComparePlan, log: Callable[[str], None] = _log) -> dict:
     started = time.perf_counter()
     work = Path(plan.work)
     by_data: dict[str, list] = {}
-    for spec in plan.specs():
-        by_data.setdefault(spec.data, []).append(spec)
-    vocoder = next((spec for spec in models.REGISTRY.values() if spec.vocoder), None) if plan.vocoder else None
+    for model_class in plan.model_classes():
+        by_data.setdefault(model_class.data, []).append(model_class)
+    vocoder = next(iter(models.vocoders()), None) if plan.vocoder else None
     # The vocoder is trained on its own data set and renders the spectrogram models of that set.
-    vocoded = [vocoder.data] if vocoder is not None and any(spec.accepts_vocoder for spec in by_data.get(vocoder.data, ())) else []
+    vocoded = [vocoder.data] if vocoder is not None and any(model_class.output == "log-mel" for model_class in by_data.get(vocoder.data, ())) else []
     tasks = [(vocoder.name, work / data / "vocoder" / vocoder.name, 0) for data in vocoded]
-    tasks += [(spec.name, work / data / spec.name / f"seed_{seed}", seed) for data, group in by_data.items()
-              for spec in group for seed in range(plan.seeds)]
+    tasks += [(model_class.name, work / data / model_class.name / f"seed_{seed}", seed) for data, group in by_data.items()
+              for model_class in group for seed in range(plan.seeds)]
     from musiclib.datasets import bundled
 
     for data in by_data:  # built here, once, before any training process opens it
@@ -335,16 +335,16 @@ def run(plan: ComparePlan, log: Callable[[str], None] = _log) -> dict:
         setup = ScoringSetup(data, plan)
         if data in vocoded:
             vocoder_dir = work / data / "vocoder" / vocoder.name
-            setup.vocode = runs.load(vocoder_dir)[1]
+            setup.inverter = runs.load(vocoder_dir)[1]
             setup.budget["vocoder"] = {"name": vocoder.name, **run_settings(vocoder, plan)}
         rows = []
-        for spec in group:
+        for model_class in group:
             per_seed = []
             for seed in range(plan.seeds):
-                run_dir = work / data / spec.name / f"seed_{seed}"
-                budget = {**setup.budget, "settings": run_settings(spec, plan)}
-                per_seed.append(_cached_json(run_dir / "scores.json", budget, lambda: _score_run(spec, setup, run_dir)))
-            rows.append({"name": spec.name, "kind": "model", "family": spec.family, "seeds": plan.seeds,
+                run_dir = work / data / model_class.name / f"seed_{seed}"
+                budget = {**setup.budget, "settings": run_settings(model_class, plan)}
+                per_seed.append(_cached_json(run_dir / "scores.json", budget, lambda: score_run(model_class, setup, run_dir)))
+            rows.append({"name": model_class.name, "kind": "model", "family": model_class.family, "seeds": plan.seeds,
                          "scores": summarise(per_seed), "per_seed": per_seed})
         for name, make in _reference_sets(setup, group).items():
             slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")

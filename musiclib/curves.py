@@ -40,9 +40,9 @@ def training_loss(record: dict) -> float | None:
 
 def model_curve(name: str, work: Path, points: int, n_clips: int, log: Callable[[str], None], until: float = 1.0) -> list[dict]:
     """One model's curve: ``points`` evenly spaced stops up to ``until`` times its recipe's steps, each trained, then scored."""
-    spec = models.get(name)
-    recipe = spec.default_config(fast_mode())["steps"]
-    data = bundled.load(spec.data).root
+    model_class = models.get(name)
+    recipe = model_class.Settings.recipe(fast_mode()).steps
+    data = bundled.load(model_class.data).root
     run = work / name
     done = {point["step"]: point for point in (json.loads((work / f"{name}.json").read_text()) if (work / f"{name}.json").exists() else [])}
     curve = []

@@ -109,20 +109,20 @@ def gallery_demo(out: Path, steps: int | None = None, n_clips: int = 16) -> dict
                  "items": gallery_row(out, "white noise", list(noise), config)})
     gallery = models.gallery_models()
     shutil.rmtree(out / "runs", ignore_errors=True)
-    plan = compare.ComparePlan(models=tuple(spec.name for spec in gallery), seeds=1, fast=True, n_clips=n_clips,
+    plan = compare.ComparePlan(models=tuple(model_class.name for model_class in gallery), seeds=1, fast=True, n_clips=n_clips,
                                work=str(out / "runs"), vocoder=False, steps=steps)
     results = compare.run(plan, log=lambda line: print(f"[demo]   {line}", flush=True))
-    for spec in gallery:
-        run = out / "runs" / spec.data / spec.name / "seed_0"
+    for model_class in gallery:
+        run = out / "runs" / model_class.data / model_class.name / "seed_0"
         items = []
         for k in range(GALLERY_CLIPS):  # through `musiclib generate`, so a sequence model's file starts with its prime
-            path, _ = runs.generate(run, GALLERY_SECONDS, out / "gallery" / f"{spec.name}_{k}.wav", seed=k)
-            picture = log_mel_picture(audio.load(path)[0], config, path.with_suffix(".png"), f"{spec.name}, clip {k + 1}")
+            path, _ = runs.generate(run, GALLERY_SECONDS, out / "gallery" / f"{model_class.name}_{k}.wav", seed=k)
+            picture = log_mel_picture(audio.load(path)[0], config, path.with_suffix(".png"), f"{model_class.name}, clip {k + 1}")
             items.append({"audio": f"gallery/{path.name}", "picture": f"gallery/{picture.name}"})
-        rows.append({"name": spec.name, "text": spec.gallery, "items": items})
-    table = compare.write(results, out / "results.md", command="musiclib demo (" + ", ".join(spec.name for spec in gallery) + ")")
+        rows.append({"name": model_class.name, "text": model_class.gallery, "items": items})
+    table = compare.write(results, out / "results.md", command="musiclib demo (" + ", ".join(model_class.name for model_class in gallery) + ")")
     (out / "index.html").write_text(_gallery_page(rows, table, seconds_per_clip))
-    return {"models": [spec.name for spec in gallery], "page": str(out / "index.html")}
+    return {"models": [model_class.name for model_class in gallery], "page": str(out / "index.html")}
 
 
 def table_html(markdown: str) -> str:

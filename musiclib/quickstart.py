@@ -16,7 +16,7 @@ from typing import Callable
 
 import numpy as np
 
-from musiclib import audio, baselines, compare, metrics, models, runs, training
+from musiclib import audio, baselines, budget, compare, metrics, models, runs, training
 from musiclib.config import AudioConfig
 from musiclib.datasets import AudioDataset, DatasetError
 from musiclib.datasets.prepare import find_audio_files, prepare_folder
@@ -59,9 +59,9 @@ def pick_model(minutes: float, table: str | Path = TABLE) -> str:
     for row in rows:
         if row["name"] not in registered:  # a table older than the registry
             continue
-        spec = models.get(row["name"])
+        model_class = models.get(row["name"])
         scores = row["scores"]
-        if spec.family == "baseline" or spec.conditional or spec.vocoder:
+        if model_class.family in ("baseline", "vocoder") or "condition" in model_class.modes():
             continue
         if scores["train_seconds"]["mean"] <= 60 * minutes * (1 - FINISH_SHARE):
             candidates.append(row)
@@ -108,7 +108,7 @@ def check_enough_audio(dataset: AudioDataset, src: str | Path) -> None:
         raise _too_little(src, f"{seconds:.0f} s to train on and {counts['val']}/{counts['test']} validation/test clips after the split")
 
 
-def score_against_heldout(spec: models.ModelSpec, model, dataset: AudioDataset, seed: int = 0) -> dict:
+def score_against_heldout(model: models.Model, dataset: AudioDataset, seed: int = 0) -> dict:
     """Set scores of generated clips, of your other held-out music and of noise, all against your held-out test clips.
 
     Returns:
@@ -120,7 +120,7 @@ def score_against_heldout(spec: models.ModelSpec, model, dataset: AudioDataset, 
     reference = runs.spread_clips(dataset, "test", n)
     own = runs.spread_clips(dataset, "val", n)
     scorer = metrics.SetScorer(reference, own, dataset.config)
-    generated, _ = runs.scored_clips(spec, model, dataset, n, seed)
+    generated, _ = runs.scored_clips(model, dataset, n, seed)
     noise = baselines.white_noise_clips(n, dataset.clip_samples, baselines.rms(runs.spread_clips(dataset, "train", 64)), seed=seed)
     return {"n_clips": n, "generated": scorer(generated), "your_music": scorer(own), "white_noise": scorer(noise)}
 
@@ -130,7 +130,7 @@ def margins(scores: dict) -> dict:
     return {key: scores["white_noise"][key] - scores["generated"][key] for key in DISTANCES}
 
 
-def _page_rows(out: Path, run: Path, spec: models.ModelSpec, dataset: AudioDataset) -> list[dict]:
+def _page_rows(out: Path, run: Path, model_class: type[models.Model], dataset: AudioDataset) -> list[dict]:
     config = dataset.config
     test = dataset.clips("test")
     per_item = max(1, int(round(PAGE_SECONDS * dataset.sample_rate / dataset.clip_samples)))
@@ -138,11 +138,11 @@ def _page_rows(out: Path, run: Path, spec: models.ModelSpec, dataset: AudioDatas
     rows = [{"name": "your music (held out)", "text": "Clips of your recordings the model never trained on: what it aims for.",
              "items": gallery_row(out, "your music", own, config)}]
     kinds = []
-    if spec.prime_seconds == 0 and (not spec.modes or "autonomous" in spec.modes):
-        kinds.append(("new music", "autonomous" if spec.modes else None, f"{spec.name} making music from nothing."))
-    if "continue" in spec.modes or spec.prime_seconds > 0:
-        kinds.append(("continuations", "continue" if "continue" in spec.modes else None,
-                      f"{spec.name} continuing held-out music: each file starts with your recording, then the model takes over."))
+    if model_class.prime_seconds == 0 and "autonomous" in model_class.modes():
+        kinds.append(("new music", "autonomous", f"{model_class.name} making music from nothing."))
+    if "continue" in model_class.modes():
+        kinds.append(("continuations", "continue" if model_class.prime_seconds == 0 else None,
+                      f"{model_class.name} continuing held-out music: each file starts with your recording, then the model takes over."))
     for name, mode, text in kinds:
         items = []
         for k in range(PAGE_CLIPS):
@@ -150,7 +150,7 @@ def _page_rows(out: Path, run: Path, spec: models.ModelSpec, dataset: AudioDatas
             path, prime_seconds = runs.generate(run, PAGE_SECONDS, path, seed=k, mode=mode)
             picture = log_mel_picture(audio.load(path)[0], config, path.with_suffix(".png"), f"{name}, clip {k + 1}")
             items.append({"audio": f"gallery/{path.name}", "picture": f"gallery/{picture.name}"})
-        rows.append({"name": f"{spec.name}: {name}", "text": text, "items": items})
+        rows.append({"name": f"{model_class.name}: {name}", "text": text, "items": items})
     noise = baselines.white_noise_clips(1, len(own[0]), baselines.rms(np.stack(own)), seed=0)
     rows.append({"name": "white noise", "text": "Noise at your music's loudness: what no model should sound like.",
                  "items": gallery_row(out, "white noise", list(noise), config)})
@@ -191,7 +191,7 @@ def quickstart(src: str | Path, out: str | Path, minutes: float = 10.0, model: s
     out = Path(out)
     check_inputs(src, out)
     name = model or pick_model(minutes)
-    spec = models.get(name)
+    model_class = models.get(name)
     deadline = started + 60 * minutes
     try:
         log(f"[quickstart] 1/5 preparing {src} into {out / 'data'}")
@@ -210,24 +210,24 @@ def quickstart(src: str | Path, out: str | Path, minutes: float = 10.0, model: s
         # On a CPU, the fast recipe the table ranked; on a GPU, the full one.
         run = runs.train(name, out / "data", out / "run", seed=seed, minutes=train_minutes, progress=True,
                          fast=get_device().type == "cpu")
-        session = runs.budget_sessions(run)[-1]
+        session = budget.sessions(run)[-1]
         log(f"[quickstart]     {session['reached_step']} steps ({session['seconds_per_step']:.3f} s each)")
         log("[quickstart] 3/5 scoring generated clips against your held-out clips")
         _, trained, _, _ = runs.load(run)
-        scores = score_against_heldout(spec, trained, dataset, seed)
+        scores = score_against_heldout(trained, dataset, seed)
         margin = margins(scores)
         for key, value in margin.items():
             log(f"[quickstart]     {key}: generated {scores['generated'][key]:.3g}, noise {scores['white_noise'][key]:.3g} "
                 f"(margin {value:+.3g}), your other music {scores['your_music'][key]:.3g}")
         log("[quickstart] 4/5 generating clips to listen to")
-        rows = _page_rows(out, run, spec, dataset)
+        rows = _page_rows(out, run, model_class, dataset)
         log("[quickstart] 5/5 writing the page")
         seconds = training.clock() - started
-        intro = (f"<p>{spec.name} trained for {session['reached_step']} steps on {counts['train']} "
+        intro = (f"<p>{model_class.name} trained for {session['reached_step']} steps on {counts['train']} "
                  f"{dataset.clip_samples / dataset.sample_rate:g}-second clips of your "
                  f"recordings ({seconds / 60:.1f} minutes for the whole command). Below: your held-out music, what the "
                  f"model made, and noise, each with its log-mel picture; then the scores.</p>")
-        (out / "index.html").write_text(html_page(f"musiclib quickstart: {spec.name} on your music", intro, rows, _scores_html(scores)))
+        (out / "index.html").write_text(html_page(f"musiclib quickstart: {model_class.name} on your music", intro, rows, _scores_html(scores)))
         summary = {"model": name, "minutes": minutes, "seconds": round(training.clock() - started, 1), "steps": session["reached_step"],
                    "scores": scores, "margins": margin, "page": str(out / "index.html")}
         (out / "summary.json").write_text(json.dumps(summary, indent=1, default=float) + "\n")

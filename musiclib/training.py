@@ -181,35 +181,34 @@ class _PhaseLoss(torch.nn.Module):
     every parameter it reaches is averaged across ranks: no loss can reach an unwrapped module by mistake.
     """
 
-    def __init__(self, model: torch.nn.Module, loss_fn: Callable, phase: str):
+    def __init__(self, model: torch.nn.Module, phase: str):
         super().__init__()
-        self.model, self.loss_fn, self.phase = model, loss_fn, phase
+        self.model, self.phase = model, phase
 
     def forward(self, batch):
-        return self.loss_fn(self.model, batch, self.phase) if self.phase else self.loss_fn(self.model, batch)
+        return self.model.loss(batch, self.phase)
 
 
 class Trainer:
-    """Train ``model`` by minimising ``loss_fn(model, batch)``, resuming from ``run_dir`` if a checkpoint is there.
+    """Train a :class:`~musiclib.models.base.Model` by minimising ``model.loss(batch)``, resuming from ``run_dir`` if a
+    checkpoint is there.
 
-    Adversarial models take turns instead: a model with a ``phases`` attribute (e.g.
-    ``("discriminator", "generator")``) and a ``phase_parameters(phase)`` method gets one
-    optimiser per phase, and each step calls ``loss_fn(model, batch, phase)`` and steps
-    that phase's optimiser, in order. A model may also have ``active_phases(step)``, naming
-    the phases that run at a step (e.g. a warm-up before the adversarial game starts),
-    and a ``learning_rates`` dict giving some phases their own step size.
-    A loss function may return ``(loss, logs)`` where
-    ``logs`` is a dict of floats (e.g. ``D(x)``) to average into the history.
+    Adversarial models take turns instead: a model whose class declares ``phases`` (e.g.
+    ``("discriminator", "generator")``) gets one optimiser per phase over ``model.phase_parameters(phase)``,
+    at ``model.phase_learning_rate(phase, learning_rate)``, and each step calls ``model.loss(batch, phase)`` and steps
+    that phase's optimiser, in order, for the phases ``model.active_phases(step)`` names (e.g. a warm-up before the
+    adversarial game starts). A loss may return ``(loss, logs)`` where ``logs`` is a dict of floats (e.g. ``D(x)``) to
+    average into the history.
 
     Args:
-        model: A ``torch.nn.Module``.
-        loss_fn: ``(model, batch_tensor) -> scalar tensor``.
+        model: A :class:`~musiclib.models.base.Model`.
         train_data: Array ``(n, ...)`` (memory maps fine), or a tuple of such arrays of equal length
-            (e.g. inputs and targets); a batch is a float32 tensor on the device, or a tuple of them.
+            (e.g. inputs and targets); a batch is a tensor on the device (float32, or int64 for integer arrays such as
+            tokens), or a tuple of them.
         run_dir: Where ``checkpoint.pt`` and ``history.json`` go.
         config: :class:`TrainConfig`.
         audio_config, model_config: Stored in every checkpoint.
-        val_data: Optional array scored by ``loss_fn`` at every checkpoint.
+        val_data: Optional array scored by ``model.loss`` at every checkpoint.
         on_checkpoint: Optional ``(trainer, step) -> None`` hook, e.g. to write an audio preview.
         deadline: Optional :func:`clock` time to stop at, before ``config.steps`` if need be: the step that
             passes it is checkpointed (with the hook) and :meth:`fit` returns with ``stopped_by_budget`` set.
@@ -219,7 +218,7 @@ class Trainer:
             new total, and ``on_replan(steps)`` called (e.g. to record it in the run's ``config.json``).
     """
 
-    def __init__(self, model, loss_fn: Callable, train_data, run_dir, config: TrainConfig, audio_config: AudioConfig,
+    def __init__(self, model, train_data, run_dir, config: TrainConfig, audio_config: AudioConfig,
                  model_config: dict, val_data=None, on_checkpoint: Callable | None = None, deadline: float | None = None,
                  on_replan: Callable[[int], None] | None = None):
         self.world = distributed.world()
@@ -233,7 +232,6 @@ class Trainer:
             warnings.warn("BatchNorm normalises each process's slice of the batch on CPUs (SyncBatchNorm needs GPUs): "
                           "this run trains like, but not exactly as, one process would.", stacklevel=2)
         self.model = model.to(self.device)
-        self.loss_fn = loss_fn
         self.train_data = train_data
         self.val_data = val_data
         self.run_dir = Path(run_dir)
@@ -241,7 +239,7 @@ class Trainer:
         self.audio_config = audio_config
         self.model_config = model_config
         self.on_checkpoint = on_checkpoint
-        self.phases = tuple(getattr(model, "phases", ()))
+        self.phases = tuple(model.phases)
         if self.phases:
             self.optimizers = {phase: make_optimizer(config.optimizer, model.phase_parameters(phase),
                                                      model.phase_learning_rate(phase, config.learning_rate), config.betas)
@@ -268,7 +266,7 @@ class Trainer:
         device_ids = [self.device.index] if self.device.type == "cuda" else None
         replicas = {}
         for phase, optimizer in self.optimizers.items():
-            loss_module = _PhaseLoss(self.model, self.loss_fn, phase)
+            loss_module = _PhaseLoss(self.model, phase)
             if self.phases:
                 trained = {id(p) for group in optimizer.param_groups for p in group["params"]}
                 DDP._set_params_and_buffers_to_ignore_for_model(
@@ -327,7 +325,8 @@ class Trainer:
     def _batch(self, data, indices):
         if isinstance(data, (tuple, list)):
             return tuple(self._batch(part, indices) for part in data)
-        return torch.from_numpy(np.asarray(take_rows(data, np.sort(indices)), dtype=np.float32)).to(self.device)
+        rows = np.asarray(take_rows(data, np.sort(indices)))
+        return torch.from_numpy(rows.astype(np.int64 if rows.dtype.kind in "iu" else np.float32, copy=False)).to(self.device)
 
     def _optimise(self, batch, phase: str = "") -> dict:
         """One optimiser step (of one phase); returns the losses and logs as floats."""
@@ -335,7 +334,7 @@ class Trainer:
             with distributed.training_step():
                 result = self.replicas[phase](batch)
         else:
-            result = self.loss_fn(self.model, batch, phase) if phase else self.loss_fn(self.model, batch)
+            result = self.model.loss(batch, phase)
         loss, logs = result if isinstance(result, tuple) else (result, {})
         if not torch.isfinite(loss):
             raise FloatingPointError(f"{phase or 'the'} loss became {loss.item()} at step {self.step}; lower the learning rate.")
@@ -350,21 +349,20 @@ class Trainer:
             return None
         self.model.eval()
         with torch.no_grad():
-            results = [self.loss_fn(self.model, self._batch(self.val_data, np.arange(i, min(i + 64, n_examples(self.val_data)))))
+            results = [self.model.loss(self._batch(self.val_data, np.arange(i, min(i + 64, n_examples(self.val_data)))))
                        for i in range(0, n_examples(self.val_data), 64)]
         losses = [float(result[0] if isinstance(result, tuple) else result) for result in results]
         self.model.train()
         return float(np.mean(losses))
 
-    def _train_step(self) -> dict:
+    def train_step(self) -> dict:
         """One training step (every active phase) on the batch ``(seed, step)`` defines (this rank's slice of it);
         returns its logs."""
         indices = batch_indices(n_examples(self.train_data), self.config.batch_size, self.config.seed, self.step)
         batch = self._batch(self.train_data, rank_slice(indices, self.world) if self.world.distributed else indices)
         logs = {}
         self._apply_learning_rate_schedule()
-        phases = self.model.active_phases(self.step) if hasattr(self.model, "active_phases") else self.phases
-        for phase in phases or ("",):
+        for phase in self.model.active_phases(self.step) or ("",):
             logs.update(self._optimise(batch, phase))
         self.step += 1
         return logs
@@ -386,7 +384,7 @@ class Trainer:
         times: list[float] = []
         while len(times) < 4 or (sum(times[1:]) < seconds and len(times) < max_steps + 1):
             started = clock()
-            self._train_step()
+            self.train_step()
             times.append(clock() - started)
         return float(np.median(times[1:]))
 
@@ -416,7 +414,7 @@ class Trainer:
         window_started, window_step = clock(), self.step
         try:
             while self.step < self.config.steps:
-                logs = self._train_step()
+                logs = self.train_step()
                 for name, value in logs.items():
                     running.setdefault(name, []).append(value)
                 bar.update(1)

@@ -38,7 +38,7 @@ class SimulatedTime:
         self.now, self.step_seconds, self.steps = 1000.0, step_seconds, 0
         self.slow_from, self.slow_seconds = None, step_seconds
         monkeypatch.setattr(training, "clock", lambda: self.now)
-        real_step = training.Trainer._train_step
+        real_step = training.Trainer.train_step
 
         def timed_step(trainer):
             self.steps += 1
@@ -46,7 +46,7 @@ class SimulatedTime:
             self.now += self.slow_seconds if slow else self.step_seconds
             return real_step(trainer)
 
-        monkeypatch.setattr(training.Trainer, "_train_step", timed_step)
+        monkeypatch.setattr(training.Trainer, "train_step", timed_step)
 
 
 @pytest.fixture

@@ -9,17 +9,17 @@ import numpy as np
 import pytest
 import torch
 
-from musiclib import AudioConfig, cli, runs
+from musiclib import AudioConfig, budget, cli, runs
 from musiclib.training import Trainer, TrainConfig, load_checkpoint
+
+from helpers import TinyModel
 
 
 def _tiny_trainer(run_dir, steps, deadline=None):
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Dropout(0.2), torch.nn.Linear(16, 8))
     data = np.random.default_rng(0).standard_normal((37, 8)).astype(np.float32)
     config = TrainConfig(steps=steps, batch_size=8, learning_rate=1e-2, seed=3, checkpoint_every=5, progress=False)
-    return Trainer(model, lambda m, b: torch.mean((m(b) - b.flip(1)) ** 2), data, run_dir, config, AudioConfig(),
-                   {"kind": "tiny"}, deadline=deadline)
+    return Trainer(TinyModel(), data, run_dir, config, AudioConfig(), {"kind": "tiny"}, deadline=deadline)
 
 
 def _weights(run_dir):
@@ -47,7 +47,7 @@ def test_a_budget_plans_the_steps_that_fit_and_records_the_session(tmp_path, mon
     monkeypatch.setenv("MUSICLIB_FAST", "1")
     simulated_time(0.5)
     run = runs.train("spectral-noise", "chorales", tmp_path / "run", minutes=1.0, progress=False)
-    [session] = runs.budget_sessions(run)
+    [session] = budget.sessions(run)
     assert session["seconds_per_step"] == pytest.approx(0.5)
     # 60 s at 0.5 s a step, less the 3 % kept free and the calibration's steps: a little over 100 steps.
     assert 100 <= session["planned_steps"] <= 117
@@ -60,16 +60,16 @@ def test_a_budget_plans_the_steps_that_fit_and_records_the_session(tmp_path, mon
 def test_a_run_that_goes_faster_than_measured_plans_again_at_each_checkpoint(tmp_path, monkeypatch, simulated_time):
     monkeypatch.setenv("MUSICLIB_FAST", "1")
     time = simulated_time(0.5)
-    real_plan = runs._budget_plan
+    real_plan = budget.plan
 
     def plan_then_speed_up(*args, **kwargs):
         plan = real_plan(*args, **kwargs)
         time.slow_from, time.slow_seconds = time.steps, 0.25  # every step from here on takes half the time measured
         return plan
 
-    monkeypatch.setattr(runs, "_budget_plan", plan_then_speed_up)
+    monkeypatch.setattr(budget, "plan", plan_then_speed_up)
     run = runs.train("spectral-noise", "chorales", tmp_path / "run", minutes=1.0, progress=False)
-    [session] = runs.budget_sessions(run)
+    [session] = budget.sessions(run)
     assert session["planned_steps"] > 1.5 * session["first_planned_steps"]
     assert session["stopped_by"] == "plan" and session["reached_step"] == session["planned_steps"]
     assert runs.read_config(run)["model_config"]["steps"] == session["planned_steps"]
@@ -79,9 +79,9 @@ def test_more_minutes_continue_the_run_from_where_it_ended(tmp_path, monkeypatch
     monkeypatch.setenv("MUSICLIB_FAST", "1")
     simulated_time(0.5)
     run = runs.train("spectral-noise", "chorales", tmp_path / "run", minutes=0.5, progress=False)
-    first = runs.budget_sessions(run)[0]["reached_step"]
+    first = budget.sessions(run)[0]["reached_step"]
     runs.train("spectral-noise", "chorales", run, minutes=0.5, progress=False)
-    first_session, second = runs.budget_sessions(run)
+    first_session, second = budget.sessions(run)
     assert second["from_step"] == first and second["reached_step"] > first + 40
     assert runs.history(run)[-1]["step"] == second["reached_step"]
 
@@ -89,16 +89,16 @@ def test_more_minutes_continue_the_run_from_where_it_ended(tmp_path, monkeypatch
 def test_a_run_the_budget_stopped_resumes_to_its_plan_exactly(tmp_path, monkeypatch, simulated_time):
     monkeypatch.setenv("MUSICLIB_FAST", "1")
     time = simulated_time(1.0)
-    real_plan = runs._budget_plan
+    real_plan = budget.plan
 
     def plan_then_stall(*args, **kwargs):  # one step, past half the plan, takes longer than the whole budget
         plan = real_plan(*args, **kwargs)
         time.slow_from, time.slow_seconds = time.steps + round(0.6 * plan["planned_steps"]), 60.0
         return plan
 
-    monkeypatch.setattr(runs, "_budget_plan", plan_then_stall)
+    monkeypatch.setattr(budget, "plan", plan_then_stall)
     stopped = runs.train("vae", "chorales", tmp_path / "stopped", minutes=0.5, progress=False)
-    [session] = runs.budget_sessions(stopped)
+    [session] = budget.sessions(stopped)
     assert session["stopped_by"] == "budget" and 0 < session["reached_step"] < session["planned_steps"]
     assert (stopped / "samples").exists()
     runs.train("vae", "chorales", stopped, progress=False)  # no --minutes, no --steps: on to the plan
@@ -112,7 +112,7 @@ def test_a_budget_scales_the_recipes_warm_up_with_the_steps_it_plans(tmp_path, m
     simulated_time(2.0)
     from musiclib import models
 
-    recipe = models.get("melgan").default_config(True)
+    recipe = models.get("melgan").Settings().to_dict()
     run = runs.train("melgan", "chorales", tmp_path / "run", minutes=0.5, progress=False)
     config = runs.read_config(run)["model_config"]
     assert config["steps"] < recipe["steps"]

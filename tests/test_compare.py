@@ -5,9 +5,12 @@ import json
 import numpy as np
 import pytest
 
-from musiclib import cli, compare, metrics, models
+import torch
 
-from test_cli import _fails_cleanly
+from musiclib import cli, compare, metrics, models, runs
+from musiclib.models import Model, Settings
+
+from helpers import fails_cleanly
 
 ARGS = ["--fast", "--steps", "2", "--seeds", "2", "--n-clips", "4"]
 
@@ -65,7 +68,7 @@ def test_a_second_run_reuses_every_run_and_score(compared, monkeypatch):
         raise AssertionError("compare trained or scored again")
 
     monkeypatch.setattr(runs, "train", no_work)
-    monkeypatch.setattr(compare, "_score_run", no_work)
+    monkeypatch.setattr(compare, "score_run", no_work)
     before = json.loads((folder / "results.json").read_text())
     assert cli.main(argv) == 0
     after = json.loads((folder / "results.json").read_text())
@@ -76,7 +79,7 @@ def test_a_killed_compare_continues_where_it_stopped(tmp_path, monkeypatch):
     """Scoring fails on the second run (as a kill would stop it); the next call trains and scores only what is missing."""
     monkeypatch.setenv("MUSICLIB_FAST", "1")
     plan = compare.ComparePlan(models=("spectral-noise",), seeds=2, steps=2, n_clips=4, work=str(tmp_path / "work"), vocoder=False)
-    real_score = compare._score_run
+    real_score = compare.score_run
     calls = []
 
     def dies_on_the_second(spec, setup, run_dir):
@@ -85,7 +88,7 @@ def test_a_killed_compare_continues_where_it_stopped(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real_score(spec, setup, run_dir)
 
-    monkeypatch.setattr(compare, "_score_run", dies_on_the_second)
+    monkeypatch.setattr(compare, "score_run", dies_on_the_second)
     with pytest.raises(KeyboardInterrupt):
         compare.run(plan, log=lambda line: None)
     first = (tmp_path / "work" / "chorales" / "spectral-noise" / "seed_0" / "scores.json").read_text()
@@ -106,15 +109,60 @@ def test_more_steps_resume_the_runs_and_score_them_again(tmp_path, monkeypatch):
     assert results["datasets"]["chorales"]["rows"][0]["scores"]["ndb_k"]["n"] == 1
 
 
-def test_a_newly_registered_model_joins_the_table_with_no_other_code(tmp_path, monkeypatch):
+@dataclasses.dataclass(frozen=True)
+class HumSettings(Settings):
+    steps: int = 3
+    batch_size: int = 4
+    learning_rate: float = 0.5
+    pitch: float = 220.0
+
+
+class Hum(Model):
+    """A model written in this file alone: a sine whose loudness it learns from the training clips."""
+
+    name, family, description = "test-hum", "baseline", "a sine as loud as the music (a test's model)"
+    gallery = "A sine as loud as the music, from a model a test registered."
+    Settings = HumSettings
+
+    def __init__(self, settings: HumSettings, audio):
+        super().__init__(settings, audio)
+        self.log_rms = torch.nn.Parameter(torch.zeros(()))
+
+    def features(self, dataset, split):
+        return np.array([[np.sqrt(np.mean(np.square(clip)))] for chunk in dataset.clip_chunks(split) for clip in chunk],
+                        np.float32)
+
+    def loss(self, batch, phase=""):
+        return torch.mean((self.log_rms - torch.log(batch[:, 0] + 1e-6)) ** 2)
+
+    def sample(self, n, seconds, seed):
+        t = np.arange(int(round(seconds * self.audio.sample_rate))) / self.audio.sample_rate
+        level = float(self.log_rms.detach().exp()) * np.sqrt(2)
+        return np.tile(level * np.sin(2 * np.pi * self.settings.pitch * t, dtype=np.float64), (n, 1)).astype(np.float32)
+
+
+def test_a_model_written_in_one_file_is_trained_generated_compared_and_shown_by_registering_it(tmp_path, monkeypatch, capsys):
+    from musiclib import cli
+    from musiclib.demo import run_demo
+
     monkeypatch.setenv("MUSICLIB_FAST", "1")
-    models.names()
-    twin = dataclasses.replace(models.get("spectral-noise"), name="test-twin-noise", gallery="")
-    monkeypatch.setitem(models.REGISTRY, twin.name, twin)
-    assert twin in models.generative_models()
-    plan = compare.ComparePlan(models=("spectral-noise", twin.name), seeds=1, steps=2, n_clips=4, work=str(tmp_path / "w"),
+    models.names()  # the built-in models first
+    monkeypatch.setattr(models, "REGISTRY", dict(models.REGISTRY))
+    models.register(Hum)
+    assert Hum in models.generative_models() and Hum in models.gallery_models() and Hum.modes() == ("autonomous",)
+    run = tmp_path / "hum"
+    assert cli.main(["train", "test-hum", "--out", str(run), "--set", '{"pitch": 330.0}']) == 0
+    assert cli.main(["generate", str(run), "--seconds", "1", "--out", str(tmp_path / "hum.wav")]) == 0
+    assert runs.load(run)[1].settings.pitch == 330.0
+    fails_cleanly(["train", "test-hum", "--out", str(tmp_path / "bad"), "--set", '{"pitch": "high"}'], capsys,
+                  "test-hum setting 'pitch' must be a number")
+    plan = compare.ComparePlan(models=("spectral-noise", "test-hum"), seeds=1, steps=2, n_clips=4, work=str(tmp_path / "w"),
                                vocoder=False)
-    assert _rows(compare.markdown(compare.run(plan, log=lambda line: None), "test"))[:2] == ["spectral-noise", "test-twin-noise"]
+    assert _rows(compare.markdown(compare.run(plan, log=lambda line: None), "test"))[:2] == ["spectral-noise", "test-hum"]
+    monkeypatch.setattr(models, "REGISTRY", {"test-hum": Hum})  # the demo's gallery: this model alone
+    run_demo(tmp_path / "demo", steps=2, n_clips=4)
+    page = (tmp_path / "demo" / "index.html").read_text()
+    assert "gallery/test-hum_0.wav" in page and Hum.gallery in page
 
 
 @pytest.mark.parametrize("args,expected", [
@@ -127,7 +175,7 @@ def test_a_newly_registered_model_joins_the_table_with_no_other_code(tmp_path, m
 def test_compare_refuses_bad_options_before_working(tmp_path, capsys, monkeypatch, args, expected):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "keep").write_text("untouched")
-    _fails_cleanly(["compare", "--fast", "--work", "work", *args], capsys, expected, watched=[tmp_path])
+    fails_cleanly(["compare", "--fast", "--work", "work", *args], capsys, expected, watched=[tmp_path])
     assert not (tmp_path / "work").exists()
 
 
@@ -135,9 +183,9 @@ def test_compare_refuses_a_readme_without_markers_and_a_file_as_work_folder(tmp_
     monkeypatch.chdir(tmp_path)
     (tmp_path / "README.md").write_text("no markers here\n")
     (tmp_path / "busy").write_text("a file")
-    _fails_cleanly(["compare", "--fast", "--readme", "README.md", "--out", "t.md"], capsys, "no <!-- results:start -->",
+    fails_cleanly(["compare", "--fast", "--readme", "README.md", "--out", "t.md"], capsys, "no <!-- results:start -->",
                    watched=[tmp_path])
-    _fails_cleanly(["compare", "--fast", "--work", "busy", "--out", "t.md"], capsys, "--work busy: is a file", watched=[tmp_path])
+    fails_cleanly(["compare", "--fast", "--work", "busy", "--out", "t.md"], capsys, "--work busy: is a file", watched=[tmp_path])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["README.md", "busy"]
 
 

@@ -6,18 +6,24 @@ import pytest
 import torch
 
 from musiclib import AudioConfig, cli, runs
-from musiclib.models import flow
+from musiclib.models import flow, render, vae
 
-from test_cli import _continues_where_the_prime_stops, _fails_cleanly
+from helpers import continues_where_the_prime_stops, fails_cleanly
+
+
+def small_flow(length):
+    audio = AudioConfig(n_mels=16)
+    settings = flow.LatentFlow.Settings(autoencoder_config=vae.VAESettings(width=4, latent_size=3, beta=1.0, prior_components=0),
+                                        length=length, width=8, blocks=1)
+    return flow.LatentFlow(settings, audio, vae.VAE(settings.autoencoder_config, audio))
 
 
 def test_the_loss_is_the_squared_error_to_the_straight_paths_velocity():
     torch.manual_seed(0)
-    model = flow.LatentFlow(AudioConfig(n_mels=16), {"width": 4, "latent_size": 3, "variational": True, "beta": 1.0, "prior_components": 0}, length=2,
-                            width=8, blocks=1)
+    model = small_flow(2)
     data = torch.randn(5, 6)
     torch.manual_seed(1)
-    value = flow.loss(model, data)
+    value = model.loss(data)
     torch.manual_seed(1)
     noise, t = torch.randn_like(data), torch.rand(5)
     x_t = (1 - t[:, None]) * noise + t[:, None] * data
@@ -84,8 +90,8 @@ def test_the_flow_holds_its_autoencoder_and_continues_exactly_where_the_prime_st
     _, model, config, _ = runs.load(flow_runs / "flow")
     for name, value in autoencoder.state_dict().items():  # a moved run folder still generates: the VAE is inside
         torch.testing.assert_close(model.autoencoder.state_dict()[name], value)
-    _continues_where_the_prime_stops(flow_runs / "flow", flow_runs / "continued.wav")
-    autonomous = flow.generate(model, 2, 1.0, 0, config)
+    continues_where_the_prime_stops(flow_runs / "flow", flow_runs / "continued.wav")
+    autonomous = render(model.sample(2, 1.0, seed=0), config.sample_rate)
     assert autonomous.shape == (2, config.sample_rate) and np.all(np.isfinite(autonomous))
     long = flow.sample_codes(model, 2, 3 * model.length, seed=0)  # longer than one window: the window slides
     assert long.shape == (2, 3 * model.length, model.latent_size) and np.all(np.isfinite(long))
@@ -93,8 +99,7 @@ def test_the_flow_holds_its_autoencoder_and_continues_exactly_where_the_prime_st
 
 def test_a_continuation_keeps_the_primes_codes():
     torch.manual_seed(0)
-    model = flow.LatentFlow(AudioConfig(n_mels=16), {"width": 4, "latent_size": 3, "variational": True, "beta": 1.0, "prior_components": 0}, length=4,
-                            width=8, blocks=1)
+    model = small_flow(4)
     model.code_mean.fill_(0.5)
     model.code_std.fill_(2.0)
     prefix = np.random.default_rng(0).standard_normal((2, 5, 3)).astype(np.float32)
@@ -106,12 +111,12 @@ def test_a_continuation_keeps_the_primes_codes():
 
 @pytest.mark.parametrize("length", [1, 2, 3])
 def test_windows_of_any_length_slide_and_continue(length):
-    model = flow.LatentFlow(AudioConfig(n_mels=16), {"width": 4, "latent_size": 3, "variational": True, "beta": 1.0, "prior_components": 0}, length=length,
-                            width=8, blocks=1)
+    model = small_flow(length)
     prefix = np.ones((2, 5, 3), np.float32)
     assert flow.sample_codes(model, 2, 7, seed=0, steps=2).shape == (2, 7, 3)
     assert flow.sample_codes(model, 2, 7, seed=0, steps=2, prefix=prefix).shape == (2, 7, 3)
-    assert flow.frame_offsets({"frame_offsets": 3}) == [0, 21, 42]
+    offsets = flow.frame_offsets(3)
+    assert len(offsets) == 3 and offsets[0] == 0 and np.all(np.diff(offsets) == offsets[1]) and 3 * offsets[1] <= vae.FRAMES
 
 
 def test_a_flow_trains_its_own_autoencoder_when_given_none(tmp_path, monkeypatch):
@@ -121,7 +126,9 @@ def test_a_flow_trains_its_own_autoencoder_when_given_none(tmp_path, monkeypatch
     assert runs.read_config(run / "autoencoder")["model"] == "vae"
     assert runs.history(run / "autoencoder")[-1]["step"] == 3
     assert config["model_config"]["autoencoder_run"] == str((run / "autoencoder").resolve())
-    assert len(config["model_config"]["code_mean"]) == config["model_config"]["autoencoder_config"]["latent_size"]
+    assert config["model_config"]["autoencoder_config"] == runs.read_config(run / "autoencoder")["model_config"]
+    model = runs.load(run)[1]  # the codes' statistics, fitted into buffers
+    assert model.code_mean.shape == (config["model_config"]["autoencoder_config"]["latent_size"],) and model.code_std.min() > 0
 
 
 def test_bad_flow_settings_are_one_line_and_write_nothing(flow_runs, tmp_path, capsys, monkeypatch):
@@ -131,6 +138,6 @@ def test_bad_flow_settings_are_one_line_and_write_nothing(flow_runs, tmp_path, c
                                ({"autoencoder": str(flow_runs / "flow")}, "not an autoencoder"),
                                ({"autoencoder": str(flow_runs / "vae"), "solver": "rk45"}, "solver"),
                                ({"autoencoder": str(flow_runs / "vae"), "length": 400}, "length")):
-        _fails_cleanly(["train", "flow", "--out", str(out), "--steps", "2", "--set", json.dumps(settings)], capsys, expected,
+        fails_cleanly(["train", "flow", "--out", str(out), "--steps", "2", "--set", json.dumps(settings)], capsys, expected,
                        watched=[flow_runs])
         assert not out.exists()

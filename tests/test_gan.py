@@ -38,7 +38,7 @@ def _gan_trainer(run_dir, steps, model):
     data = np.abs(np.random.default_rng(0).standard_normal((40, *image))).astype(np.float32)
     config = TrainConfig(steps=steps, batch_size=8, learning_rate=2e-4, betas=(0.5, 0.999), seed=1, checkpoint_every=3,
                          progress=False, device="cpu")
-    return Trainer(model, lambda model, batch, phase: model.loss(batch, phase), data, run_dir, config, AudioConfig(),
+    return Trainer(model, data, run_dir, config, AudioConfig(),
                    model.settings.to_dict())
 
 

@@ -92,18 +92,17 @@ def test_pca_and_persistence_baselines(chorales):
 
 
 def _tiny_trainer(run_dir, steps, learning_rate_schedule=()):
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Dropout(0.2), torch.nn.Linear(16, 8))
-    data = np.random.default_rng(0).standard_normal((37, 8)).astype(np.float32)
-
-    def loss_fn(m, batch):
-        return torch.mean((m(batch) - batch.flip(1)) ** 2)
-
     from musiclib import AudioConfig
+
+    from helpers import TinyModel
+
+    torch.manual_seed(0)
+    model = TinyModel()
+    data = np.random.default_rng(0).standard_normal((37, 8)).astype(np.float32)
 
     config = TrainConfig(steps=steps, batch_size=8, learning_rate=1e-2, seed=3, checkpoint_every=5, progress=False, device="cpu",
                          learning_rate_schedule=learning_rate_schedule)
-    return Trainer(model, loss_fn, data, run_dir, config, AudioConfig(), {"kind": "tiny"}, val_data=data[:10])
+    return Trainer(model, data, run_dir, config, AudioConfig(), {"kind": "tiny"}, val_data=data[:10])
 
 
 def test_resume_ends_with_the_same_weights(tmp_path):
@@ -135,7 +134,7 @@ def test_learning_rate_schedule_survives_a_resume(tmp_path):
         assert torch.equal(a, b)
     constant = _tiny_trainer(tmp_path / "constant", 20)
     constant.fit()
-    assert not torch.equal(constant.model[0].weight, straight.model[0].weight)
+    assert not torch.equal(constant.model.net[0].weight, straight.model.net[0].weight)
     with pytest.raises(ValueError, match="factors > 0"):
         TrainConfig(learning_rate_schedule=((5, 0.0),))
     with pytest.raises(ValueError, match="pairs"):

@@ -12,17 +12,14 @@ import torch
 from musiclib import AudioConfig
 from musiclib.training import Trainer, TrainConfig, load_checkpoint
 
+from helpers import TinyModel
+
 
 def _trainer(run_dir, steps, device="cpu"):
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Dropout(0.2), torch.nn.Linear(16, 8))
     data = np.random.default_rng(0).standard_normal((37, 8)).astype(np.float32)
-
-    def loss_fn(m, batch):
-        return torch.mean((m(batch) - batch.flip(1)) ** 2)
-
     config = TrainConfig(steps=steps, batch_size=8, learning_rate=1e-2, seed=3, checkpoint_every=5, progress=False, device=device)
-    return Trainer(model, loss_fn, data, run_dir, config, AudioConfig(), {"kind": "tiny"})
+    return Trainer(TinyModel(), data, run_dir, config, AudioConfig(), {"kind": "tiny"})
 
 
 @pytest.mark.filterwarnings("ignore:for .*copying from a non-meta parameter")
@@ -73,13 +70,24 @@ KILLABLE = textwrap.dedent("""
             (Path(path).parent / f"written.{len(writes)}").touch()  # the bytes are out, the rename is not yet done
             time.sleep(0.5)
         training.torch.save = save
+    from musiclib.models import Model, Settings
+
+    class Reverser(Model):
+        name, family, description = "reverser", "baseline", "reverses eight numbers"
+
+        def __init__(self):
+            super().__init__(Settings(), AudioConfig())
+            self.net = torch.nn.Sequential(torch.nn.Linear(8, 64), torch.nn.Tanh(), torch.nn.Linear(64, 8))
+
+        def loss(self, batch, phase=""):
+            return torch.mean((self.net(batch) - batch.flip(1)) ** 2)
+
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(8, 64), torch.nn.Tanh(), torch.nn.Linear(64, 8))
+    model = Reverser()
     data = np.random.default_rng(0).standard_normal((53, 8)).astype(np.float32)
-    loss = lambda m, b: torch.mean((m(b) - b.flip(1)) ** 2)
     config = training.TrainConfig(steps=steps, batch_size=8, learning_rate=1e-2, seed=1, checkpoint_every=7,
                                   progress=False, device="cpu")
-    training.Trainer(model, loss, data, run_dir, config, AudioConfig(), {}).fit()
+    training.Trainer(model, data, run_dir, config, AudioConfig(), {}).fit()
     print("done")
 """)
 

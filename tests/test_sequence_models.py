@@ -11,8 +11,8 @@ from musiclib.models import gruv_lstm, sample_lstm
 from musiclib.models.layers import count_parameters, keras_lstm
 
 
-def small_gruv(**settings):
-    return gruv_lstm.GRUV(gruv_lstm.GRUV.Settings(**settings), AudioConfig())
+def small_gruv(block_size, hidden_size):
+    return gruv_lstm.GRUV(gruv_lstm.GRUV.Settings(block_size=block_size, hop=block_size // 2, hidden_size=hidden_size), AudioConfig())
 
 
 def test_keras_style_lstm_has_one_bias_and_matches_torch_lstm():

@@ -5,11 +5,12 @@ import numpy as np
 import pytest
 import torch
 
-from musiclib import cli, runs
+from musiclib import AudioConfig, cli, runs
+from musiclib.models import render
 from musiclib.models import token_transformer as tt
 from musiclib.models import vq
 
-from test_cli import _continues_where_the_prime_stops, _fails_cleanly
+from helpers import continues_where_the_prime_stops, fails_cleanly
 
 
 def test_the_quantiser_picks_the_nearest_code_and_passes_gradients_straight_through():
@@ -55,7 +56,7 @@ def test_frame_groups_round_trip():
 
 
 def test_the_tokenizer_gives_one_token_per_four_frames_and_decodes_back_to_that_length():
-    tokenizer = vq.Tokenizer(n_mels=16, width=8, dim=4, codebook_size=8)
+    tokenizer = vq.Tokenizer(vq.Tokenizer.Settings(width=8, dim=4, codebook_size=8), AudioConfig(n_mels=16))
     tokens = tokenizer.encode(np.zeros((2, 16, 87), np.float32))
     assert tokens.shape == (2, 21) and tokens.dtype == np.int64
     assert tokenizer.decode(tokens).shape == (2, 16, 84)
@@ -141,9 +142,10 @@ def test_the_token_transformer_holds_its_tokenizer_and_continues_exactly_where_t
     _, model, config, _ = runs.load(token_runs / "tt")
     for name, value in tokenizer.state_dict().items():  # a moved run folder still generates: the tokenizer is inside
         torch.testing.assert_close(model.tokenizer.state_dict()[name], value)
-    _continues_where_the_prime_stops(token_runs / "tt", token_runs / "continued.wav")
-    autonomous = tt.generate(model, 2, 1.0, 0, config)
+    continues_where_the_prime_stops(token_runs / "tt", token_runs / "continued.wav")
+    autonomous = render(model.sample(2, 1.0, seed=0), config.sample_rate)
     assert autonomous.shape == (2, config.sample_rate) and np.all(np.isfinite(autonomous))
+    assert runs.read_config(token_runs / "tt")["model_config"]["tokenizer_config"] == tokenizer.settings.to_dict()
 
 
 def test_a_token_transformer_trains_its_own_tokenizer_when_given_none(tmp_path, monkeypatch):
@@ -160,6 +162,6 @@ def test_a_bad_tokenizer_setting_is_one_line_and_writes_nothing(token_runs, tmp_
     monkeypatch.setenv("MUSICLIB_FAST", "1")
     for tokenizer, expected in ((tmp_path / "missing", "not a trained run"), (token_runs / "tt", "not a tokenizer")):
         out = tmp_path / "out"
-        _fails_cleanly(["train", "token-transformer", "--out", str(out), "--steps", "2", "--set", json.dumps({"tokenizer": str(tokenizer)})],
+        fails_cleanly(["train", "token-transformer", "--out", str(out), "--steps", "2", "--set", json.dumps({"tokenizer": str(tokenizer)})],
                        capsys, expected, watched=[token_runs])
         assert not out.exists()

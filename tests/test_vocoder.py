@@ -111,7 +111,7 @@ def _vocoder_trainer(run_dir, steps):
     data = (rng.standard_normal((12, 80, 16)).astype(np.float32) - 5, 0.1 * rng.standard_normal((12, 4096)).astype(np.float32))
     train_config = TrainConfig(steps=steps, batch_size=4, learning_rate=1e-3, betas=(0.5, 0.9), seed=2, checkpoint_every=2,
                                progress=False, device="cpu")
-    return Trainer(model, lambda model, batch, phase: model.loss(batch, phase), data, run_dir, train_config, AudioConfig(),
+    return Trainer(model, data, run_dir, train_config, AudioConfig(),
                    settings.to_dict())
 
 

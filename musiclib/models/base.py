@@ -113,6 +113,8 @@ def _parse(value, kind, where: str):
             return tuple(tuple(v) if isinstance(v, list) else v for v in value)
         if origin is dict and isinstance(value, dict):
             return value
+        if dataclasses.is_dataclass(origin) and isinstance(value, (dict, origin)):  # an upstream model's settings, nested
+            return value if isinstance(value, origin) else origin.from_dict(value, where)
     names = [{float: "a number", type(None): "null"}.get(typing.get_origin(o) or o, (typing.get_origin(o) or o).__name__)
              for o in options]
     raise ValueError(f"{where} must be {' or '.join(names)}, got {value!r}")
@@ -133,7 +135,7 @@ class LogMel:
     start: int = 0
 
 
-def render(made, n_samples: int, inverter=None, seed: int = 0) -> np.ndarray:
+def render(made, n_samples: int, inverter: "Model | None" = None, seed: int = 0) -> np.ndarray:
     """The one inversion stage: ``(n, n_samples)`` float32 audio from what a model made.
 
     Audio passes through (cut to ``n_samples``). A :class:`LogMel` is inverted by Griffin-Lim (32 iterations, every
@@ -160,6 +162,25 @@ def render(made, n_samples: int, inverter=None, seed: int = 0) -> np.ndarray:
     return np.asarray(y, np.float32)[:, made.start : end]
 
 
+@dataclasses.dataclass(frozen=True)
+class Upstream:
+    """The model another model is built on (a token prior's tokenizer, a latent flow's autoencoder), trained first.
+
+    Four settings of the model built on it go with it, named after ``setting``: ``<setting>`` names a trained run to
+    reuse (empty: train one into ``RUN_DIR/<setting>``), ``<setting>_steps`` how long that training is,
+    ``<setting>_run`` records the run used and ``<setting>_config`` its settings (which build its shell in a checkpoint).
+
+    Attributes:
+        model: The upstream model's class.
+        setting: The name the settings above start with.
+        budget_share: The share of a time budget (``musiclib train --minutes``) it trains for, when trained here.
+    """
+
+    model: type["Model"]
+    setting: str
+    budget_share: float = 0.5
+
+
 FAMILIES = ("baseline", "sequence", "gan", "autoencoder", "latent", "vocoder")
 """How the course groups models, in the order the demo's gallery shows them.
 "latent": compress the audio (a tokenizer, an autoencoder), then model the compressed form."""
@@ -171,7 +192,9 @@ class Model(torch.nn.Module):
     Class attributes say what the model is (``name``, ``description``, ``family``, the bundled ``data`` it is
     compared on, ``gallery`` text for the demo page), what it makes (``output``: ``"audio"``, or ``"log-mel"`` that
     :func:`render` inverts), how it is primed (``prime_seconds`` of held-out audio that
-    ``sample`` continues), and, for adversarial models, its training ``phases``.
+    ``sample`` continues), for adversarial models its training ``phases``, and the ``upstream`` model it is built on:
+    that model's constructor takes the trained upstream model as a third argument, which :mod:`musiclib.runs` trains or
+    loads and hands in.
     """
 
     name: ClassVar[str]
@@ -183,6 +206,7 @@ class Model(torch.nn.Module):
     output: ClassVar[str] = "audio"
     prime_seconds: ClassVar[float] = 0.0
     phases: ClassVar[tuple[str, ...]] = ()
+    upstream: ClassVar[Upstream | None] = None
 
     def __init__(self, settings: Settings, audio: AudioConfig):
         super().__init__()
@@ -241,8 +265,41 @@ class Model(torch.nn.Module):
         return learning_rate
 
     @classmethod
+    def fits_after_training(cls) -> bool:
+        """Whether the class defines :meth:`finish` (the run's last checkpoint is then written again after it)."""
+        return cls.finish is not Model.finish
+
+    @classmethod
     def modes(cls) -> tuple[str, ...]:
         """The generation modes the class defines: ``autonomous`` (``sample``), ``continue`` (``continuation``)."""
         defined = {"autonomous": cls.sample is not Model.sample, "continue": cls.continuation is not Model.continuation,
                    "condition": cls.conditioned is not Model.conditioned}
         return tuple(mode for mode, is_defined in defined.items() if is_defined)
+
+
+def make_audio(model: Model, n: int, seconds: float, seed: int, prime: np.ndarray | None = None, mode: str | None = None,
+               inverter: Model | None = None, **labels) -> np.ndarray:
+    """``(n, samples)`` float32 audio from a model: the one way from any model to sound.
+
+    - ``mode="condition"``: :meth:`Model.conditioned` with ``labels``;
+    - ``mode="continue"``, or a model that only continues: :meth:`Model.continuation` of ``prime`` (the new part only);
+    - otherwise :meth:`Model.sample`;
+    - a vocoder re-synthesises ``prime`` from its log-mel (it is the inverter).
+
+    What the model makes goes through :func:`render` (Griffin-Lim or ``inverter`` for a :class:`LogMel`).
+    """
+    n_samples = int(round(seconds * model.audio.sample_rate))
+    if model.family == "vocoder":
+        log_mel = np.stack([features.log_mel(np.asarray(p), model.audio) for p in prime])
+        return render(LogMel(log_mel, model.audio), prime.shape[1], model, seed)
+    if mode is not None and mode not in model.modes():
+        raise ValueError(f"{model.name} generates in modes {list(model.modes())}, not {mode!r}")
+    if mode == "condition":
+        made = model.conditioned(n, seconds, seed, **labels)
+    elif mode == "continue" or "autonomous" not in model.modes():
+        if prime is None:
+            raise ValueError(f"{model.name} continues audio: give it a prime (held-out audio), as `musiclib generate` does")
+        made = model.continuation(np.asarray(prime), seconds, seed)
+    else:
+        made = model.sample(n, seconds, seed)
+    return render(made, n_samples, inverter, seed)

@@ -27,6 +27,7 @@ Notebook: 13_flow_matching.ipynb
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -36,13 +37,10 @@ from torch import nn
 from musiclib import features, metrics
 from musiclib.config import AudioConfig
 from musiclib.datasets.spectrogram import Normalizer
-from musiclib.models import ModelSpec, Upstream, register, render
-from musiclib.models import vae, vq
+from musiclib.models import base, register, vae, vq
 from musiclib.models.layers import eval_mode
 
-MODES = ("autonomous", "continue")
 SOLVERS = ("euler", "midpoint")
-AUTOENCODER_KEYS = ("width", "latent_size", "variational", "beta", "prior_components", "latent_correlation")
 TIME_FEATURES = 64
 
 
@@ -87,23 +85,159 @@ class VelocityField(nn.Module):
         return self.out(self.norm(h))
 
 
-class LatentFlow(nn.Module):
-    """The autoencoder (frozen, copied into every checkpoint so that a run folder generates on its own),
+@dataclasses.dataclass(frozen=True)
+class LatentFlowSettings(base.Settings):
+    """Windows of ``length`` consecutive codes, cut at ``frame_offsets`` offsets of the image grid; a velocity network
+    ``width`` wide with ``blocks`` residual blocks; sampling with ``sampling_steps`` steps of ``solver``
+    (:data:`SOLVERS`).
+
+    The autoencoder: ``autoencoder`` names a trained ``vae`` run to reuse (empty: one is trained into
+    ``RUN_DIR/autoencoder`` for ``autoencoder_steps`` steps, with ``autoencoder_config``); ``autoencoder_run`` and
+    ``autoencoder_config`` record the run used and its settings.
+    """
+
+    autoencoder: str = ""
+    autoencoder_steps: int = vae.VAESettings().steps
+    autoencoder_run: str = ""
+    autoencoder_config: vae.VAESettings = vae.VAESettings()
+    length: int = 4
+    width: int = 256
+    blocks: int = 3
+    frame_offsets: int = 8
+    sampling_steps: int = 16
+    solver: str = "midpoint"
+    batch_size: int = 128
+    steps: int = 1500
+
+    @classmethod
+    def full(cls):
+        return cls(autoencoder_steps=vae.VAESettings.full().steps, width=384, blocks=4, steps=10000)
+
+    def check(self) -> None:
+        if self.solver not in SOLVERS:
+            raise ValueError(f"setting solver must be one of {SOLVERS}, got {self.solver!r}")
+        for key in ("length", "sampling_steps", "frame_offsets", "width", "blocks"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"setting {key} must be at least 1, got {getattr(self, key)}")
+        if self.frame_offsets > vae.FRAMES:
+            raise ValueError(f"setting frame_offsets must be at most {vae.FRAMES} (one per frame of an image), got {self.frame_offsets}")
+
+
+@register
+class LatentFlow(base.Model):
+    """The autoencoder it is built on (frozen, kept in every checkpoint so that a run folder generates on its own),
     the per-dimension statistics of its codes, and the velocity network over ``length`` codes."""
 
-    def __init__(self, audio_config: AudioConfig, autoencoder_config: dict, length: int, width: int, blocks: int):
-        super().__init__()
-        self.autoencoder = vae.VAE(vae.VAESettings.from_dict(autoencoder_config, "vae"), audio_config)
+    name, family, output = "flow", "latent", "log-mel"
+    description = "flow matching on a VAE's latent codes (trains its own VAE unless given one)"
+    Settings = LatentFlowSettings
+    upstream = base.Upstream(vae.VAE, "autoencoder", budget_share=0.7)
+
+    def __init__(self, settings: LatentFlowSettings, audio: AudioConfig, autoencoder: vae.VAE):
+        super().__init__(settings, audio)
+        self.autoencoder = autoencoder
         self.autoencoder.requires_grad_(False)
-        self.length, self.latent_size = length, self.autoencoder.settings.latent_size
-        self.velocity = VelocityField(length * self.latent_size, width, blocks)
+        self.length, self.latent_size = settings.length, autoencoder.settings.latent_size
+        self.velocity = VelocityField(settings.length * self.latent_size, settings.width, settings.blocks)
         self.register_buffer("code_mean", torch.zeros(self.latent_size))
         self.register_buffer("code_std", torch.ones(self.latent_size))
+        self._windows_of: dict = {}
 
     def train(self, mode: bool = True):
         super().train(mode)
         self.autoencoder.eval()  # it never trains here
         return self
+
+    @torch.no_grad()
+    def fit(self, dataset) -> None:
+        """The training windows' per-dimension mean and standard deviation, which standardise the codes."""
+        flat = self.code_windows(dataset, "train").reshape(-1, self.latent_size)
+        self.code_mean.copy_(torch.as_tensor(flat.mean(0), dtype=torch.float32))
+        self.code_std.copy_(torch.as_tensor(flat.std(0) + 1e-6, dtype=torch.float32))
+
+    def features(self, dataset, split: str) -> np.ndarray:
+        """Normalised windows of ``length`` codes of a split's pieces (the training ones at ``frame_offsets`` offsets)."""
+        return self.normalize(self.code_windows(dataset, split))
+
+    def code_windows(self, dataset, split: str) -> np.ndarray:
+        """``(n, length, latent)`` windows of the codes of a split's pieces (the training ones at every frame offset).
+
+        Kept for the dataset last asked about: fitting the statistics and the training features encode the same pieces.
+        """
+        key = (str(dataset.root), split)
+        if self._windows_of.get("key") != key:
+            offsets = frame_offsets(self.settings.frame_offsets) if split == "train" else [0]
+            self._windows_of = {"key": key, "windows": code_windows(piece_codes(self.autoencoder, dataset, split, offsets), self.length)}
+        return self._windows_of["windows"]
+
+    def loss(self, batch: torch.Tensor, phase: str = "") -> torch.Tensor:
+        """Conditional flow matching: mean squared error between ``v(x_t, t)`` and the path's velocity ``x1 - x0``."""
+        data = batch
+        noise = torch.randn_like(data)
+        t = torch.rand(len(data), device=data.device)
+        return ((self.velocity(interpolate(noise, data, t), t) - (data - noise)) ** 2).mean()
+
+    def sample(self, n: int, seconds: float, seed: int, steps: int | None = None, solver: str | None = None) -> base.LogMel:
+        """Codes from noise (:func:`sample_codes`; ``steps`` and ``solver`` default to the settings'), decoded."""
+        codes = self.sample_codes(n, vae.images_for(seconds, self.audio), seed, steps, solver)
+        return self.decoded(codes)
+
+    def continuation(self, prime: np.ndarray, seconds: float, seed: int) -> base.LogMel:
+        """The codes of each prime's last whole images (ending at its last frame) are given and the flow continues
+        them; the audio starts where the prime stops."""
+        hop, prime = self.audio.hop_length, np.asarray(prime)
+        n_frames = prime.shape[1] // hop + 1
+        known = min(self.length - 1, n_frames // vae.FRAMES)
+        if known < 1:
+            raise ValueError(f"a continuation needs at least {vae.FRAMES} frames "
+                             f"({vae.FRAMES * hop / self.audio.sample_rate:.2f} s) of audio")
+        first = n_frames - known * vae.FRAMES
+        prefix = np.stack([audio_codes(self.autoencoder, p, self.audio, first) for p in prime])
+        skip = prime.shape[1] - first * hop  # samples of the prime the decoded prefix still covers
+        n_new = -(-int(round(seconds * self.audio.sample_rate)) // (vae.FRAMES * hop))  # the prefix covers the prime's last `skip` samples
+        codes = self.sample_codes(len(prime), n_new, seed, prefix=prefix)
+        return self.decoded(np.concatenate([prefix, codes], axis=1), start=skip)
+
+    def heldout_scores(self, dataset, n_windows: int = 512, seed: int = 0) -> dict:
+        """Distances between windows of held-out codes and windows sampled three ways, in the flow's normalised latent space.
+
+        The held-out windows (:meth:`heldout_windows`) are cut at the training windows' frame offsets, so that the set is not tiny.
+
+        ``flow_*``: this model's windows; ``fitted_prior_*``: the VAE's own prior (its Gaussian mixture,
+        walked as the ``vae`` model generates); ``train_*``: training windows, the floor any prior can reach.
+        Fréchet distance and the unbiased kernel distance of :mod:`musiclib.metrics`.
+        """
+        held = self.heldout_windows(dataset)
+        train = self.code_windows(dataset, "train")
+        rng = np.random.default_rng(seed)
+        flow = self.sample_codes(n_windows, self.length, seed)
+        fitted = vae.sample_latents(self.autoencoder, n_windows, self.length, rng, self.autoencoder.settings.latent_correlation)
+        reference = self.normalize(held)
+        scores = {"n_heldout_windows": len(held)}
+        for name, windows in (("flow", flow), ("fitted_prior", fitted), ("train", train[rng.permutation(len(train))[:n_windows]])):
+            x = self.normalize(windows)
+            scores[f"{name}_latent_frechet"] = metrics.frechet_distance(x, reference)
+            scores[f"{name}_latent_kernel"] = metrics.kernel_distance(x, reference)["mean"]
+        return scores
+
+    # Codes in and out
+
+    def heldout_windows(self, dataset) -> np.ndarray:
+        """``(n, length, latent)`` windows of the held-out (val and test) pieces' codes, cut at the training windows' frame offsets."""
+        offsets = frame_offsets(self.settings.frame_offsets)
+        return code_windows([codes for split in ("val", "test") for codes in piece_codes(self.autoencoder, dataset, split, offsets)],
+                            self.length)
+
+    def sample_codes(self, n: int, n_codes: int, seed: int = 0, steps: int | None = None, solver: str | None = None,
+                     prefix: np.ndarray | None = None) -> np.ndarray:
+        """:func:`sample_codes` with the settings' steps and solver unless given."""
+        return sample_codes(self, n, n_codes, seed, self.settings.sampling_steps if steps is None else steps,
+                            self.settings.solver if solver is None else solver, prefix)
+
+    def decoded(self, codes: np.ndarray, start: int = 0) -> base.LogMel:
+        """``(n, k, latent)`` codes → the decoded images side by side, as log-mel."""
+        images = self.autoencoder.decode(codes.reshape(-1, self.latent_size))
+        return self.autoencoder.log_mel_clips(images.reshape(len(codes), codes.shape[1], *images.shape[1:]), start=start)
 
     def normalize(self, codes: np.ndarray) -> np.ndarray:
         """``(n, L, latent)`` codes → ``(n, L * latent)`` per-dimension standardised vectors (what the flow models)."""
@@ -120,14 +254,6 @@ def interpolate(noise: torch.Tensor, data: torch.Tensor, t: torch.Tensor) -> tor
     """The straight path ``x_t = (1 - t) x0 + t x1`` (``t`` of shape ``(B,)``)."""
     t = t[:, None]
     return (1 - t) * noise + t * data
-
-
-def loss(model: LatentFlow, batch: torch.Tensor) -> torch.Tensor:
-    """Conditional flow matching: mean squared error between ``v(x_t, t)`` and the path's velocity ``x1 - x0``."""
-    data = batch
-    noise = torch.randn_like(data)
-    t = torch.rand(len(data), device=data.device)
-    return ((model.velocity(interpolate(noise, data, t), t) - (data - noise)) ** 2).mean()
 
 
 @torch.no_grad()
@@ -196,14 +322,8 @@ def sample_codes(model: LatentFlow, n: int, n_codes: int, seed: int = 0, steps: 
 
 
 # ---------------------------------------------------------------------------
-# The autoencoder it needs, its data, generation
+# Codes of audio
 # ---------------------------------------------------------------------------
-
-
-def load_autoencoder(model_config: dict) -> vae.VAE:
-    from musiclib import runs
-
-    return runs.upstream_model(model_config, "autoencoder")
 
 
 def audio_codes(autoencoder: vae.VAE, y: np.ndarray, audio_config: AudioConfig, frame_offset: int = 0) -> np.ndarray:
@@ -229,134 +349,6 @@ def code_windows(sequences: list[np.ndarray], length: int, stride: int = 1) -> n
     return np.concatenate(cut)
 
 
-def frame_offsets(model_config: dict) -> list[int]:
-    """The ``frame_offsets`` frame offsets, evenly spread over one image, that training windows are cut at."""
-    n = model_config["frame_offsets"]
+def frame_offsets(n: int) -> list[int]:
+    """``n`` frame offsets, evenly spread over one image, that training windows are cut at."""
     return [i * vae.FRAMES // n for i in range(n)]
-
-
-def training_arrays(dataset, model_config: dict):
-    """Windows of ``length`` codes of the training pieces (at ``frame_offsets`` offsets) and of the validation pieces, normalised.
-
-    Records the training codes' per-dimension mean and standard deviation in ``model_config``.
-    """
-    autoencoder = load_autoencoder(model_config)
-    train = code_windows(piece_codes(autoencoder, dataset, "train", frame_offsets(model_config)), model_config["length"])
-    val = code_windows(piece_codes(autoencoder, dataset, "val"), model_config["length"])
-    flat = train.reshape(-1, train.shape[-1])
-    model_config["code_mean"], model_config["code_std"] = flat.mean(0).tolist(), (flat.std(0) + 1e-6).tolist()
-    mean, std = np.asarray(model_config["code_mean"], np.float32), np.asarray(model_config["code_std"], np.float32)
-    return [((w - mean) / std).reshape(len(w), -1).astype(np.float32) for w in (train, val)]
-
-
-def default_config(fast: bool) -> dict:
-    # autoencoder_steps: how long the VAE trains when this model trains its own (the vae run's own default).
-    return {"autoencoder": "", "autoencoder_steps": vae.VAESettings.recipe(fast).steps, "length": 4, "width": 256 if fast else 384,
-            "blocks": 3 if fast else 4, "frame_offsets": 8, "sampling_steps": 16, "solver": "midpoint",
-            "learning_rate": 1e-3, "batch_size": 128, "steps": 1500 if fast else 10000}
-
-
-def check_config(model_config: dict) -> None:
-    """Refuse settings the flow cannot work with, before anything is trained."""
-    if model_config["solver"] not in SOLVERS:
-        raise ValueError(f"setting solver must be one of {SOLVERS}, got {model_config['solver']!r}")
-    for key in ("length", "sampling_steps", "frame_offsets", "width", "blocks"):
-        if model_config[key] < 1:
-            raise ValueError(f"setting {key} must be at least 1, got {model_config[key]}")
-    if model_config["frame_offsets"] > vae.FRAMES:
-        raise ValueError(f"setting frame_offsets must be at most {vae.FRAMES} (one per frame of an image), got {model_config['frame_offsets']}")
-
-
-def build(model_config: dict, audio_config: AudioConfig) -> LatentFlow:
-    check_config(model_config)
-    model = LatentFlow(audio_config, model_config["autoencoder_config"], model_config["length"], model_config["width"],
-                       model_config["blocks"])
-    if "code_mean" in model_config:
-        model.code_mean.copy_(torch.as_tensor(model_config["code_mean"]))
-        model.code_std.copy_(torch.as_tensor(model_config["code_std"]))
-    model.model_config = dict(model_config)
-    return model
-
-
-@torch.no_grad()
-def prepare(model: LatentFlow, dataset, model_config: dict) -> None:
-    """Copy the trained autoencoder's weights (normaliser and fitted prior included) into the model."""
-    model.autoencoder.load_state_dict(load_autoencoder(model_config).state_dict())
-
-
-def generate(model: LatentFlow, n: int, seconds: float, seed: int, audio_config: AudioConfig, prime=None, vocoder=None,
-             mode: str = "autonomous", steps: int | None = None, solver: str | None = None) -> np.ndarray:
-    """``(n, samples)`` audio decoded from sampled codes.
-
-    - ``autonomous``: codes from noise (:func:`sample_codes`).
-    - ``continue``: the codes of each ``prime``'s last whole images (ending at its last frame)
-      are given and the flow continues them; the returned audio starts where the prime stops.
-    """
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    config = model.model_config
-    steps = config["sampling_steps"] if steps is None else steps
-    solver = config["solver"] if solver is None else solver
-    n_samples = int(round(seconds * audio_config.sample_rate))
-    image_samples = vae.FRAMES * audio_config.hop_length
-    prefix, skip = None, 0
-    if mode == "continue":
-        if prime is None:
-            raise ValueError("mode 'continue' needs audio to start from")
-        prime = np.asarray(prime)[:n]
-        n_frames = prime.shape[1] // audio_config.hop_length + 1
-        known = min(model.length - 1, n_frames // vae.FRAMES)
-        if known < 1:
-            raise ValueError(f"mode 'continue' needs at least {vae.FRAMES} frames ({image_samples / audio_config.sample_rate:.2f} s) of audio")
-        first = n_frames - known * vae.FRAMES
-        prefix = np.stack([audio_codes(model.autoencoder, p, audio_config, first) for p in prime])
-        skip = prime.shape[1] - first * audio_config.hop_length  # samples of the prime the decoded prefix still covers
-    n_new = -(-n_samples // image_samples)  # the prefix's images already cover the prime's last `skip` samples
-    codes = sample_codes(model, n, n_new, seed, steps, solver, prefix)
-    if prefix is not None:
-        codes = np.concatenate([prefix, codes], axis=1)
-    images = model.autoencoder.decode(codes.reshape(-1, model.latent_size))
-    log_mel = model.autoencoder.log_mel_clips(images.reshape(n, codes.shape[1], *images.shape[1:]), start=skip)
-    return render(log_mel, n_samples, vocoder, seed)
-
-
-# ---------------------------------------------------------------------------
-# Held-out scores: the learned prior against the VAE's fitted one, in the latent space
-# ---------------------------------------------------------------------------
-
-
-def heldout_windows(model: LatentFlow, dataset, model_config: dict) -> np.ndarray:
-    """``(n, length, latent)`` windows of the held-out (val and test) pieces' codes, cut at the training windows' frame offsets."""
-    offsets = frame_offsets(model_config)
-    return code_windows([codes for split in ("val", "test") for codes in piece_codes(model.autoencoder, dataset, split, offsets)],
-                        model.length)
-
-
-def heldout_scores(model: LatentFlow, dataset, model_config: dict, n_windows: int = 512, seed: int = 0) -> dict:
-    """Distances between windows of held-out codes and windows sampled three ways, in the flow's normalised latent space.
-
-    The held-out windows (:func:`heldout_windows`) are cut at the training windows' frame offsets, so that the set is not tiny.
-
-    ``flow_*``: this model's windows; ``fitted_prior_*``: the VAE's own prior (its Gaussian mixture,
-    walked as the ``vae`` model generates); ``train_*``: training windows, the floor any prior can reach.
-    Fréchet distance and the unbiased kernel distance of :mod:`musiclib.metrics`.
-    """
-    length = model.length
-    held = heldout_windows(model, dataset, model_config)
-    train = code_windows(piece_codes(model.autoencoder, dataset, "train", frame_offsets(model_config)), length)
-    rng = np.random.default_rng(seed)
-    flow = sample_codes(model, n_windows, length, seed, model_config["sampling_steps"], model_config["solver"])
-    fitted = vae.sample_latents(model.autoencoder, n_windows, length, rng, model_config["autoencoder_config"]["latent_correlation"])
-    reference = model.normalize(held)
-    scores = {"n_heldout_windows": len(held)}
-    for name, windows in (("flow", flow), ("fitted_prior", fitted), ("train", train[rng.permutation(len(train))[:n_windows]])):
-        x = model.normalize(windows)
-        scores[f"{name}_latent_frechet"] = metrics.frechet_distance(x, reference)
-        scores[f"{name}_latent_kernel"] = metrics.kernel_distance(x, reference)["mean"]
-    return scores
-
-
-SPEC = register(ModelSpec("flow", "flow matching on a VAE's latent codes (trains its own VAE unless given one)",
-                          default_config, build, training_arrays, loss, generate, prepare=prepare, heldout_scores=heldout_scores,
-                          accepts_vocoder=True, modes=MODES, family="latent", check_config=check_config,
-                          upstream=Upstream("vae", "autoencoder", AUTOENCODER_KEYS, budget_share=0.7)))

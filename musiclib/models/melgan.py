@@ -350,10 +350,6 @@ def segments(dataset, split: str, segment_frames: int, stride_frames: int | None
     return np.load(folder / "log_mels.npy", mmap_mode="r"), np.load(folder / "waves.npy", mmap_mode="r")
 
 
-def training_arrays(dataset, model_config: dict):
-    return segments(dataset, "train", model_config["segment_frames"]), None
-
-
 def compare_with_griffin_lim(model: MelGAN, clips: np.ndarray, config: AudioConfig, n_iter: int = 32) -> dict:
     """Re-synthesise ``clips`` from their log-mel with the vocoder, with Griffin-Lim, and with random phases.
 

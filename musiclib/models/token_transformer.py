@@ -24,6 +24,7 @@ Notebook: 12_audio_tokens.ipynb
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -31,12 +32,8 @@ import torch
 from torch import nn
 
 from musiclib.config import AudioConfig
-from musiclib.models import ModelSpec, Upstream, register
-from musiclib.models import vq
+from musiclib.models import base, register, vq
 from musiclib.models.layers import copy_dense, eval_mode
-
-MODES = ("autonomous", "continue")
-TOKENIZER_KEYS = ("width", "dim", "codebook_size", "decay", "commitment", "ema", "restart_below")
 
 
 class CausalSelfAttention(nn.Module):
@@ -164,110 +161,130 @@ def sample(prior: TokenPrior, prefix: np.ndarray, n_new: int, temperature: float
         return torch.stack(new, dim=1).cpu().numpy() if new else np.zeros((len(prefix), 0), np.int64)
 
 
-class TokenTransformer(nn.Module):
-    """The tokenizer (frozen, copied into every checkpoint so that a run folder generates on its own) and the prior."""
+@dataclasses.dataclass(frozen=True)
+class TokenTransformerSettings(base.Settings):
+    """The prior: ``context`` positions, ``layers`` blocks of width ``d_model`` with ``heads`` heads; training windows
+    at every frame offset of the token grid (``offset_augmentation``); sampling ``temperature`` and ``top_k`` (0: all).
 
-    def __init__(self, n_mels: int, tokenizer_config: dict, context: int, d_model: int, heads: int, layers: int, dropout: float):
-        super().__init__()
-        self.tokenizer = vq.Tokenizer(n_mels, **{key: tokenizer_config[key] for key in TOKENIZER_KEYS})
+    The tokenizer: ``tokenizer`` names a trained ``vq`` run to reuse (empty: one is trained into ``RUN_DIR/tokenizer``
+    for ``tokenizer_steps`` steps, with ``tokenizer_config``); ``tokenizer_run`` and ``tokenizer_config`` record the
+    run used and its settings.
+    """
+
+    tokenizer: str = ""
+    tokenizer_steps: int = vq.TokenizerSettings().steps
+    tokenizer_run: str = ""
+    tokenizer_config: vq.TokenizerSettings = vq.TokenizerSettings()
+    context: int = 64
+    d_model: int = 128
+    heads: int = 4
+    layers: int = 2
+    dropout: float = 0.3
+    offset_augmentation: bool = True
+    temperature: float = 1.0
+    top_k: int = 0
+    learning_rate: float = 5e-4
+    steps: int = 400
+
+    @classmethod
+    def full(cls):
+        return cls(tokenizer_steps=vq.TokenizerSettings.full().steps, context=128, d_model=256, layers=4, steps=6000)
+
+    def check(self) -> None:
+        if self.d_model % self.heads:
+            raise ValueError(f"setting d_model ({self.d_model}) must be a multiple of heads ({self.heads})")
+        if self.context < 2 or self.temperature < 0 or self.top_k < 0:
+            raise ValueError("settings context must be at least 2, temperature and top_k at least 0")
+
+
+@register
+class TokenTransformer(base.Model):
+    """The tokenizer it is built on (frozen, kept in every checkpoint so that a run folder generates on its own) and the prior."""
+
+    name, family, output = "token-transformer", "latent", "log-mel"
+    description = "a causal transformer over VQ tokens (trains its own tokenizer unless given one)"
+    gallery = ("Clips decoded from tokens a small transformer drew one after another, 46 ms each, after a VQ-VAE had turned "
+               "the training music into tokens. Listen for chords that change and move on, in the tokenizer's coarse, "
+               "slightly rough timbre.")
+    Settings = TokenTransformerSettings
+    upstream = base.Upstream(vq.Tokenizer, "tokenizer", budget_share=0.4)
+
+    def __init__(self, settings: TokenTransformerSettings, audio: AudioConfig, tokenizer: vq.Tokenizer):
+        super().__init__(settings, audio)
+        self.tokenizer = tokenizer
         self.tokenizer.requires_grad_(False)
-        self.prior = TokenPrior(self.tokenizer.codebook_size, context, d_model, heads, layers, dropout)
+        self.prior = TokenPrior(self.tokenizer.codebook_size, settings.context, settings.d_model, settings.heads,
+                                settings.layers, settings.dropout)
 
     def train(self, mode: bool = True):
         super().train(mode)
         self.tokenizer.eval()  # it never trains here: its codebook must not move
         return self
 
+    def features(self, dataset, split: str) -> np.ndarray:
+        """``(n, length)`` int64 windows of ``context`` tokens (fewer when the pieces are shorter): every window of the
+        training pieces (at every offset of the token grid with ``offset_augmentation``), every quarter window of the others."""
+        length = self.window_length(dataset)
+        if split == "train":
+            offsets = range(vq.FRAMES_PER_TOKEN) if self.settings.offset_augmentation else (0,)
+            return token_windows(vq.piece_tokens(self.tokenizer, dataset, "train", offsets), length)
+        return token_windows(vq.piece_tokens(self.tokenizer, dataset, split), length, stride=max(1, length // 4))
 
-def loss(model: TokenTransformer, batch: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy (nats per token) of each token given ``BOS`` and the tokens before it in its window."""
-    tokens = batch.long()
-    bos = torch.full((len(tokens), 1), model.prior.bos, dtype=torch.long, device=tokens.device)
-    logits, _ = model.prior(torch.cat([bos, tokens[:, :-1]], dim=1))
-    return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens.reshape(-1))
+    def window_length(self, dataset) -> int:
+        """``context``, or the tokens of the longest training piece when it is shorter."""
+        return min(self.settings.context, max(self.tokenizer.tokens_in(len(piece)) for piece in vq.pieces(dataset, "train")))
 
+    def loss(self, tokens: torch.Tensor, phase: str = "") -> torch.Tensor:
+        """Cross-entropy (nats per token) of each token given ``BOS`` and the tokens before it in its window."""
+        bos = torch.full((len(tokens), 1), self.prior.bos, dtype=torch.long, device=tokens.device)
+        logits, _ = self.prior(torch.cat([bos, tokens[:, :-1]], dim=1))
+        return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens.reshape(-1))
 
-# ---------------------------------------------------------------------------
-# The tokenizer it needs, its data, generation
-# ---------------------------------------------------------------------------
+    def sample(self, n: int, seconds: float, seed: int, temperature: float | None = None, top_k: int | None = None) -> base.LogMel:
+        """Tokens from ``BOS`` alone, decoded (``temperature`` and ``top_k`` default to the settings')."""
+        s = self.settings
+        new = sample(self.prior, np.zeros((n, 0), np.int64), self.tokenizer.tokens_for(seconds),
+                     s.temperature if temperature is None else temperature, s.top_k if top_k is None else top_k, seed)
+        return self.tokenizer.tokens_to_log_mel(new)
 
+    def continuation(self, prime: np.ndarray, seconds: float, seed: int) -> base.LogMel:
+        """The tokens of each ``prime`` clip, then new ones; both are decoded together and the audio is cut where the
+        prime ends, so that it starts exactly where the prime stops."""
+        s, prime = self.settings, np.asarray(prime)
+        prefix = self.tokenizer.audio_to_tokens(prime)
+        n_new = self.tokenizer.tokens_for(prime.shape[1] / self.audio.sample_rate + seconds) - prefix.shape[1]
+        new = sample(self.prior, prefix, n_new, s.temperature, s.top_k, seed)
+        return self.tokenizer.tokens_to_log_mel(np.concatenate([prefix, new], axis=1), start=prime.shape[1])
 
-def load_tokenizer(model_config: dict) -> vq.Tokenizer:
-    from musiclib import runs
+    def heldout_scores(self, dataset, n_sequences: int = 8, seconds: float = 8.0) -> dict:
+        """Held-out cross-entropy (nats per token) beside unigram and bigram baselines, and the longest copied n-gram.
 
-    return runs.upstream_model(model_config, "tokenizer")
+        The copying statistic is measured for ``n_sequences`` autonomous token sequences of
+        ``seconds`` and, as its yardstick, for held-out real music of the same length.
+        """
+        train = vq.piece_tokens(self.tokenizer, dataset, "train")
+        held = vq.piece_tokens(self.tokenizer, dataset, "val") + vq.piece_tokens(self.tokenizer, dataset, "test")
+        length = self.window_length(dataset)
+        windows = token_windows(held, length, stride=max(1, length // 4))
+        with eval_mode(self):
+            model_nats = float(np.mean([self.loss(torch.as_tensor(windows[i: i + 64], device=self.tokenizer.low.device)).item()
+                                        for i in range(0, len(windows), 64)]))
+        n_tokens = self.tokenizer.tokens_for(int(seconds * dataset.sample_rate) / dataset.sample_rate)
+        generated = sample(self.prior, np.zeros((n_sequences, 0), np.int64), n_tokens, self.settings.temperature,
+                           self.settings.top_k)
+        real = [s[i: i + n_tokens] for s in held for i in range(0, max(1, len(s) - n_tokens + 1), n_tokens)][:n_sequences]
+        codebook_size = self.tokenizer.codebook_size
+        return {"cross_entropy": model_nats, "unigram_cross_entropy": ngram_cross_entropy(train, held, codebook_size, 1),
+                "bigram_cross_entropy": ngram_cross_entropy(train, held, codebook_size, 2),
+                "longest_copied_tokens": longest_copied_ngram(list(generated), train),
+                "heldout_longest_copied_tokens": longest_copied_ngram(real, train),
+                "tokens_compared": n_tokens, **{f"generated_{k}": v for k, v in vq.usage(generated, codebook_size).items()}}
 
 
 def token_windows(sequences: list[np.ndarray], length: int, stride: int = 1) -> np.ndarray:
     """``(n, length)`` windows cut every ``stride`` tokens from every sequence at least ``length`` long."""
     cut = [np.lib.stride_tricks.sliding_window_view(s, length)[::stride] for s in sequences if len(s) >= length]
     return np.concatenate(cut) if cut else np.zeros((0, length), np.int64)
-
-
-def window_length(model_config: dict, sequences: list[np.ndarray]) -> int:
-    return min(model_config["context"], max(len(s) for s in sequences))
-
-
-def training_arrays(dataset, model_config: dict):
-    """Windows of ``context`` tokens (fewer when the pieces are shorter) of the training pieces, and of the validation pieces."""
-    tokenizer = load_tokenizer(model_config)
-    train = vq.piece_tokens(tokenizer, dataset, "train", range(vq.FRAMES_PER_TOKEN) if model_config["offset_augmentation"] else (0,))
-    length = window_length(model_config, train)
-    val = token_windows(vq.piece_tokens(tokenizer, dataset, "val"), length, stride=max(1, length // 4))
-    return token_windows(train, length).astype(np.float32), val.astype(np.float32)
-
-
-def default_config(fast: bool) -> dict:
-    # tokenizer_steps: how long the tokenizer trains when this model trains its own (the vq run's own default).
-    return {"tokenizer": "", "tokenizer_steps": vq.default_config(fast)["steps"], "context": 64 if fast else 128, "d_model": 128 if fast else 256, "heads": 4, "layers": 2 if fast else 4,
-            "dropout": 0.3, "offset_augmentation": True, "temperature": 1.0, "top_k": 0, "learning_rate": 5e-4, "batch_size": 32,
-            "steps": 400 if fast else 6000}
-
-
-def build(model_config: dict, audio_config: AudioConfig) -> TokenTransformer:
-    model = TokenTransformer(audio_config.n_mels, model_config["tokenizer_config"], model_config["context"], model_config["d_model"],
-                             model_config["heads"], model_config["layers"], model_config["dropout"])
-    model.model_config = dict(model_config)
-    return model
-
-
-@torch.no_grad()
-def prepare(model: TokenTransformer, dataset, model_config: dict) -> None:
-    """Copy the trained tokenizer's weights (and normaliser) into the model."""
-    model.tokenizer.load_state_dict(load_tokenizer(model_config).state_dict())
-
-
-def tokens_per_audio(n_samples: int, audio_config: AudioConfig) -> int:
-    """Tokens whose frames cover ``n_samples`` of audio."""
-    return -(-(n_samples // audio_config.hop_length + 1) // vq.FRAMES_PER_TOKEN)
-
-
-def generate(model: TokenTransformer, n: int, seconds: float, seed: int, audio_config: AudioConfig, prime=None, vocoder=None,
-             mode: str = "autonomous", temperature: float | None = None, top_k: int | None = None) -> np.ndarray:
-    """``(n, samples)`` audio from sampled tokens.
-
-    - ``autonomous``: tokens from ``BOS`` alone.
-    - ``continue``: the tokens of each ``prime`` clip, then new ones; the prime's tokens and the
-      new ones are inverted together and the result is cut where the prime's audio ends, so
-      the returned audio starts exactly where the prime stops.
-    """
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    config = model.model_config
-    temperature = config["temperature"] if temperature is None else temperature
-    top_k = config["top_k"] if top_k is None else top_k
-    n_samples = int(round(seconds * audio_config.sample_rate))
-    if mode == "continue":
-        if prime is None:
-            raise ValueError("mode 'continue' needs audio to start from")
-        prime = np.asarray(prime)[:n]
-        prefix = model.tokenizer.audio_to_tokens(prime, audio_config)
-        total = prime.shape[1] + n_samples
-        new = sample(model.prior, prefix, tokens_per_audio(total, audio_config) - prefix.shape[1], temperature, top_k, seed)
-        y = model.tokenizer.tokens_to_audio(np.concatenate([prefix, new], axis=1), audio_config, total, seed, vocoder)
-        return y[:, prime.shape[1]:]
-    new = sample(model.prior, np.zeros((n, 0), np.int64), tokens_per_audio(n_samples, audio_config), temperature, top_k, seed)
-    return model.tokenizer.tokens_to_audio(new, audio_config, n_samples, seed, vocoder)
 
 
 # ---------------------------------------------------------------------------
@@ -303,30 +320,6 @@ def longest_copied_ngram(sequences: list[np.ndarray], reference: list[np.ndarray
         else:
             high = n - 1
     return low
-
-
-def heldout_scores(model: TokenTransformer, dataset, model_config: dict, n_sequences: int = 8, seconds: float = 8.0) -> dict:
-    """Held-out cross-entropy (nats per token) beside unigram and bigram baselines, and the longest copied n-gram.
-
-    The copying statistic is measured for ``n_sequences`` autonomous token sequences of
-    ``seconds`` and, as its yardstick, for held-out real music of the same length.
-    """
-    train = vq.piece_tokens(model.tokenizer, dataset, "train")
-    held = vq.piece_tokens(model.tokenizer, dataset, "val") + vq.piece_tokens(model.tokenizer, dataset, "test")
-    length = window_length(model_config, train)
-    windows = token_windows(held, length, stride=max(1, length // 4))
-    with eval_mode(model):
-        model_nats = float(np.mean([loss(model, torch.as_tensor(windows[i: i + 64], device=model.tokenizer.low.device)).item()
-                                    for i in range(0, len(windows), 64)]))
-    n_tokens = tokens_per_audio(int(seconds * dataset.sample_rate), dataset.config)
-    generated = sample(model.prior, np.zeros((n_sequences, 0), np.int64), n_tokens, model_config["temperature"], model_config["top_k"])
-    real = [s[i: i + n_tokens] for s in held for i in range(0, max(1, len(s) - n_tokens + 1), n_tokens)][:n_sequences]
-    codebook_size = model.tokenizer.codebook_size
-    return {"cross_entropy": model_nats, "unigram_cross_entropy": ngram_cross_entropy(train, held, codebook_size, 1),
-            "bigram_cross_entropy": ngram_cross_entropy(train, held, codebook_size, 2),
-            "longest_copied_tokens": longest_copied_ngram(list(generated), train),
-            "heldout_longest_copied_tokens": longest_copied_ngram(real, train),
-            "tokens_compared": n_tokens, **{f"generated_{k}": v for k, v in vq.usage(generated, codebook_size).items()}}
 
 
 # ---------------------------------------------------------------------------
@@ -398,11 +391,3 @@ def copy_from_keras(keras_model, prior: TokenPrior) -> None:
         copy_dense(keras_model.get_layer(f"mlp_out_{i}"), block.mlp[2])
     norm(keras_model.get_layer("norm"), prior.norm)
     copy_dense(keras_model.get_layer("head"), prior.head)
-
-
-SPEC = register(ModelSpec("token-transformer", "a causal transformer over VQ tokens (trains its own tokenizer unless given one)",
-                          default_config, build, training_arrays, loss, generate, prepare=prepare, heldout_scores=heldout_scores,
-                          accepts_vocoder=True, modes=MODES, family="latent", upstream=Upstream("vq", "tokenizer", TOKENIZER_KEYS, budget_share=0.4),
-                          gallery="Clips decoded from tokens a small transformer drew one after another, 46 ms each, after a VQ-VAE "
-                                  "had turned the training music into tokens. Listen for chords that change and move on, in the "
-                                  "tokenizer's coarse, slightly rough timbre."))

@@ -451,8 +451,8 @@ def pitch_accuracy(model: CVAE, seed: int = 0, tolerance_cents: float = 50.0, he
     n_samples = FRAMES * audio.hop_length
     stats = []
     for k, (pitch, instrument) in enumerate(requests):
-        note = base.render(model.conditioned(1, n_samples / audio.sample_rate, seed + k, pitch=pitch, instrument=instrument),
-                           n_samples, seed=seed + k)[0]
+        note = base.make_audio(model, 1, n_samples / audio.sample_rate, seed + k, mode="condition", pitch=pitch,
+                               instrument=instrument)[0]
         stats.append(metrics.pitch_statistics(note, audio.sample_rate, pitch, tolerance_cents))
     # Every note has the same number of frames, so voiced fractions weight the per-note shares into a pooled one.
     voiced = np.array([s["voiced_fraction"] for s in stats])

@@ -33,6 +33,8 @@ Notebook: 12_audio_tokens.ipynb
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 from torch import nn
@@ -40,7 +42,7 @@ from torch import nn
 from musiclib import cache, distributed, features
 from musiclib.config import AudioConfig
 from musiclib.datasets.spectrogram import Normalizer, model_clips, windows
-from musiclib.models import ModelSpec, register
+from musiclib.models import base, register
 from musiclib.models.layers import eval_mode
 
 FRAMES_PER_TOKEN = 4
@@ -144,27 +146,55 @@ class ResidualBlock(nn.Module):
         return x + self.net(x)
 
 
-class Tokenizer(nn.Module):
+@dataclasses.dataclass(frozen=True)
+class TokenizerSettings(base.Settings):
+    """``codebook_size`` codes of ``dim`` numbers; the encoder and decoder ``width`` channels wide; ``decay`` of the EMA
+    codebook updates (``ema=False``: a codebook loss instead), ``commitment`` weight, ``restart_below`` the running count
+    under which a code is restarted (0: never)."""
+
+    width: int = 128
+    dim: int = 64
+    # 512 codes rather than 256: on the fast chorales, held-out L1 0.59 instead of 0.63 nats, and re-synthesised
+    # real music nearer the real thing (kernel distance 0.89 instead of 1.16; docs/2026-11-30-audio-tokens.md).
+    codebook_size: int = 512
+    decay: float = 0.99
+    commitment: float = 0.25
+    ema: bool = True
+    restart_below: float = 1.0
+    steps: int = 800
+
+    @classmethod
+    def full(cls):
+        return cls(steps=6000)
+
+
+@register
+class Tokenizer(base.Model):
     """The VQ-VAE: ``(B, n_mels, T)`` normalised log-mel (``T`` a multiple of 4) ↔ ``(B, T / 4)`` tokens.
 
     Buffers ``low``/``high`` hold the global normaliser, so decoded tokens turn back into
-    natural-log mel without the training data.
+    natural-log mel without the training data. Alone it generates tokens drawn independently from how often
+    the codes were used in training: tokens without a model of their order, the floor a token prior must beat.
     """
 
-    def __init__(self, n_mels: int = 80, width: int = 128, dim: int = 64, codebook_size: int = 512, decay: float = 0.99,
-                 commitment: float = 0.25, ema: bool = True, restart_below: float = 1.0):
-        super().__init__()
+    name, family, output = "vq", "latent", "log-mel"
+    description = "VQ-VAE tokenizer on log-mel (one token per 4 frames); alone it draws tokens in no order"
+    Settings = TokenizerSettings
+
+    def __init__(self, settings: TokenizerSettings, audio: AudioConfig):
+        super().__init__(settings, audio)
+        s, n_mels = settings, audio.n_mels
         self.encoder = nn.Sequential(
-            nn.Conv1d(n_mels, width, 3, padding=1), nn.GELU(),
-            nn.Conv1d(width, width, 4, stride=2, padding=1), nn.GELU(),
-            nn.Conv1d(width, width, 4, stride=2, padding=1), ResidualBlock(width), nn.GELU(),
-            nn.Conv1d(width, dim, 1))
-        self.quantizer = VectorQuantizer(codebook_size, dim, decay, commitment, ema, restart_below)
+            nn.Conv1d(n_mels, s.width, 3, padding=1), nn.GELU(),
+            nn.Conv1d(s.width, s.width, 4, stride=2, padding=1), nn.GELU(),
+            nn.Conv1d(s.width, s.width, 4, stride=2, padding=1), ResidualBlock(s.width), nn.GELU(),
+            nn.Conv1d(s.width, s.dim, 1))
+        self.quantizer = VectorQuantizer(s.codebook_size, s.dim, s.decay, s.commitment, s.ema, s.restart_below)
         self.decoder = nn.Sequential(
-            nn.Conv1d(dim, width, 3, padding=1), ResidualBlock(width), nn.GELU(),
-            nn.ConvTranspose1d(width, width, 4, stride=2, padding=1), nn.GELU(),
-            nn.ConvTranspose1d(width, width, 4, stride=2, padding=1), nn.GELU(),
-            nn.Conv1d(width, n_mels, 3, padding=1))
+            nn.Conv1d(s.dim, s.width, 3, padding=1), ResidualBlock(s.width), nn.GELU(),
+            nn.ConvTranspose1d(s.width, s.width, 4, stride=2, padding=1), nn.GELU(),
+            nn.ConvTranspose1d(s.width, s.width, 4, stride=2, padding=1), nn.GELU(),
+            nn.Conv1d(s.width, n_mels, 3, padding=1))
         self.register_buffer("low", torch.zeros(()))
         self.register_buffer("high", torch.ones(()))
 
@@ -172,10 +202,56 @@ class Tokenizer(nn.Module):
     def codebook_size(self) -> int:
         return self.quantizer.codebook_size
 
+    @torch.no_grad()
+    def fit(self, dataset) -> None:
+        normalizer = model_clips(dataset, "train", WINDOW_FRAMES).normalizer
+        self.low.fill_(normalizer.low)
+        self.high.fill_(normalizer.high)
+
+    def features(self, dataset, split: str) -> np.ndarray:
+        """Whole normalised log-mel clips (the loss cuts random 64-frame windows of the training ones)."""
+        train = model_clips(dataset, "train", WINDOW_FRAMES)
+        return train.data if split == "train" else model_clips(dataset, split, WINDOW_FRAMES, train.normalizer).data
+
     def forward(self, x: torch.Tensor):
         """``(reconstruction, indices, vq_loss)`` of ``(B, n_mels, T)`` log-mel."""
         quantised, indices, vq_loss = self.quantizer(self.encoder(x))
         return self.decoder(quantised), indices, vq_loss
+
+    def loss(self, batch: torch.Tensor, phase: str = ""):
+        """L1 reconstruction of random 64-frame windows + the quantiser's loss; logs codebook use."""
+        x = windows(batch, WINDOW_FRAMES, random=self.training)
+        reconstruction, indices, vq_loss = self(x)
+        l1 = (reconstruction - x).abs().mean()
+        logs = {"l1": l1.item()}
+        if self.training:
+            logs.update(usage(indices.cpu().numpy(), self.codebook_size))
+        return l1 + vq_loss, logs
+
+    def sample(self, n: int, seconds: float, seed: int) -> base.LogMel:
+        """Tokens drawn independently from the codes' training frequencies, decoded."""
+        rng = np.random.default_rng(seed)
+        tokens = rng.choice(self.codebook_size, size=(n, self.tokens_for(seconds)), p=code_frequencies(self))
+        return self.tokens_to_log_mel(tokens)
+
+    def heldout_scores(self, dataset) -> dict:
+        """Held-out reconstruction L1 (natural-log mel) beside k-means at the same bit rate; codebook use of held-out tokens."""
+        train = model_clips(dataset, "train", WINDOW_FRAMES)
+        held = heldout_images(dataset, train.normalizer)
+        tokens = self.encode(held)
+        frames = tokens.shape[1] * FRAMES_PER_TOKEN
+        denormalize = train.normalizer.denormalize
+
+        def l1(reconstructed):
+            return float(np.mean(np.abs(denormalize(reconstructed[..., :frames]) - denormalize(held[..., :frames]))))
+
+        kmeans = cache.memoized(dataset, f"vq_kmeans:{self.codebook_size}",
+                                lambda: kmeans_reconstruction(train.data, held, self.codebook_size))
+        bits = float(np.log2(self.codebook_size) * dataset.sample_rate / (dataset.config.hop_length * FRAMES_PER_TOKEN))
+        return {"reconstruction_l1": l1(self.decode(tokens)), "kmeans_reconstruction_l1": l1(kmeans),
+                "bits_per_second": bits, **usage(tokens, self.codebook_size), "n_heldout": len(held)}
+
+    # Tokens in and out
 
     def encode(self, log_mel_images) -> np.ndarray:
         """Normalised log-mel ``(n, n_mels, T)`` → ``(n, T // 4)`` int64 tokens (frames past a multiple of 4 are dropped)."""
@@ -193,27 +269,34 @@ class Tokenizer(nn.Module):
     def normalizer(self) -> Normalizer:
         return Normalizer(float(self.low), float(self.high))
 
-    def audio_to_tokens(self, clips: np.ndarray, audio_config: AudioConfig, frame_offset: int = 0) -> np.ndarray:
+    def audio_to_tokens(self, clips: np.ndarray, frame_offset: int = 0) -> np.ndarray:
         """``(n, samples)`` audio → ``(n, L)`` tokens of its log-mel (from frame ``frame_offset`` on)."""
         normalize = self.normalizer().normalize
-        return self.encode(np.stack([normalize(features.log_mel(np.asarray(y), audio_config))[:, frame_offset:] for y in clips]))
+        return self.encode(np.stack([normalize(features.log_mel(np.asarray(y), self.audio))[:, frame_offset:] for y in clips]))
 
-    def tokens_to_audio(self, tokens: np.ndarray, audio_config: AudioConfig, n_samples: int, seed: int = 0,
-                        vocoder=None) -> np.ndarray:
-        """``(n, L)`` tokens → ``(n, n_samples)`` audio: decode, undo the normaliser, invert (Griffin-Lim 32 or ``vocoder``)."""
-        log_mel = self.normalizer().denormalize(self.decode(tokens))
-        return features.log_mel_images_to_audio(log_mel[:, None], audio_config, n_samples, seed, vocoder)
+    def tokens_to_log_mel(self, tokens: np.ndarray, start: int = 0) -> base.LogMel:
+        """``(n, L)`` tokens → their decoded natural-log mel (the first ``start`` samples of its audio to be dropped)."""
+        return base.LogMel(self.normalizer().denormalize(self.decode(tokens)), self.audio, start)
+
+    def tokens_in(self, n_samples: int) -> int:
+        """Tokens :meth:`audio_to_tokens` gives for ``n_samples`` of audio (whole groups of 4 frames)."""
+        return (n_samples // self.audio.hop_length + 1) // FRAMES_PER_TOKEN
+
+    def tokens_for(self, seconds: float) -> int:
+        """Tokens whose frames cover ``seconds`` of audio."""
+        n_samples = int(round(seconds * self.audio.sample_rate))
+        return -(-(n_samples // self.audio.hop_length + 1) // FRAMES_PER_TOKEN)
 
 
-def loss(model: Tokenizer, batch: torch.Tensor):
-    """L1 reconstruction of random 64-frame windows + the quantiser's loss; logs codebook use."""
-    x = windows(batch, WINDOW_FRAMES, random=model.training)
-    reconstruction, indices, vq_loss = model(x)
-    l1 = (reconstruction - x).abs().mean()
-    logs = {"l1": l1.item()}
-    if model.training:
-        logs.update(usage(indices.cpu().numpy(), model.codebook_size))
-    return l1 + vq_loss, logs
+def code_frequencies(model: Tokenizer) -> np.ndarray:
+    """``(K,)`` how often each code was used in training (its running count, normalised)."""
+    counts = model.quantizer.ema_count.detach().cpu().numpy().astype(np.float64)
+    return counts / counts.sum()
+
+
+def heldout_images(dataset, normalizer) -> np.ndarray:
+    frames = dataset.clip_samples // dataset.config.hop_length + 1
+    return np.concatenate([model_clips(dataset, split, frames, normalizer).data for split in ("val", "test")])
 
 
 # ---------------------------------------------------------------------------
@@ -238,7 +321,7 @@ def piece_tokens(tokenizer: Tokenizer, dataset, split: str, frame_offsets=(0,)) 
     The grid of 4-frame groups is arbitrary: starting it 1, 2 or 3 frames later gives other,
     equally valid token sequences of the same music (``frame_offsets=range(4)``: four times the data).
     """
-    return [tokenizer.audio_to_tokens(y[None], dataset.config, offset)[0] for y in pieces(dataset, split) for offset in frame_offsets]
+    return [tokenizer.audio_to_tokens(y[None], offset)[0] for y in pieces(dataset, split) for offset in frame_offsets]
 
 
 # ---------------------------------------------------------------------------
@@ -268,73 +351,3 @@ def kmeans_reconstruction(train_images: np.ndarray, images: np.ndarray, codebook
     kmeans = KMeans(codebook_size, n_init=1, max_iter=100, random_state=seed).fit(frame_groups(train_images))
     patches = frame_groups(images)
     return ungroup(kmeans.cluster_centers_[kmeans.predict(patches)].astype(np.float32), len(images), images.shape[1])
-
-
-def default_config(fast: bool) -> dict:
-    # 512 codes rather than 256: on the fast chorales, held-out L1 0.59 instead of 0.63 nats, and re-synthesised
-    # real music nearer the real thing (kernel distance 0.89 instead of 1.16; docs/2026-11-30-audio-tokens.md).
-    return {"width": 128, "dim": 64, "codebook_size": 512, "decay": 0.99, "commitment": 0.25, "ema": True,
-            "restart_below": 1.0, "learning_rate": 1e-3, "batch_size": 32, "steps": 800 if fast else 6000}
-
-
-def build(model_config: dict, audio_config: AudioConfig) -> Tokenizer:
-    model = Tokenizer(audio_config.n_mels, model_config["width"], model_config["dim"], model_config["codebook_size"],
-                      model_config["decay"], model_config["commitment"], model_config["ema"], model_config["restart_below"])
-    model.model_config = dict(model_config)
-    return model
-
-
-def training_arrays(dataset, model_config: dict):
-    """Whole normalised log-mel clips (the loss cuts random 64-frame windows) and the validation clips."""
-    train = model_clips(dataset, "train", WINDOW_FRAMES)
-    return train.data, model_clips(dataset, "val", WINDOW_FRAMES, train.normalizer).data
-
-
-@torch.no_grad()
-def prepare(model: Tokenizer, dataset, model_config: dict) -> None:
-    normalizer = model_clips(dataset, "train", WINDOW_FRAMES).normalizer
-    model.low.fill_(normalizer.low)
-    model.high.fill_(normalizer.high)
-
-
-def code_frequencies(model: Tokenizer) -> np.ndarray:
-    """``(K,)`` how often each code was used in training (its running count, normalised)."""
-    counts = model.quantizer.ema_count.detach().cpu().numpy().astype(np.float64)
-    return counts / counts.sum()
-
-
-def generate(model: Tokenizer, n: int, seconds: float, seed: int, audio_config: AudioConfig, prime=None, vocoder=None) -> np.ndarray:
-    """``(n, samples)``: tokens drawn independently from the codes' training frequencies, decoded and inverted."""
-    n_samples = int(round(seconds * audio_config.sample_rate))
-    n_tokens = -(-(n_samples // audio_config.hop_length + 1) // FRAMES_PER_TOKEN)
-    rng = np.random.default_rng(seed)
-    tokens = rng.choice(model.codebook_size, size=(n, n_tokens), p=code_frequencies(model))
-    return model.tokens_to_audio(tokens, audio_config, n_samples, seed, vocoder)
-
-
-def heldout_images(dataset, normalizer) -> np.ndarray:
-    frames = dataset.clip_samples // dataset.config.hop_length + 1
-    return np.concatenate([model_clips(dataset, split, frames, normalizer).data for split in ("val", "test")])
-
-
-def heldout_scores(model: Tokenizer, dataset, model_config: dict) -> dict:
-    """Held-out reconstruction L1 (natural-log mel) beside k-means at the same bit rate; codebook use of held-out tokens."""
-    train = model_clips(dataset, "train", WINDOW_FRAMES)
-    held = heldout_images(dataset, train.normalizer)
-    tokens = model.encode(held)
-    frames = tokens.shape[1] * FRAMES_PER_TOKEN
-    denormalize = train.normalizer.denormalize
-
-    def l1(reconstructed):
-        return float(np.mean(np.abs(denormalize(reconstructed[..., :frames]) - denormalize(held[..., :frames]))))
-
-    kmeans = cache.memoized(dataset, f"vq_kmeans:{model.codebook_size}",
-                            lambda: kmeans_reconstruction(train.data, held, model.codebook_size))
-    return {"reconstruction_l1": l1(model.decode(tokens)), "kmeans_reconstruction_l1": l1(kmeans),
-            "bits_per_second": float(np.log2(model.codebook_size) * dataset.sample_rate / (dataset.config.hop_length * FRAMES_PER_TOKEN)),
-            **usage(tokens, model.codebook_size), "n_heldout": len(held)}
-
-
-SPEC = register(ModelSpec("vq", "VQ-VAE tokenizer on log-mel (one token per 4 frames); alone it draws tokens in no order",
-                          default_config, build, training_arrays, loss, generate, prepare=prepare, heldout_scores=heldout_scores,
-                          accepts_vocoder=True, family="latent"))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from musiclib import baselines, runs
-from musiclib.models import gruv_lstm, vq
+from musiclib.models import vq
 
 SEEDS = (0, 1, 2)
 
@@ -28,14 +28,14 @@ def gruv_run(request, tmp_path_factory):
 
 
 def test_gruv_beats_persistence_on_heldout_blocks(gruv_run):
-    spec, model, _, run_config = runs.load(gruv_run)
-    scores = spec.heldout_scores(model, runs.run_dataset(gruv_run, run_config), run_config["model_config"])
+    _, model, _, run_config = runs.load(gruv_run)
+    scores = model.heldout_scores(runs.run_dataset(gruv_run, run_config))
     print("one-step MSE / persistence:", scores["one_step_mse"] / scores["persistence_mse"])  # 0.37 on seeds 0-2
     assert scores["one_step_mse"] <= 0.9 * scores["persistence_mse"]
 
 
 def test_gruv_runs_free_for_ten_seconds_without_fading_or_copying(gruv_run):
-    spec, model, audio_config, run_config = runs.load(gruv_run)
+    _, model, audio_config, run_config = runs.load(gruv_run)
     dataset = runs.run_dataset(gruv_run, run_config)
     clip = np.asarray(dataset.clips("test")[:1])
     half = clip.shape[1] // 2
@@ -103,9 +103,9 @@ def token_run(request, tmp_path_factory):
 
 
 def test_the_tokenizer_keeps_its_codebook_in_use_and_reconstructs_held_out_music(token_run):
-    spec, tokenizer, _, run_config = runs.load(token_run / "tokenizer")
+    _, tokenizer, _, run_config = runs.load(token_run / "tokenizer")
     dataset = runs.run_dataset(token_run, run_config)
-    scores = spec.heldout_scores(tokenizer, dataset, run_config["model_config"])
+    scores = tokenizer.heldout_scores(dataset)
     held = vq.heldout_images(dataset, tokenizer.normalizer())
     denormalize = tokenizer.normalizer().denormalize
     average_frame = float(np.mean(np.abs(denormalize(held.mean(axis=(0, 2), keepdims=True)) - denormalize(held))))
@@ -115,9 +115,9 @@ def test_the_tokenizer_keeps_its_codebook_in_use_and_reconstructs_held_out_music
 
 
 def test_the_token_prior_beats_the_bigram_model_and_does_not_replay_its_training_tokens(token_run):
-    spec, model, _, run_config = runs.load(token_run)
+    _, model, _, run_config = runs.load(token_run)
     dataset = runs.run_dataset(token_run, run_config)
-    scores = spec.heldout_scores(model, dataset, run_config["model_config"])
+    scores = model.heldout_scores(dataset)
     print({key: scores[key] for key in ("cross_entropy", "bigram_cross_entropy", "longest_copied_tokens", "heldout_longest_copied_tokens")})
     # 0.68, 0.65, 0.68 of it on seeds 0-2 trained with one thread each in two processes; 0.78, 0.70, 0.68 with two threads.
     assert scores["cross_entropy"] <= 0.85 * scores["bigram_cross_entropy"]
@@ -140,8 +140,8 @@ def flow_run(request, tmp_path_factory):
 
 
 def test_the_flow_matches_held_out_codes_better_than_the_vaes_fitted_prior(flow_run):
-    spec, model, _, run_config = runs.load(flow_run)
-    scores = spec.heldout_scores(model, runs.run_dataset(flow_run, run_config), run_config["model_config"])
+    _, model, _, run_config = runs.load(flow_run)
+    scores = model.heldout_scores(runs.run_dataset(flow_run, run_config))
     print({key: round(value, 3) for key, value in scores.items()})
     # Kernel distance to windows of held-out codes, flow / fitted mixture: 0.54, 0.73, 0.49 on seeds 0-2
     # (0.48 / 0.89, 0.46 / 0.63, 0.39 / 0.79; training windows, the floor: 0.36, 0.30, 0.41) trained with one thread
