@@ -57,7 +57,7 @@ def main():
                 steps = int(args.steps * args.seconds / max(seconds, 0.01)) + 1
                 seconds = loop_seconds(model, steps, 1, Path(tmp))
             one, several = steps / seconds, steps / loop_seconds(model, steps, args.nproc, Path(tmp))
-            batch = runs.models.get(model).default_config(True)["batch_size"]
+            batch = runs.models.get(model).Settings().batch_size
             rows.append({"model": model, "settings": SETTINGS.get(model, {}), "batch_size": batch, "steps": steps,
                          "one": one, "several": several})
             print(f"{model:<12} batch {batch:>4}: {one:7.2f} steps/s in 1 process, {several:7.2f} in {args.nproc} "

@@ -24,7 +24,7 @@ def main():
     parser.add_argument("--batch", type=int, default=4)
     args = parser.parse_args()
 
-    config = token_transformer.default_config(fast=False)
+    config = token_transformer.TokenTransformer.Settings.full().to_dict()
     set_seed(0)
     prior = token_transformer.TokenPrior(512, config["context"], config["d_model"], config["heads"], config["layers"]).eval()
     prefix = np.zeros((args.batch, 0), np.int64)

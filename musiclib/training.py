@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from musiclib import distributed
 from musiclib.config import AudioConfig
 from musiclib.datasets.store import take_rows
-from musiclib.utils import get_device, set_seed, write_text_atomically
+from musiclib.utils import get_device, progress_interval, set_seed, write_text_atomically
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -405,7 +405,7 @@ class Trainer:
             if self.world.rank:
                 torch.manual_seed(rank_seed(self.config.seed, self.world.rank))
         self.model.train()
-        bar = tqdm(total=self.config.steps, initial=self.step, desc="training", unit="step",
+        bar = tqdm(total=self.config.steps, initial=self.step, desc="training", unit="step", mininterval=progress_interval(),
                    disable=not (self.config.progress and self.world.is_main))
         running: dict[str, list[float]] = {}
         # Wall-clock seconds of training so far, carried across resumes (the comparison table's training time).
@@ -418,7 +418,8 @@ class Trainer:
                 for name, value in logs.items():
                     running.setdefault(name, []).append(value)
                 bar.update(1)
-                bar.set_postfix({name: f"{value:.4f}" for name, value in logs.items() if name.startswith(("loss", "train"))})
+                bar.set_postfix({name: f"{value:.4f}" for name, value in logs.items() if name.startswith(("loss", "train"))},
+                                refresh=False)  # shown when the bar next draws itself (every mininterval seconds)
                 out_of_time = self.deadline is not None and clock() >= self.deadline and self.step < self.config.steps
                 if self.step % self.config.checkpoint_every == 0 or self.step == self.config.steps or out_of_time:
                     checkpoint_started = clock()

@@ -21,6 +21,12 @@ def fast_mode() -> bool:
     return os.environ.get(FAST_ENV_VAR, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+def progress_interval() -> float:
+    """Seconds between progress-bar updates: a tenth on a terminal, five when the bar writes to a file or pipe (a log),
+    so that a long run's log keeps one line every few seconds instead of one per step."""
+    return 0.1 if sys.stderr.isatty() else 5.0
+
+
 def cuda_available() -> bool:
     try:
         import torch

@@ -1,4 +1,5 @@
 """Every user error of the command line: one line naming the problem and the fix, exit 2, nothing written."""
+import os
 import subprocess
 import sys
 
@@ -205,3 +206,14 @@ def test_the_demo_page_plays_in_a_real_browser(demo_page):
     subprocess.run(flags + ["--window-size=1400,3000", f"--screenshot={demo_page / 'index.png'}", (demo_page / "index.html").as_uri()],
                    capture_output=True, timeout=120)
     assert (demo_page / "index.png").stat().st_size > 10_000
+
+
+def test_a_progress_bar_written_to_a_pipe_updates_every_few_seconds_not_every_step(tmp_path):
+    """A log of a long run keeps a line every few seconds: 300 steps write a handful of updates, not 300."""
+    result = subprocess.run([sys.executable, "-m", "musiclib", "train", "spectral-noise", "--out", str(tmp_path / "run"),
+                             "--steps", "300"], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "MUSICLIB_FAST": "1"})
+    assert result.returncode == 0, result.stderr
+    updates = result.stderr.count("training:")
+    assert 1 <= updates <= 10, result.stderr[-2000:]
+

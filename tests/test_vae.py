@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from musiclib import audio, cli
+from musiclib import audio, cli, features
 from musiclib.config import AudioConfig
 from musiclib.datasets.spectrogram import windows
 from musiclib.models import vae
@@ -69,6 +69,22 @@ def test_prior_walks_keep_the_prior_marginal_and_relate_neighbouring_images():
     first = vae.sample_latents(model, 4000, 2, np.random.default_rng(1))[..., 0]
     assert abs(np.mean(first[:, 0] > 0) - 0.75) < 0.03
     assert np.all(np.sign(first[:, 0]) == np.sign(first[:, 1]))  # a clip stays inside its component
+
+
+def test_a_continuation_starts_from_the_primes_last_image_not_its_first():
+    torch.manual_seed(0)
+    model = small_vae(width=4, latent_size=3, variation=0.0).eval()  # no walk: every image decodes the start code
+    noise = np.random.default_rng(0).standard_normal(2 * 22050)
+    prime = (np.r_[np.zeros(22050), noise[22050:]])[None].astype(np.float32)  # a second of silence, then a loud one
+    made = model.continuation(prime, 1.0, seed=0)
+    log_mel = features.log_mel(prime[0], AudioConfig())
+
+    def decoded(frames):
+        return model.to_log_mel(model.decode(model.encode_images(model.normalizer.normalize(frames)[None])))[0]
+
+    np.testing.assert_allclose(made.values[0, :, :vae.FRAMES], decoded(log_mel[:, -vae.FRAMES:]), atol=1e-5)
+    assert not np.allclose(made.values[0, :, :vae.FRAMES], decoded(log_mel[:, :vae.FRAMES]), atol=1e-3)
+    assert made.values.shape[-1] == vae.images_for(1.0, AudioConfig()) * vae.FRAMES and made.start == 0
 
 
 def test_condition_labels_must_exist_in_the_training_set():

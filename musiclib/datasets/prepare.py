@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 from musiclib import audio
 from musiclib.config import AudioConfig
 from musiclib.datasets.store import SPLITS, AudioDataset, DatasetError, DatasetWriter, split_clips
+from musiclib.utils import progress_interval
 
 
 def find_audio_files(src: str | Path) -> tuple[list[Path], list[tuple[str, str]]]:
@@ -136,7 +137,7 @@ def write_recordings(
     staged = writer.staging() if splits is None else None
     cut = functools.partial(_cut, sample_rate=sr, clip_samples=writer.clip_samples)
     for name, result in tqdm(_in_order(cut, recordings, workers), total=len(names), desc="preparing", unit="file",
-                             disable=not progress):
+                             mininterval=progress_interval(), disable=not progress):
         if isinstance(result, str):
             writer.skip(name, result)
             continue
