@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from musiclib import compare, runs
+from musiclib import report, runs
 
 MODELS = ("gruv", "sample-lstm", "dcgan", "vae", "vq", "melgan")
 SETTINGS = {"melgan": {"warmup_steps": 0}}  # the adversarial game, its costlier regime, from the first step
@@ -70,7 +70,7 @@ def main():
     results = json.loads(RESULTS.read_text())
     command = results.pop("command")
     results["scaling"] = scaling
-    compare.write(results, RESULTS.with_suffix(".md"), command=command)
+    report.write(results, RESULTS.with_suffix(".md"), command=command)
     print(f"wrote the table into {RESULTS.with_suffix('.md')} and {RESULTS.name}")
 
 

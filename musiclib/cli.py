@@ -149,14 +149,14 @@ def _evaluate(args) -> int:
 
 
 def _compare(args) -> int:
-    from musiclib import compare
+    from musiclib import compare, report
 
-    compare.check_outputs(args.out, args.readme)
+    report.check_outputs(args.out, args.readme)
     plan = compare.ComparePlan(models=tuple(args.models or ()), seeds=args.seeds, fast=args.fast, n_clips=args.n_clips,
                                work=args.work, vocoder=not args.no_vocoder, steps=args.steps, jobs=args.jobs)
     command = "musiclib compare" + (" --fast" if args.fast else "") + (f" --models {' '.join(args.models)}" if args.models else "") \
         + f" --seeds {args.seeds}" + (f" --steps {args.steps}" if args.steps else "") + (f" --jobs {args.jobs}" if args.jobs > 1 else "")
-    print(compare.write(compare.run(plan), args.out, readme=args.readme, command=command), end="")
+    print(report.write(compare.run(plan), args.out, readme=args.readme, command=command), end="")
     print(f"wrote {args.out}, {Path(args.out).with_suffix('.json')} and the scored audio under {args.work}")
     return 0
 

@@ -94,7 +94,7 @@ def gallery_demo(out: Path, steps: int | None = None, n_clips: int = 16) -> dict
     :data:`GALLERY_CLIPS` clips through ``musiclib generate``. Writes ``gallery/`` (audio and log-mel
     pictures), ``results.md`` (the comparison table, one seed) and ``index.html``.
     """
-    from musiclib import baselines, compare, models, runs
+    from musiclib import baselines, compare, models, report, runs
     from musiclib.datasets import bundled
 
     chorales = bundled.chorales(fast=True)  # the set compare.run trains and scores the gallery on
@@ -120,7 +120,7 @@ def gallery_demo(out: Path, steps: int | None = None, n_clips: int = 16) -> dict
             picture = log_mel_picture(audio.load(path)[0], config, path.with_suffix(".png"), f"{model_class.name}, clip {k + 1}")
             items.append({"audio": f"gallery/{path.name}", "picture": f"gallery/{picture.name}"})
         rows.append({"name": model_class.name, "text": model_class.gallery, "items": items})
-    table = compare.write(results, out / "results.md", command="musiclib demo (" + ", ".join(model_class.name for model_class in gallery) + ")")
+    table = report.write(results, out / "results.md", command="musiclib demo (" + ", ".join(model_class.name for model_class in gallery) + ")")
     (out / "index.html").write_text(_gallery_page(rows, table, seconds_per_clip))
     return {"models": [model_class.name for model_class in gallery], "page": str(out / "index.html")}
 

@@ -16,7 +16,7 @@ from typing import Callable
 
 import numpy as np
 
-from musiclib import audio, baselines, budget, compare, metrics, models, runs, training
+from musiclib import audio, baselines, budget, metrics, models, report, runs, training
 from musiclib.config import AudioConfig
 from musiclib.datasets import AudioDataset, DatasetError
 from musiclib.datasets.prepare import find_audio_files, prepare_folder
@@ -160,7 +160,7 @@ def _page_rows(out: Path, run: Path, model_class: type[models.Model], dataset: A
 def _scores_html(scores: dict) -> str:
     from html import escape
 
-    columns = [column for column in compare.COLUMNS if column.key in (*DISTANCES, "rms", "key_clarity")]
+    columns = [column for column in report.COLUMNS if column.key in (*DISTANCES, "rms", "key_clarity")]
     head = "".join(f"<th>{escape(column.title)}</th>" for column in columns)
     names = {"generated": "generated", "your_music": "your other held-out music", "white_noise": "white noise"}
     body = "".join(f"<tr><td>{names[row]}</td>" + "".join(f"<td>{column.fmt.format(scores[row][column.key])}</td>" for column in columns)

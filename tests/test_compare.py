@@ -7,7 +7,7 @@ import pytest
 
 import torch
 
-from musiclib import cli, compare, metrics, models, runs
+from musiclib import cli, compare, metrics, models, report, runs
 from musiclib.models import Model, Settings
 
 from helpers import fails_cleanly
@@ -23,7 +23,7 @@ def _rows(table: str) -> list[str]:
 def compared(tmp_path_factory):
     """One small comparison through the CLI: a baseline, a sequence model and a GAN (with the vocoder), two seeds."""
     folder = tmp_path_factory.mktemp("compare")
-    (folder / "README.md").write_text(f"# title\n{compare.README_START}\nold table\n{compare.README_END}\nafter\n")
+    (folder / "README.md").write_text(f"# title\n{report.README_START}\nold table\n{report.README_END}\nafter\n")
     argv = ["compare", *ARGS, "--models", "spectral-noise", "gruv", "dcgan", "--work", str(folder / "work"),
             "--out", str(folder / "results.md"), "--readme", str(folder / "README.md")]
     with pytest.MonkeyPatch.context() as mp:
@@ -39,7 +39,7 @@ def test_every_model_and_reference_is_one_row_scored_over_every_seed(compared):
                             "real music → log-mel → vocoder", "persistence (the prime's last frame, repeated)", "pink noise",
                             "white noise"]
     header = next(line for line in table.splitlines() if line.startswith("|  | family |"))
-    for column in compare.COLUMNS:  # pitch accuracy only where a conditional model is on the table
+    for column in report.COLUMNS:  # pitch accuracy only where a conditional model is on the table
         assert (f" {column.title} |" in header) == (not column.key.startswith("pitch_accuracy")), column.title
     results = json.loads((folder / "results.json").read_text())
     rows = {row["name"]: row for row in results["datasets"]["chorales"]["rows"]}
@@ -158,7 +158,7 @@ def test_a_model_written_in_one_file_is_trained_generated_compared_and_shown_by_
                   "test-hum setting 'pitch' must be a number")
     plan = compare.ComparePlan(models=("spectral-noise", "test-hum"), seeds=1, steps=2, n_clips=4, work=str(tmp_path / "w"),
                                vocoder=False)
-    assert _rows(compare.markdown(compare.run(plan, log=lambda line: None), "test"))[:2] == ["spectral-noise", "test-hum"]
+    assert _rows(report.markdown(compare.run(plan, log=lambda line: None), "test"))[:2] == ["spectral-noise", "test-hum"]
     monkeypatch.setattr(models, "REGISTRY", {"test-hum": Hum})  # the demo's gallery: this model alone
     run_demo(tmp_path / "demo", steps=2, n_clips=4)
     page = (tmp_path / "demo" / "index.html").read_text()

@@ -133,12 +133,12 @@ def test_the_readme_results_table_is_the_one_make_results_wrote():
     """docs/results.md and the README's table are what `musiclib compare` makes of docs/results.json: no number typed by hand."""
     import json
 
-    from musiclib import compare
+    from musiclib import report
 
     readme = (ROOT / "README.md").read_text()
-    block = readme[readme.index(compare.README_START) + len(compare.README_START) : readme.index(compare.README_END)]
+    block = readme[readme.index(report.README_START) + len(report.README_START) : readme.index(report.README_END)]
     results = json.loads((ROOT / "docs" / "results.json").read_text())
-    assert block.strip() == compare.readme_block(results, results["command"], "docs/results.md").strip()
-    assert (ROOT / "docs" / "results.md").read_text() == compare.full_page(results, results["command"])
+    assert block.strip() == report.readme_block(results, results["command"], "docs/results.md").strip()
+    assert (ROOT / "docs" / "results.md").read_text() == report.full_page(results, results["command"])
     assert min(row["seeds"] or 3 for table in results["datasets"].values() for row in table["rows"]) >= 3, "three seeds per model"
     assert "musiclib compare" in (ROOT / "Makefile").read_text()
