@@ -43,7 +43,7 @@ import numpy as np
 from musiclib import keras_training
 strategy = keras_training.mirrored_strategy(2)
 import keras
-from musiclib.models.vae import build_keras, keras_vae
+from musiclib.keras_twins import trainable_vae, vae_parts
 
 x = np.random.default_rng(0).standard_normal((32, 16, 64, 1)).astype("float32")
 
@@ -51,9 +51,9 @@ def train(strategy, variational):
     keras.utils.set_random_seed(0)
     with strategy.scope():
         if variational:
-            model = keras_vae(n_mels=16, width=4, latent_size=4)[0]
+            model = trainable_vae(n_mels=16, width=4, latent_size=4)[0]
         else:
-            encoder, decoder = build_keras(n_mels=16, width=4, latent_size=4, variational=False)
+            encoder, decoder = vae_parts(n_mels=16, width=4, latent_size=4, variational=False)
             image = keras.Input((16, 64, 1))
             model = keras.Model(image, decoder(encoder(image)))
         model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from musiclib import AudioConfig, baselines, cli, runs, set_seed
+from musiclib import AudioConfig, baselines, cli, keras_twins, runs, set_seed
 from musiclib.datasets import gruv
 from musiclib.models import gruv_lstm, sample_lstm
 from musiclib.models.layers import count_parameters, keras_lstm
@@ -33,7 +33,7 @@ def test_gruv_seed_replica_parameter_count_in_both_frameworks():
     settings = gruv_lstm.SeedGRUV.Settings()
     size = gruv.feature_size(settings.block_size, settings.form)
     assert count_parameters(gruv_lstm.SeedGRUV(settings, AudioConfig())) == 16_786_432
-    assert count_parameters(gruv_lstm.build_keras(size, settings.hidden_size)) == 16_786_432
+    assert count_parameters(keras_twins.gruv(size, settings.hidden_size)) == 16_786_432
 
 
 @pytest.mark.tensorflow
@@ -41,8 +41,8 @@ def test_gruv_keras_and_torch_give_the_same_outputs():
     import keras
 
     keras.utils.set_random_seed(0)
-    keras_model = gruv_lstm.build_keras(18, 8)
-    model = gruv_lstm.load_keras_weights(small_gruv(block_size=16, hidden_size=8), keras_model)
+    keras_model = keras_twins.gruv(18, 8)
+    model = keras_twins.copy_gruv(small_gruv(block_size=16, hidden_size=8), keras_model)
     assert count_parameters(model) == keras_model.count_params()
     x = np.random.default_rng(0).standard_normal((2, 6, 18)).astype(np.float32)
     with torch.no_grad():
@@ -55,9 +55,9 @@ def test_sample_lstm_replica_count_keras_parity_and_relu_lesson():
 
     assert count_parameters(sample_lstm.SampleLSTM(sample_lstm.SampleLSTM.Settings(), AudioConfig())) == 48_250
     keras.utils.set_random_seed(0)
-    keras_model = sample_lstm.build_keras(3, 100)
+    keras_model = keras_twins.sample_lstm(3, 100)
     assert keras_model.count_params() == 48_250
-    model = sample_lstm.load_keras_weights(sample_lstm.SampleLSTM(sample_lstm.SampleLSTM.Settings(), AudioConfig()), keras_model)
+    model = keras_twins.copy_sample_lstm(sample_lstm.SampleLSTM(sample_lstm.SampleLSTM.Settings(), AudioConfig()), keras_model)
     x = np.random.default_rng(0).standard_normal((64, 3)).astype(np.float32)
     with torch.no_grad():
         ours = model(torch.from_numpy(x)).numpy()

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from musiclib import AudioConfig, cli, runs
+from musiclib import AudioConfig, cli, keras_twins, runs
 from musiclib.models import render
 from musiclib.models import token_transformer as tt
 from musiclib.models import vq
@@ -114,10 +114,10 @@ def test_longest_copied_ngram_and_ngram_baselines():
 def test_the_keras_twin_has_the_same_size_and_with_copied_weights_the_same_logits():
     from musiclib.models.layers import count_parameters
 
-    keras_model = tt.build_keras(codebook_size=10, context=8, d_model=16, heads=2, layers=2)
+    keras_model = keras_twins.token_prior(codebook_size=10, context=8, d_model=16, heads=2, layers=2)
     prior = _prior(context=8)
     assert count_parameters(keras_model) == count_parameters(prior)
-    tt.copy_from_keras(keras_model, prior)
+    keras_twins.copy_token_prior(keras_model, prior)
     tokens = np.array([[10, 3, 4, 5, 6, 7, 1]])
     with torch.no_grad():
         expected = prior(torch.from_numpy(tokens))[0].numpy()

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from musiclib import audio, cli, features
+from musiclib import audio, cli, features, keras_twins
 from musiclib.config import AudioConfig
 from musiclib.datasets.spectrogram import windows
 from musiclib.models import vae
@@ -23,7 +23,7 @@ def test_keras_and_pytorch_models_have_the_same_parameter_count(variational, con
 
     model = small_vae(variational, condition_size, width=8, latent_size=2)
     assert model.condition_size == condition_size
-    encoder, decoder = vae.build_keras(80, width=8, latent_size=2, variational=variational, condition_size=condition_size)
+    encoder, decoder = keras_twins.vae_parts(80, width=8, latent_size=2, variational=variational, condition_size=condition_size)
     assert count_parameters(model.encoder) == encoder.count_params()
     assert count_parameters(model.decoder) == decoder.count_params()
     x = np.zeros((3, 80, vae.FRAMES, 1), np.float32)
@@ -138,7 +138,7 @@ def test_keras_vae_trains_with_its_kl_term_and_matches_the_pytorch_size():
     import keras
 
     keras.utils.set_random_seed(0)
-    model, encoder, decoder = vae.keras_vae(80, width=8, latent_size=4, beta=1.0)
+    model, encoder, decoder = keras_twins.trainable_vae(80, width=8, latent_size=4, beta=1.0)
     assert encoder.count_params() + decoder.count_params() == count_parameters(small_vae(width=8, latent_size=4))
     rng = np.random.default_rng(0)
     x = (np.linspace(-1, 1, 80)[None, :, None, None] + 0.05 * rng.standard_normal((32, 80, vae.FRAMES, 1))).astype(np.float32)

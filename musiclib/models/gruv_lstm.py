@@ -28,7 +28,7 @@ from musiclib import baselines, cache
 from musiclib.config import AudioConfig
 from musiclib.datasets import gruv
 from musiclib.models import base, register
-from musiclib.models.layers import copy_dense, copy_lstm, eval_mode, keras_lstm, lstm_step, track_residual_rms
+from musiclib.models.layers import eval_mode, keras_lstm, lstm_step, track_residual_rms
 
 @dataclasses.dataclass(frozen=True)
 class GRUVSettings(base.Settings):
@@ -225,27 +225,6 @@ def one_step_mse(model: GRUV, x, y, batch_size: int = 64) -> float:
             total += float(((model(xb)[0] - yb) ** 2).sum())
             count += yb.numel()
     return total / count
-
-
-def build_keras(feature_size: int, hidden_size: int):
-    """The same model in Keras 3, as the seed wrote it (TimeDistributed Dense → LSTM → TimeDistributed Dense)."""
-    import keras
-
-    return keras.Sequential([
-        keras.Input((None, feature_size)),
-        keras.layers.TimeDistributed(keras.layers.Dense(hidden_size)),
-        keras.layers.LSTM(hidden_size, return_sequences=True),
-        keras.layers.TimeDistributed(keras.layers.Dense(feature_size)),
-    ], name="gruv_lstm")
-
-
-def load_keras_weights(model: GRUV, keras_model) -> GRUV:
-    """Copy a :func:`build_keras` model's weights into ``model`` (same outputs afterwards)."""
-    encode, lstm, decode = keras_model.layers
-    copy_dense(encode.layer, model.encode)
-    copy_lstm(lstm, model.lstm)
-    copy_dense(decode.layer, model.decode)
-    return model
 
 
 def _noise(model: GRUV, prediction: torch.Tensor, temperature: float, generator: torch.Generator) -> torch.Tensor:

@@ -24,7 +24,7 @@ import torch
 from musiclib import cache
 from musiclib.config import AudioConfig
 from musiclib.models import base, register
-from musiclib.models.layers import copy_dense, copy_lstm, eval_mode, keras_lstm, track_residual_rms
+from musiclib.models.layers import eval_mode, keras_lstm, track_residual_rms
 from musiclib.utils import torch_threads
 
 OUTPUT_ACTIVATIONS = ("relu", "leaky_relu", "linear")
@@ -133,30 +133,6 @@ class SampleLSTM(base.Model):
         scores = {"one_step_mse": model_mse, **baseline_mses(train_rows, test_rows)}
         scores["improvement_over_persistence"] = 1 - model_mse / scores["persistence_mse"]
         return scores
-
-
-def build_keras(look_back: int = 3, hidden_size: int = 100, dense_sizes=(50, 25, 12), output_activation: str = "leaky_relu"):
-    """The same model in Keras 3, input ``(batch, 1, look_back)`` as in the seed."""
-    import keras
-
-    layers = [keras.Input((1, look_back)), keras.layers.LSTM(hidden_size)]
-    layers += [keras.layers.Dense(size, activation="relu") for size in dense_sizes]
-    layers.append(keras.layers.Dense(1, activation="relu" if output_activation == "relu" else None))
-    if output_activation == "leaky_relu":
-        layers.append(keras.layers.LeakyReLU(negative_slope=LEAKY_SLOPE))
-    return keras.Sequential(layers, name="sample_lstm")
-
-
-def load_keras_weights(model: SampleLSTM, keras_model) -> SampleLSTM:
-    """Copy a :func:`build_keras` model's weights into ``model`` (same outputs afterwards)."""
-    import keras
-
-    dense = [layer for layer in keras_model.layers if isinstance(layer, keras.layers.Dense)]
-    linear = [layer for layer in model.head if isinstance(layer, torch.nn.Linear)]
-    copy_lstm(keras_model.layers[0], model.lstm)
-    for source, target in zip(dense, linear, strict=True):
-        copy_dense(source, target)
-    return model
 
 
 def _training_rms(dataset) -> float:

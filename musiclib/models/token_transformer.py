@@ -17,7 +17,7 @@ layer's keys and values of the tokens seen so far, so each new token costs one p
 work instead of the whole prefix's (``benchmarks/token_cache.py``). Longer than ``context``,
 the window slides: it restarts from ``BOS`` and the last ``context / 2`` tokens.
 
-The same network is built in Keras (:func:`build_keras`); weights copied across give the
+The same network is built in Keras (:func:`musiclib.keras_twins.token_prior`); weights copied across give the
 same logits.
 
 Notebook: 12_audio_tokens.ipynb
@@ -33,7 +33,7 @@ from torch import nn
 
 from musiclib.config import AudioConfig
 from musiclib.models import base, register, vq
-from musiclib.models.layers import copy_dense, eval_mode
+from musiclib.models.layers import eval_mode
 
 
 class CausalSelfAttention(nn.Module):
@@ -320,74 +320,3 @@ def longest_copied_ngram(sequences: list[np.ndarray], reference: list[np.ndarray
         else:
             high = n - 1
     return low
-
-
-# ---------------------------------------------------------------------------
-# Keras twin: the same network, the same parameter count, weights copied across give the same logits
-# ---------------------------------------------------------------------------
-
-
-def build_keras(codebook_size: int, context: int = 64, d_model: int = 128, heads: int = 4, layers: int = 2):
-    """A Keras model ``(B, T)`` int tokens → ``(B, T, codebook_size)`` logits with :class:`TokenPrior`'s layers (no dropout)."""
-    import keras
-    from keras import ops
-
-    class TokenAndPosition(keras.layers.Layer):
-        def __init__(self, **kwargs):
-            super().__init__(**kwargs)
-            self.tokens = keras.layers.Embedding(codebook_size + 1, d_model, name="token_embedding")
-            self.positions = keras.layers.Embedding(context, d_model, name="position_embedding")
-
-        def call(self, tokens):
-            return self.tokens(tokens) + self.positions(ops.arange(ops.shape(tokens)[1]))[None]
-
-    class CausalAttention(keras.layers.Layer):
-        def __init__(self, **kwargs):
-            super().__init__(**kwargs)
-            self.query, self.key, self.value, self.out = (keras.layers.Dense(d_model, name=name) for name in ("query", "key", "value", "out"))
-
-        def call(self, x):
-            length = ops.shape(x)[1]
-
-            def split(t):
-                return ops.transpose(ops.reshape(t, (-1, length, heads, d_model // heads)), (0, 2, 1, 3))
-
-            q, k, v = split(self.query(x)), split(self.key(x)), split(self.value(x))
-            scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) / math.sqrt(d_model // heads)
-            future = ops.triu(ops.ones((length, length), dtype="bool"), k=1)
-            weights = ops.softmax(ops.where(future, float("-inf"), scores), axis=-1)
-            y = ops.reshape(ops.transpose(ops.matmul(weights, v), (0, 2, 1, 3)), (-1, length, d_model))
-            return self.out(y)
-
-    tokens = keras.Input((None,), dtype="int32")
-    x = TokenAndPosition(name="embedding")(tokens)
-    for i in range(layers):
-        x = x + CausalAttention(name=f"attention_{i}")(keras.layers.LayerNormalization(epsilon=1e-5, name=f"norm1_{i}")(x))
-        h = keras.layers.LayerNormalization(epsilon=1e-5, name=f"norm2_{i}")(x)
-        h = keras.layers.Dense(4 * d_model, activation="gelu", name=f"mlp_in_{i}")(h)
-        x = x + keras.layers.Dense(d_model, name=f"mlp_out_{i}")(h)
-    x = keras.layers.LayerNormalization(epsilon=1e-5, name="norm")(x)
-    return keras.Model(tokens, keras.layers.Dense(codebook_size, name="head")(x), name="token_prior")
-
-
-@torch.no_grad()
-def copy_from_keras(keras_model, prior: TokenPrior) -> None:
-    """Copy :func:`build_keras`'s weights into a :class:`TokenPrior` of the same size."""
-    def norm(layer, torch_norm):
-        gamma, beta = layer.get_weights()
-        torch_norm.weight.copy_(torch.from_numpy(gamma))
-        torch_norm.bias.copy_(torch.from_numpy(beta))
-
-    embedding = keras_model.get_layer("embedding")
-    prior.token_embedding.weight.copy_(torch.from_numpy(np.asarray(embedding.tokens.embeddings)))
-    prior.position_embedding.weight.copy_(torch.from_numpy(np.asarray(embedding.positions.embeddings)))
-    for i, block in enumerate(prior.blocks):
-        norm(keras_model.get_layer(f"norm1_{i}"), block.norm1)
-        norm(keras_model.get_layer(f"norm2_{i}"), block.norm2)
-        attention = keras_model.get_layer(f"attention_{i}")
-        for name in ("query", "key", "value", "out"):
-            copy_dense(getattr(attention, name), getattr(block.attention, name))
-        copy_dense(keras_model.get_layer(f"mlp_in_{i}"), block.mlp[0])
-        copy_dense(keras_model.get_layer(f"mlp_out_{i}"), block.mlp[2])
-    norm(keras_model.get_layer("norm"), prior.norm)
-    copy_dense(keras_model.get_layer("head"), prior.head)
