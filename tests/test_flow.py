@@ -93,7 +93,7 @@ def test_the_flow_holds_its_autoencoder_and_continues_exactly_where_the_prime_st
     continues_where_the_prime_stops(flow_runs / "flow", flow_runs / "continued.wav")
     autonomous = render(model.sample(2, 1.0, seed=0), config.sample_rate)
     assert autonomous.shape == (2, config.sample_rate) and np.all(np.isfinite(autonomous))
-    long = flow.sample_codes(model, 2, 3 * model.length, seed=0)  # longer than one window: the window slides
+    long = model.sample_codes(2, 3 * model.length, seed=0)  # longer than one window: the window slides
     assert long.shape == (2, 3 * model.length, model.latent_size) and np.all(np.isfinite(long))
 
 
@@ -104,7 +104,7 @@ def test_a_continuation_keeps_the_primes_codes():
     model.code_std.fill_(2.0)
     prefix = np.random.default_rng(0).standard_normal((2, 5, 3)).astype(np.float32)
     torch.manual_seed(0)
-    generated = flow.sample_codes(model, 2, 6, seed=0, steps=3, prefix=prefix)
+    generated = model.sample_codes(2, 6, seed=0, steps=3, prefix=prefix)
     assert generated.shape == (2, 6, 3)
     np.testing.assert_allclose(model.denormalize(model.normalize(prefix)), prefix, atol=1e-5)
 
@@ -113,8 +113,8 @@ def test_a_continuation_keeps_the_primes_codes():
 def test_windows_of_any_length_slide_and_continue(length):
     model = small_flow(length)
     prefix = np.ones((2, 5, 3), np.float32)
-    assert flow.sample_codes(model, 2, 7, seed=0, steps=2).shape == (2, 7, 3)
-    assert flow.sample_codes(model, 2, 7, seed=0, steps=2, prefix=prefix).shape == (2, 7, 3)
+    assert model.sample_codes(2, 7, seed=0, steps=2).shape == (2, 7, 3)
+    assert model.sample_codes(2, 7, seed=0, steps=2, prefix=prefix).shape == (2, 7, 3)
     offsets = flow.frame_offsets(3)
     assert len(offsets) == 3 and offsets[0] == 0 and np.all(np.diff(offsets) == offsets[1]) and 3 * offsets[1] <= vae.FRAMES
 

@@ -144,7 +144,8 @@ class GAN(base.Model):
     """A generator and a discriminator trained in turns, one optimiser each (the Trainer runs ``phases`` in order).
 
     ``objective`` is ``"bce"`` (the discriminator outputs a probability) or ``"hinge"`` (an unbounded score).
-    Buffers ``low``/``high`` hold the global normaliser of the images (the replica's are unused).
+    Its images are ``frames`` frames of the features ``image_audio``. Buffers ``low``/``high`` hold the global
+    normaliser of the images (the replica's are unused).
     """
 
     family = "gan"
@@ -152,21 +153,13 @@ class GAN(base.Model):
     phases = ("discriminator", "generator")
     objective = "hinge"
 
-    def __init__(self, settings: GANSettings, audio: AudioConfig, generator: nn.Module, discriminator: nn.Module):
+    def __init__(self, settings: GANSettings, audio: AudioConfig, generator: nn.Module, discriminator: nn.Module,
+                 frames: int, image_audio: AudioConfig):
         super().__init__(settings, audio)
         self.generator, self.discriminator = generator, discriminator
+        self.frames, self.image_audio = frames, image_audio
         self.register_buffer("low", torch.zeros(()))
         self.register_buffer("high", torch.ones(()))
-
-    @property
-    def frames(self) -> int:
-        """Frames per generated image."""
-        raise NotImplementedError
-
-    @property
-    def image_audio(self) -> AudioConfig:
-        """The features its images are in."""
-        return self.audio
 
     def phase_parameters(self, phase: str):
         return (self.discriminator if phase == "discriminator" else self.generator).parameters()
@@ -237,16 +230,9 @@ class SeedDCGAN(GAN):
     objective = "bce"
 
     def __init__(self, settings: SeedDCGANSettings, audio: AudioConfig):
-        super().__init__(settings, audio, SeedGenerator(), SeedDiscriminator())
+        super().__init__(settings, audio, SeedGenerator(), SeedDiscriminator(), SEED_IMAGE[1],
+                         seed_audio_config(audio.sample_rate))
         self.apply(dcgan_init)
-
-    @property
-    def frames(self) -> int:
-        return SEED_IMAGE[1]
-
-    @property
-    def image_audio(self) -> AudioConfig:
-        return seed_audio_config(self.audio.sample_rate)
 
     def features(self, dataset, split: str) -> np.ndarray | None:
         """The seed's fixed images of the training clips (nothing to validate on)."""
@@ -285,17 +271,12 @@ class DCGAN(GAN):
     Settings = DCGANSettings
 
     def __init__(self, settings: DCGANSettings, audio: AudioConfig):
-        frames = audio.seconds_to_frames(settings.image_seconds)
+        frames = audio.seconds_to_frames(settings.image_seconds)  # 87 for 1 s at 22,050 Hz, hop 256
         super().__init__(settings, audio, FixedGenerator(audio.n_mels, settings.noise_size, settings.width, frames),
-                         FixedDiscriminator(audio.n_mels, settings.width, frames))
+                         FixedDiscriminator(audio.n_mels, settings.width, frames), frames, audio)
         # oneDNN runs these narrow full-resolution convolutions faster in channels-last layout: a training
         # step, mostly the generator's convolutions, is 1.4-1.6x faster on 2 CPU threads (benchmarks/channels_last_step.py).
         self.to(memory_format=torch.channels_last)
-
-    @property
-    def frames(self) -> int:
-        """Frames per image: those of ``image_seconds`` (87 for 1 s at 22,050 Hz, hop 256)."""
-        return self.generator.frames
 
     @torch.no_grad()
     def fit(self, dataset) -> None:

@@ -178,7 +178,7 @@ class LatentFlow(base.Model):
         return ((self.velocity(interpolate(noise, data, t), t) - (data - noise)) ** 2).mean()
 
     def sample(self, n: int, seconds: float, seed: int, steps: int | None = None, solver: str | None = None) -> base.LogMel:
-        """Codes from noise (:func:`sample_codes`; ``steps`` and ``solver`` default to the settings'), decoded."""
+        """Codes from noise (:meth:`sample_codes`), decoded."""
         codes = self.sample_codes(n, vae.images_for(seconds, self.audio), seed, steps, solver)
         return self.decoded(codes)
 
@@ -230,9 +230,35 @@ class LatentFlow(base.Model):
 
     def sample_codes(self, n: int, n_codes: int, seed: int = 0, steps: int | None = None, solver: str | None = None,
                      prefix: np.ndarray | None = None) -> np.ndarray:
-        """:func:`sample_codes` with the settings' steps and solver unless given."""
-        return sample_codes(self, n, n_codes, seed, self.settings.sampling_steps if steps is None else steps,
-                            self.settings.solver if solver is None else solver, prefix)
+        """``(n, n_codes, latent)`` codes: one window from noise, then windows that slide by half a window (``steps``
+        and ``solver`` default to the settings').
+
+        The first window keeps ``prefix`` (a prime's codes ``(n, k, latent)``, its last ``length - 1`` at most),
+        each later one its first half from the codes already made, and the flow fills in the rest.
+        """
+        steps = self.settings.sampling_steps if steps is None else steps
+        solver = self.settings.solver if solver is None else solver
+        device = self.code_mean.device
+        generator = torch.Generator(device="cpu").manual_seed(seed)
+        length, latent = self.length, self.latent_size
+        if prefix is None:
+            codes = np.zeros((n, 0, latent), np.float32)
+        else:
+            codes = np.asarray(prefix, np.float32)[:, max(0, prefix.shape[1] - (length - 1)):]
+        start = codes.shape[1]
+        keep = length // 2
+        with eval_mode(self):
+            while codes.shape[1] < start + n_codes:
+                given = codes if codes.shape[1] == start else codes[:, codes.shape[1] - keep:]  # the prefix first, then half a window
+                window = np.zeros((n, length, latent), np.float32)
+                window[:, :given.shape[1]] = given
+                mask = np.zeros((n, length, latent), bool)
+                mask[:, :given.shape[1]] = True
+                noise = torch.randn(n, length * latent, generator=generator).to(device)
+                known = torch.as_tensor(self.normalize(window), device=device)
+                x = integrate(self.velocity, noise, steps, solver, known, torch.as_tensor(mask.reshape(n, -1), device=device))
+                codes = np.concatenate([codes, self.denormalize(x.cpu().numpy())[:, given.shape[1]:]], axis=1)
+        return codes[:, start:start + n_codes]
 
     def decoded(self, codes: np.ndarray, start: int = 0) -> base.LogMel:
         """``(n, k, latent)`` codes → the decoded images side by side, as log-mel."""
@@ -289,36 +315,6 @@ def integrate(velocity: VelocityField, noise: torch.Tensor, steps: int, solver: 
         x = torch.where(known_mask, known, x)
         path[-1] = x
     return (x, path) if keep_path else x
-
-
-def sample_codes(model: LatentFlow, n: int, n_codes: int, seed: int = 0, steps: int = 16, solver: str = "midpoint",
-                 prefix: np.ndarray | None = None) -> np.ndarray:
-    """``(n, n_codes, latent)`` codes: one window from noise, then windows that slide by half a window.
-
-    The first window keeps ``prefix`` (a prime's codes ``(n, k, latent)``, its last ``length - 1`` at most),
-    each later one its first half from the codes already made, and the flow fills in the rest.
-    """
-    device = model.code_mean.device
-    generator = torch.Generator(device="cpu").manual_seed(seed)
-    length, latent = model.length, model.latent_size
-    if prefix is None:
-        codes = np.zeros((n, 0, latent), np.float32)
-    else:
-        codes = np.asarray(prefix, np.float32)[:, max(0, prefix.shape[1] - (length - 1)):]
-    start = codes.shape[1]
-    keep = length // 2
-    with eval_mode(model):
-        while codes.shape[1] < start + n_codes:
-            given = codes if codes.shape[1] == start else codes[:, codes.shape[1] - keep:]  # the prefix first, then half a window
-            window = np.zeros((n, length, latent), np.float32)
-            window[:, :given.shape[1]] = given
-            mask = np.zeros((n, length, latent), bool)
-            mask[:, :given.shape[1]] = True
-            noise = torch.randn(n, length * latent, generator=generator).to(device)
-            known = torch.as_tensor(model.normalize(window), device=device)
-            x = integrate(model.velocity, noise, steps, solver, known, torch.as_tensor(mask.reshape(n, -1), device=device))
-            codes = np.concatenate([codes, model.denormalize(x.cpu().numpy())[:, given.shape[1]:]], axis=1)
-    return codes[:, start:start + n_codes]
 
 
 # ---------------------------------------------------------------------------
