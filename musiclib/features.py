@@ -58,24 +58,6 @@ def log_mel_to_audio(log_mel_spec: np.ndarray, config: AudioConfig, n_iter: int 
     return magnitude_to_audio(log_mel_to_magnitude(log_mel_spec, config), config, n_iter=n_iter, seed=seed, length=length)
 
 
-def log_mel_images_to_audio(images: np.ndarray, config: AudioConfig, n_samples: int, seed: int = 0, vocoder=None) -> np.ndarray:
-    """``(n, per_clip, n_mels, frames)`` log-mel images → ``(n, n_samples)``: each row's images side by side, then inverted.
-
-    Griffin-Lim (32 iterations) inverts every frame (a centred STFT of ``L`` samples has
-    ``L // hop + 1`` frames, so ``n_samples`` itself is used when it gives exactly the frames there are);
-    ``vocoder``, if given, is an inverter (``vocoder.invert`` maps ``(n, n_mels, frames)`` log-mel to audio) used instead.
-    """
-    n, per_clip, n_mels, frames = images.shape
-    log_mel = np.asarray(images).transpose(0, 2, 1, 3).reshape(n, n_mels, per_clip * frames)
-    if vocoder is not None:
-        y = vocoder.invert(log_mel)
-    else:
-        total, hop = log_mel.shape[-1], config.hop_length
-        length = n_samples if (total - 1) * hop < n_samples < total * hop else (total - 1) * hop
-        y = log_mel_to_audio(log_mel, config, n_iter=32, seed=seed, length=length)
-    return np.asarray(y, dtype=np.float32)[:, :n_samples]
-
-
 def log_linear_to_audio(log_spec: np.ndarray, config: AudioConfig, n_iter: int = 32, seed: int = 0, length: int | None = None) -> np.ndarray:
     """Log-linear magnitude to waveform with Griffin-Lim."""
     return magnitude_to_audio(np.exp(np.asarray(log_spec, dtype=np.float32)), config, n_iter=n_iter, seed=seed, length=length)
