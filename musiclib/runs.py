@@ -116,7 +116,8 @@ def train(model_name: str, data: str | Path, out: str | Path, steps: int | None 
             scaled = {}
             if previous is None:
                 factor = plan["planned_steps"] / settings.steps
-                scaled = {key: int(round(getattr(settings, key) * factor))
+                recipe = settings.to_dict()
+                scaled = {key: int(round(recipe[key] * factor))
                           for key in settings.scales_with_steps if key not in overrides}
             settings = settings.replace(steps=plan["planned_steps"], **scaled)
             set_seed(seed)  # the measured copy trained: start again from the same initial weights
@@ -165,8 +166,7 @@ def build(model_class: type[Model], settings: Settings, audio_config: AudioConfi
     checkpoint fills), with the trained ``upstream`` model's weights copied in when one is given."""
     if model_class.upstream is None:
         return model_class(settings, audio_config)
-    upstream_class, setting = model_class.upstream.model, model_class.upstream.setting
-    shell = upstream_class(getattr(settings, f"{setting}_config"), audio_config)
+    shell = model_class.upstream.model(model_class.upstream.settings_of(settings), audio_config)
     if upstream is not None:
         shell.load_state_dict(upstream.state_dict())
     return model_class(settings, audio_config, shell)
@@ -224,8 +224,8 @@ def check_distributed_train(model_name: str, data, out, nproc: int, steps: int |
     model_class, _, settings, _, _, _ = _setup(model_name, data, out, steps, seed, overrides, None, None)
     sizes = {model_name: settings.batch_size}
     upstream = model_class.upstream
-    if upstream is not None and not getattr(settings, upstream.setting):
-        sizes[upstream.model.name] = getattr(settings, f"{upstream.setting}_config").batch_size
+    if upstream is not None and not upstream.given_run(settings):
+        sizes[upstream.model.name] = upstream.settings_of(settings).batch_size
     for name, batch_size in sizes.items():
         if batch_size % nproc:
             raise ValueError(f"--nproc {nproc}: {name}'s batch of {batch_size} examples does not split into {nproc} equal "
@@ -271,16 +271,16 @@ def upstream_run(model_class: type[Model], settings: Settings, data: str | Path,
     """
     upstream = model_class.upstream
     name, setting = upstream.model.name, upstream.setting
-    given, recorded = getattr(settings, setting), {}
+    given, budget_steps = upstream.given_run(settings), None
     if not given:
         target = Path(run_dir) / setting
-        wanted = {key: value for key, value in getattr(settings, f"{setting}_config").to_dict().items() if key != "steps"}
+        wanted = {key: value for key, value in upstream.settings_of(settings).to_dict().items() if key != "steps"}
         if minutes is not None and not (target / CHECKPOINT).exists():
             run = train(name, data, target, seed=seed, overrides=wanted, progress=progress,
                         minutes=minutes * upstream.budget_share, started=started, fast=fast)
-            recorded[f"{setting}_steps"] = read_config(run)["model_config"]["steps"]
+            budget_steps = read_config(run)["model_config"]["steps"]
         else:
-            run = train(name, data, target, steps=getattr(settings, f"{setting}_steps"), seed=seed, overrides=wanted,
+            run = train(name, data, target, steps=upstream.steps(settings), seed=seed, overrides=wanted,
                         progress=progress, fast=fast)
     else:
         run = Path(given).expanduser()
@@ -296,8 +296,7 @@ def upstream_run(model_class: type[Model], settings: Settings, data: str | Path,
             raise ValueError(f"setting {setting}: {run} was trained on other features than {data} has; "
                              f"train a {name} on this data, or leave the setting out to train one here.")
     _, trained, _, _ = load(run)
-    recorded.update({f"{setting}_run": str(run.resolve()), f"{setting}_config": trained.settings})
-    return trained, settings.replace(**recorded)
+    return trained, settings.replace(**upstream.recorded(str(run.resolve()), trained.settings, budget_steps))
 
 
 def _check_resume(config_path: Path, previous: dict, run_config: dict, recorded: tuple[str, ...] = ()) -> None:

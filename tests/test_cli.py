@@ -217,3 +217,21 @@ def test_a_progress_bar_written_to_a_pipe_updates_every_few_seconds_not_every_st
     updates = result.stderr.count("training:")
     assert 1 <= updates <= 10, result.stderr[-2000:]
 
+
+
+def test_an_old_run_folder_loads_or_is_refused_in_one_line(trained, tmp_path, capsys):
+    import shutil
+
+    import torch
+
+    old = tmp_path / "old"
+    shutil.copytree(trained, old)
+    state = torch.load(old / "checkpoint.pt", weights_only=True)
+    del state["model_config"]["optimizer"]  # a run from before a setting existed: it takes the setting's default
+    torch.save(state, old / "checkpoint.pt")
+    assert cli.main(["generate", str(old), "--seconds", "0.5", "--out", str(tmp_path / "a.wav")]) == 0
+    state["model_config"]["version"] = "fixed"  # a setting the model no longer has
+    torch.save(state, old / "checkpoint.pt")
+    fails_cleanly(["generate", str(old), "--seconds", "0.5", "--out", str(tmp_path / "b.wav")], capsys,
+                  "its settings do not fit the current spectral-noise model (trained by an older musiclib?); retrain it")
+    assert not (tmp_path / "b.wav").exists()

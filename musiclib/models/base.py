@@ -180,6 +180,21 @@ class Upstream:
     setting: str
     budget_share: float = 0.5
 
+    def given_run(self, settings: Settings) -> str:
+        return getattr(settings, self.setting)
+
+    def steps(self, settings: Settings) -> int:
+        return getattr(settings, f"{self.setting}_steps")
+
+    def settings_of(self, settings: Settings) -> Settings:
+        """The upstream model's settings recorded in (or asked for by) the settings of the model built on it."""
+        return getattr(settings, f"{self.setting}_config")
+
+    def recorded(self, run: str, upstream_settings: Settings, steps: int | None = None) -> dict:
+        """The settings that record the upstream run used (and its steps, when a time budget chose them)."""
+        return {f"{self.setting}_run": run, f"{self.setting}_config": upstream_settings,
+                **({} if steps is None else {f"{self.setting}_steps": steps})}
+
 
 FAMILIES = ("baseline", "sequence", "gan", "autoencoder", "latent", "vocoder")
 """How the course groups models, in the order the demo's gallery shows them.
@@ -289,12 +304,12 @@ def make_audio(model: Model, n: int, seconds: float, seed: int, prime: np.ndarra
     What the model makes goes through :func:`render` (Griffin-Lim or ``inverter`` for a :class:`LogMel`).
     """
     n_samples = int(round(seconds * model.audio.sample_rate))
-    if model.family == "vocoder":
-        log_mel = np.stack([features.log_mel(np.asarray(p), model.audio) for p in prime])
-        return render(LogMel(log_mel, model.audio), prime.shape[1], model, seed)
     if mode is not None and mode not in model.modes():
         raise ValueError(f"{model.name} generates in modes {list(model.modes())}, not {mode!r}")
-    if mode == "condition":
+    if model.family == "vocoder":
+        made = LogMel(np.stack([features.log_mel(np.asarray(p), model.audio) for p in prime]), model.audio)
+        n_samples, inverter = prime.shape[1], model
+    elif mode == "condition":
         made = model.conditioned(n, seconds, seed, **labels)
     elif mode == "continue" or "autonomous" not in model.modes():
         if prime is None:
