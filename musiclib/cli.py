@@ -228,8 +228,10 @@ def build_parser(model_names: list[str] | None = None) -> argparse.ArgumentParse
     p.add_argument("--out", required=True, help="output file: .wav, .flac or .ogg")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--vocoder", default=None, help="a trained melgan run folder to render spectrograms with (default: Griffin-Lim, 32 iterations)")
-    p.add_argument("--mode", choices=("autonomous", "continue", "condition"), default=None,
-                   help="VAE generation mode: sample the prior, vary a held-out clip, or ask a cvae for --pitch/--instrument")
+    p.add_argument("--mode", choices=("autonomous", "continue", "condition"), default=None,  # musiclib.models.Model.MODES
+                   help="autonomous: new music from nothing; continue: go on from a held-out clip (played first); condition: "
+                        "ask a conditional model (cvae) for --pitch/--instrument. Default: new music if the model makes it, "
+                        "else a continuation")
     p.add_argument("--pitch", type=int, default=None, help="MIDI pitch for --mode condition (a pitch of the training notes)")
     p.add_argument("--instrument", default=None, help="instrument for --mode condition (e.g. organ, flute, reed, pluck)")
     p.set_defaults(func=_generate)

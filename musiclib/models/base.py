@@ -284,9 +284,12 @@ class Model(torch.nn.Module):
         """Whether the class defines :meth:`finish` (the run's last checkpoint is then written again after it)."""
         return cls.finish is not Model.finish
 
+    MODES: ClassVar[tuple[str, ...]] = ("autonomous", "continue", "condition")
+    """Every generation mode, each the name of one method: ``sample``, ``continuation``, ``conditioned``."""
+
     @classmethod
     def modes(cls) -> tuple[str, ...]:
-        """The generation modes the class defines: ``autonomous`` (``sample``), ``continue`` (``continuation``)."""
+        """The generation modes the class defines, in :data:`MODES` order."""
         defined = {"autonomous": cls.sample is not Model.sample, "continue": cls.continuation is not Model.continuation,
                    "condition": cls.conditioned is not Model.conditioned}
         return tuple(mode for mode, is_defined in defined.items() if is_defined)
