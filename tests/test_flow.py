@@ -18,20 +18,6 @@ def small_flow(length):
     return flow.LatentFlow(settings, audio, vae.VAE(settings.autoencoder_config, audio))
 
 
-def test_the_loss_is_the_squared_error_to_the_straight_paths_velocity():
-    torch.manual_seed(0)
-    model = small_flow(2)
-    data = torch.randn(5, 6)
-    torch.manual_seed(1)
-    value = model.loss(data)
-    torch.manual_seed(1)
-    noise, t = torch.randn_like(data), torch.rand(5)
-    x_t = (1 - t[:, None]) * noise + t[:, None] * data
-    torch.testing.assert_close(value, ((model.velocity(x_t, t) - (data - noise)) ** 2).mean())
-    torch.testing.assert_close(flow.interpolate(noise, data, torch.zeros(5)), noise)
-    torch.testing.assert_close(flow.interpolate(noise, data, torch.ones(5)), data)
-
-
 class _ExactVelocity(torch.nn.Module):
     """The true velocity field of N(0, I) noise flowing onto one point ``target``: ``(target - x) / (1 - t)``."""
 
@@ -57,11 +43,48 @@ def test_both_solvers_carry_noise_onto_a_point_and_keep_known_entries(solver):
         flow.integrate(_ExactVelocity(target), noise, steps=4, solver="rk45")
 
 
-def test_a_deterministic_ddim_step_on_the_straight_path_is_an_euler_step():
-    torch.manual_seed(0)
-    x_t, velocity, t, t_next = torch.randn(3, 5), torch.randn(3, 5), 0.3, 0.55
-    data_estimate, noise_estimate = x_t + (1 - t) * velocity, x_t - t * velocity
-    torch.testing.assert_close(t_next * data_estimate + (1 - t_next) * noise_estimate, x_t + (t_next - t) * velocity)
+def test_the_loss_vanishes_for_the_true_velocity_field_and_not_for_another():
+    """Data at one point: the true velocity is ``(target - x) / (1 - t)``; a field that stays still pays
+    ``E |x1 - x0|^2`` per number, the target's mean square plus the noise's variance."""
+    model = small_flow(2)
+    target = torch.tensor([[2.0, -1.0, 0.5, 1.0, 0.0, -0.5]])
+    data = target.expand(512, 6)
+    model.velocity = _ExactVelocity(target)
+    torch.manual_seed(1)
+    assert float(model.loss(data)) < 1e-3
+    model.velocity = _StillVelocity()
+    torch.manual_seed(1)
+    assert float(model.loss(data)) == pytest.approx(float((target**2).mean()) + 1, rel=0.1)
+    noise, data = torch.randn(5, 6), torch.randn(5, 6)
+    torch.testing.assert_close(flow.interpolate(noise, data, torch.zeros(5)), noise)
+    torch.testing.assert_close(flow.interpolate(noise, data, torch.ones(5)), data)
+
+
+class _StillVelocity(torch.nn.Module):
+    def forward(self, x, t):
+        return torch.zeros_like(x)
+
+
+class _LinearVelocity(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.randn(5, 5, generator=torch.Generator().manual_seed(2)) / 5
+
+    def forward(self, x, t):
+        return x @ self.weight + t[:, None]
+
+
+def test_deterministic_ddim_steps_on_the_straight_path_are_the_euler_solver():
+    """DDIM's step from t to t' re-mixes the data and noise the velocity implies, ``x1 = x + (1 - t) v`` and
+    ``x0 = x - t v``; on the straight path that is an Euler step, so DDIM with 4 steps is ``integrate``'s Euler."""
+    velocity, x = _LinearVelocity(), torch.randn(3, 5, generator=torch.Generator().manual_seed(0))
+    ddim = x.clone()
+    for k in range(4):
+        t, t_next = k / 4, (k + 1) / 4
+        v = velocity(ddim, torch.full((3,), t))
+        data_estimate, noise_estimate = ddim + (1 - t) * v, ddim - t * v
+        ddim = t_next * data_estimate + (1 - t_next) * noise_estimate
+    torch.testing.assert_close(flow.integrate(velocity, x, steps=4, solver="euler"), ddim)
 
 
 def test_code_windows_slide_over_each_sequence_and_a_too_long_window_is_refused():
