@@ -259,8 +259,9 @@ class TokenTransformer(base.Model):
     def heldout_scores(self, dataset, n_sequences: int = 8, seconds: float = 8.0) -> dict:
         """Held-out cross-entropy (nats per token) beside unigram and bigram baselines, and the longest copied n-gram.
 
-        The copying statistic is measured for ``n_sequences`` autonomous token sequences of
-        ``seconds`` and, as its yardstick, for held-out real music of the same length.
+        The copying statistic is a maximum over sequences, so both sides have as many: up to ``n_sequences``
+        non-overlapping ``seconds``-long windows of held-out real music (the yardstick), and as many autonomous
+        token sequences of the same length.
         """
         train = vq.piece_tokens(self.tokenizer, dataset, "train")
         held = vq.piece_tokens(self.tokenizer, dataset, "val") + vq.piece_tokens(self.tokenizer, dataset, "test")
@@ -270,9 +271,9 @@ class TokenTransformer(base.Model):
             model_nats = float(np.mean([self.loss(torch.as_tensor(windows[i: i + 64], device=self.tokenizer.low.device)).item()
                                         for i in range(0, len(windows), 64)]))
         n_tokens = self.tokenizer.tokens_for(int(seconds * dataset.sample_rate) / dataset.sample_rate)
-        generated = sample(self.prior, np.zeros((n_sequences, 0), np.int64), n_tokens, self.settings.temperature,
-                           self.settings.top_k)
         real = [s[i: i + n_tokens] for s in held for i in range(0, max(1, len(s) - n_tokens + 1), n_tokens)][:n_sequences]
+        generated = sample(self.prior, np.zeros((len(real), 0), np.int64), n_tokens, self.settings.temperature,
+                           self.settings.top_k)
         codebook_size = self.tokenizer.codebook_size
         return {"cross_entropy": model_nats, "unigram_cross_entropy": ngram_cross_entropy(train, held, codebook_size, 1),
                 "bigram_cross_entropy": ngram_cross_entropy(train, held, codebook_size, 2),
