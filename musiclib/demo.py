@@ -165,7 +165,7 @@ def _gallery_page(rows: list[dict], table: str, seconds_per_clip: float) -> str:
     """The demo's page: one row per model with players and pictures, and the table."""
     from html import escape
 
-    from musiclib.compare import COLUMNS
+    from musiclib.report import COLUMNS
 
     caption = table.split("\n", 1)[0].replace("`", "")
     notes = "".join(f"<li><b>{escape(column.title)}</b>: {escape(column.meaning)}</li>" for column in COLUMNS)
