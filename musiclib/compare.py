@@ -203,7 +203,7 @@ def score_run(model_class, setup: ScoringSetup, run_dir: Path) -> dict:
     clips, rtf = runs.scored_clips(model, setup.dataset, setup.n)
     scores = {**setup.score(clips, run_dir / "scored.wav"), "generation_rtf": rtf,
               "parameters": runs.n_parameters(model), "train_seconds": runs.train_seconds(run_dir)}
-    if setup.inverter is not None and model_class.output == "log-mel":
+    if setup.inverter is not None and model_class.output == "log-mel" and model.log_mel_audio == setup.inverter.audio:
         vocoded, _ = runs.scored_clips(model, setup.dataset, setup.n, inverter=setup.inverter)
         scores["frechet_distance_vocoder"] = setup.score(vocoded, run_dir / "scored_vocoder.wav")["frechet_distance"]
     if "condition" in model_class.modes():

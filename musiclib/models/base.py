@@ -230,6 +230,11 @@ class Model(torch.nn.Module):
         settings.check()
         self.settings, self.audio = settings, audio
 
+    @property
+    def log_mel_audio(self) -> AudioConfig:
+        """The features the log-mel it makes is in (an inverter must have been trained on them)."""
+        return self.audio
+
     @classmethod
     def settle(cls, settings: Settings, dataset) -> Settings:
         """The settings with what the data decides filled in before building (e.g. a conditional model's labels)."""

@@ -161,6 +161,10 @@ class GAN(base.Model):
         self.register_buffer("low", torch.zeros(()))
         self.register_buffer("high", torch.ones(()))
 
+    @property
+    def log_mel_audio(self) -> AudioConfig:
+        return self.image_audio
+
     def phase_parameters(self, phase: str):
         return (self.discriminator if phase == "discriminator" else self.generator).parameters()
 
