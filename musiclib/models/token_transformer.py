@@ -231,8 +231,10 @@ class TokenTransformer(base.Model):
         return token_windows(vq.piece_tokens(self.tokenizer, dataset, split), length, stride=max(1, length // 4))
 
     def window_length(self, dataset) -> int:
-        """``context``, or the tokens of the longest training piece when it is shorter."""
-        return min(self.settings.context, max(self.tokenizer.tokens_in(len(piece)) for piece in vq.pieces(dataset, "train")))
+        """``context``, or the tokens of the longest training piece when it is shorter (from the manifest: no audio read)."""
+        lengths = [source["n_clips"] * dataset.clip_samples for source in dataset.manifest["sources"]
+                   if source["split"] == "train" and source["n_clips"] > 0]  # the pieces vq.pieces joins
+        return min(self.settings.context, max(self.tokenizer.tokens_in(n) for n in lengths))
 
     def loss(self, tokens: torch.Tensor, phase: str = "") -> torch.Tensor:
         """Cross-entropy (nats per token) of each token given ``BOS`` and the tokens before it in its window."""
