@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from musiclib import features, signals
+from musiclib import features, signals, synth
 from musiclib.config import AudioConfig
 
 
@@ -75,3 +75,44 @@ def griffin_lim_resynthesis(clips: np.ndarray, config: AudioConfig, n_iter: int 
     """Each clip → log-mel → Griffin-Lim: the quality ceiling of any mel model that uses Griffin-Lim."""
     log_mels = np.stack([features.log_mel(np.asarray(c), config) for c in clips])
     return features.log_mel_to_audio(log_mels, config, n_iter=n_iter, length=clips.shape[1])
+
+
+VOICE_RANGES = ((60, 79), (55, 74), (48, 67), (40, 60))
+"""MIDI ranges of soprano, alto, tenor and bass: where the reference notes below are drawn."""
+HELD_CHORD = (72, 64, 55, 48)
+"""A C major chord in four voices (C5 E4 G3 C3), transposed up one semitone per excerpt."""
+
+
+def held_chord_parts(index: int, seconds: float) -> list[list[synth.Note]]:
+    """Four voices holding one major chord for ``seconds``: notes, in tune, in a key, and nothing else happens."""
+    return [[synth.Note(0.0, seconds, pitch + index % 12, 0.6)] for pitch in HELD_CHORD]
+
+
+def random_note_parts(index: int, seconds: float, beat_seconds: float = 0.6, seed: int = 0) -> list[list[synth.Note]]:
+    """Four voices of one note per beat, each pitch drawn uniformly from its voice's range: notes and a pulse, no key."""
+    rng = np.random.default_rng(seed * 1000 + index)
+    beats = int(np.ceil(seconds / beat_seconds))
+    return [[synth.Note(b * beat_seconds, beat_seconds * 0.95, int(rng.integers(low, high + 1)), 0.6) for b in range(beats)]
+            for low, high in VOICE_RANGES]
+
+
+def note_excerpts(make_parts, n: int, seconds: float, sample_rate: int, level: float, ensembles: tuple[tuple[int, ...], ...] | None) -> np.ndarray:
+    """``(n, samples)`` excerpts of ``make_parts(index, seconds)`` played as loud (RMS) as ``level``.
+
+    Played by the GM SoundFont with ``ensembles`` (their programs, in turn: the timbres of the
+    sampled chorales), or by :mod:`musiclib.synth`'s organ when ``ensembles`` is ``None``.
+    """
+    from musiclib import soundfont
+
+    samples = int(round(seconds * sample_rate))
+    out = np.zeros((n, samples), np.float32)
+    for index in range(n):
+        parts = make_parts(index, seconds)
+        if ensembles:
+            y = soundfont.render(parts, ensembles[index % len(ensembles)], sample_rate, seconds)
+        else:
+            voices = [synth.render(notes, "organ", sample_rate, seed=index * 4 + v) for v, notes in enumerate(parts)]
+            y = np.sum([np.pad(v, (0, max(0, samples - len(v))))[:samples] for v in voices], axis=0)
+        y = y[:samples]
+        out[index, : len(y)] = y * (level / max(rms(y), 1e-9))
+    return out

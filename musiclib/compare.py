@@ -107,11 +107,23 @@ def _save_scored_audio(path: Path, clips: np.ndarray, sample_rate: int) -> None:
     audio.save(path, np.concatenate([part for clip in clips for part in (np.asarray(clip, dtype=np.float32), gap)]), sample_rate)
 
 
+PITCH_GRIDS = (
+    {"n_fft": 1024, "n_mels": 80, "fmin": 0.0, "mel_htk": False},  # the grid of musiclib before the ceiling table
+    {"n_fft": 1024, "n_mels": 128, "fmin": 30.0, "mel_htk": True},
+    {"n_fft": 2048, "n_mels": 224, "fmin": 30.0, "mel_htk": False},
+)
+"""Log-mel grids whose round trip (with Griffin-Lim 32) is a row of the ceiling table, beside the data's own grid."""
+
+
 class ScoringSetup:
-    """One bundled set's shared scoring: its dataset, clip budget, scorer and (optionally) vocoder."""
+    """One bundled set's shared scoring: its dataset, clip budget, scorers and (optionally) vocoder.
+
+    Every row is scored on ``n`` clips of the set's clip length (the set scores) and, where the set's
+    recordings are long enough, on excerpts of :data:`musiclib.musicality.EXCERPT_SECONDS` (the musical measures).
+    """
 
     def __init__(self, data: str, plan: ComparePlan):
-        from musiclib import cache, metrics, runs
+        from musiclib import cache, metrics, musicality, runs
         from musiclib.datasets import bundled
 
         self.dataset = bundled.load(data, fast=plan.fast)
@@ -120,12 +132,22 @@ class ScoringSetup:
         self.real = runs.spread_clips(self.dataset, "test", self.n)
         self.scorer = metrics.SetScorer(runs.spread_clips(self.dataset, "train", runs.TRAIN_REFERENCE),
                                         runs.spread_clips(self.dataset, "val", self.n), self.dataset.config)
+        self.musical, self.real_excerpts = runs.musical_scorer(self.dataset)
+        self.n_excerpts = runs.MUSICAL_EXCERPTS if self.musical is not None else 0
         self.inverter = None  # the trained vocoder (an inverter), where the plan has one
-        self.budget = {"n_clips": self.n, "fast": plan.fast, "data_fingerprint": cache.fingerprint(self.dataset)}
+        self.budget = {"n_clips": self.n, "fast": plan.fast, "data_fingerprint": cache.fingerprint(self.dataset),
+                       "excerpts": [self.n_excerpts, musicality.EXCERPT_SECONDS]}
 
-    def score(self, clips: np.ndarray, audio_path: Path) -> dict:
+    def score(self, clips: np.ndarray, audio_path: Path, excerpts: np.ndarray | None = None,
+              references: np.ndarray | None = None) -> dict:
+        """Set scores of ``clips``, and the musical measures of ``excerpts`` (with their agreement with ``references``,
+        the music they were made from, for a round trip)."""
         _save_scored_audio(audio_path, clips, self.dataset.sample_rate)
-        return self.scorer(clips)
+        scores = self.scorer(clips)
+        if self.musical is not None and excerpts is not None:
+            _save_scored_audio(audio_path.with_name(audio_path.stem + "_excerpts.wav"), excerpts, self.dataset.sample_rate)
+            scores.update(self.musical(excerpts, references))
+        return scores
 
 
 def run_settings(model_class, plan: ComparePlan) -> dict:
@@ -197,11 +219,12 @@ def _train_all(tasks: list[tuple[str, Path, int]], plan: ComparePlan, log: Calla
 
 def score_run(model_class, setup: ScoringSetup, run_dir: Path) -> dict:
     """One trained run's row: its clips scored (with Griffin-Lim, and the vocoder where it applies) and its costs."""
-    from musiclib import runs
+    from musiclib import musicality, runs
 
     _, model, _, _ = runs.load(run_dir)
     clips, rtf = runs.scored_clips(model, setup.dataset, setup.n)
-    scores = {**setup.score(clips, run_dir / "scored.wav"), "generation_rtf": rtf,
+    excerpts = runs.scored_clips(model, setup.dataset, setup.n_excerpts, seconds=musicality.EXCERPT_SECONDS)[0] if setup.n_excerpts else None
+    scores = {**setup.score(clips, run_dir / "scored.wav", excerpts), "generation_rtf": rtf,
               "parameters": runs.n_parameters(model), "train_seconds": runs.train_seconds(run_dir)}
     if setup.inverter is not None and model_class.output == "log-mel" and model.log_mel_audio == setup.inverter.audio:
         vocoded, _ = runs.scored_clips(model, setup.dataset, setup.n, inverter=setup.inverter)
@@ -213,27 +236,47 @@ def score_run(model_class, setup: ScoringSetup, run_dir: Path) -> dict:
     return scores
 
 
-def _reference_sets(setup: ScoringSetup, model_classes) -> dict[str, Callable[[], np.ndarray]]:
-    """The reference rows of one data set, each a function making its clips."""
-    from musiclib import baselines, features, runs
+def score_ceiling(setup: ScoringSetup, run_dir: Path) -> dict:
+    """A trained run's ceiling: the held-out music through its representation and back (Griffin-Lim 32), scored."""
+    from musiclib import runs
 
-    dataset, config, n = setup.dataset, setup.dataset.config, setup.n
-    level = baselines.rms(setup.real)  # noise as loud as the music
-    sets = {
-        "held-out real music": lambda: setup.real,
-        "real music → log-mel → Griffin-Lim 32": lambda: baselines.griffin_lim_resynthesis(setup.real, config),
-    }
+    _, model, _, _ = runs.load(run_dir)
+    excerpts = runs.round_trip_clips(model, setup.real_excerpts) if setup.n_excerpts else None
+    return setup.score(runs.round_trip_clips(model, setup.real), run_dir / "ceiling.wav", excerpts, setup.real_excerpts)
+
+
+def _reference_sets(setup: ScoringSetup, model_classes) -> dict[str, tuple[Callable[[np.ndarray], np.ndarray], bool]]:
+    """The reference rows of one data set: each a function that makes its clips from real clips (or clips as long as
+    them), and whether it is a round trip of those clips (then their agreement is scored too)."""
+    from musiclib import baselines, features, runs, soundfont
+
+    dataset, config = setup.dataset, setup.dataset.config
+    sample_rate = config.sample_rate
+    level = baselines.rms(setup.real)  # noise and notes as loud as the music
+    sets = {"held-out real music": (lambda real: real, False)}
+    grids = [config] + [grid for grid in (dataclasses.replace(config, **g) for g in PITCH_GRIDS) if grid != config]
+    for grid in grids:
+        name = ("real music → log-mel → Griffin-Lim 32" if grid == config else
+                f"real music → log-mel ({grid.n_mels} {'HTK' if grid.mel_htk else 'Slaney'} bands from {grid.fmin:g} Hz, "
+                f"n_fft {grid.n_fft}) → Griffin-Lim 32")
+        sets[name] = (lambda real, grid=grid: baselines.griffin_lim_resynthesis(real, grid), True)
     if setup.inverter is not None:
-        sets["real music → log-mel → vocoder"] = lambda: np.asarray(
-            setup.inverter.invert(np.stack([features.log_mel(clip, config) for clip in setup.real])))[:, : dataset.clip_samples]
+        sets["real music → log-mel → vocoder"] = (lambda real: np.asarray(setup.inverter.invert(
+            np.stack([features.log_mel(clip, config) for clip in real])))[:, : real.shape[1]], True)
     prime_seconds = max((model_class.prime_seconds for model_class in model_classes), default=0.0)
     if prime_seconds > 0:
-        def persistence():
-            primes = runs.heldout_audio(dataset, n, prime_seconds)
-            return np.stack([baselines.persistence_blocks(prime, dataset.clip_samples, config.n_fft) for prime in primes])
-        sets["persistence (the prime's last frame, repeated)"] = persistence
-    sets["pink noise"] = lambda: baselines.pink_noise_clips(n, dataset.clip_samples, level, config.sample_rate)
-    sets["white noise"] = lambda: baselines.white_noise_clips(n, dataset.clip_samples, level)
+        sets["persistence (the prime's last frame, repeated)"] = (lambda real: np.stack([
+            baselines.persistence_blocks(prime, real.shape[1], config.n_fft)
+            for prime in runs.heldout_audio(dataset, len(real), prime_seconds)]), False)
+    if setup.musical is not None:
+        programs = dataset.manifest.get("ensembles")
+        ensembles = tuple(soundfont.ENSEMBLES[e] for e in dict.fromkeys(v["ensemble"] for v in programs.values())) if programs else None
+        for name, parts in (("a held chord (same instruments)", baselines.held_chord_parts),
+                            ("random notes on the beat (same instruments, no key)", baselines.random_note_parts)):
+            sets[name] = (lambda real, parts=parts: baselines.note_excerpts(parts, len(real), real.shape[1] / sample_rate,
+                                                                           sample_rate, level, ensembles), False)
+    sets["pink noise"] = (lambda real: baselines.pink_noise_clips(len(real), real.shape[1], level, sample_rate), False)
+    sets["white noise"] = (lambda real: baselines.white_noise_clips(len(real), real.shape[1], level), False)
     return sets
 
 
@@ -261,7 +304,7 @@ def run(plan: ComparePlan, log: Callable[[str], None] = _log) -> dict:
         ``name``, ``kind`` (``model`` or ``reference``), ``family``, ``seeds`` and ``scores`` (model scores as
         ``{"mean", "sd", "n"}``, references as plain numbers), and ``per_seed`` for models.
     """
-    from musiclib import models, runs
+    from musiclib import models, musicality, runs
     from musiclib.plot import use_headless_backend_if_needed
 
     use_headless_backend_if_needed()
@@ -299,13 +342,27 @@ def run(plan: ComparePlan, log: Callable[[str], None] = _log) -> dict:
                 per_seed.append(_cached_json(run_dir / "scores.json", budget, lambda: score_run(model_class, setup, run_dir)))
             rows.append({"name": model_class.name, "kind": "model", "family": model_class.family, "seeds": plan.seeds,
                          "scores": summarise(per_seed), "per_seed": per_seed})
-        for name, make in _reference_sets(setup, group).items():
+        for model_class in group:
+            if model_class.has_round_trip():
+                run_dir = work / data / model_class.name / "seed_0"
+                budget = {**setup.budget, "settings": run_settings(model_class, plan)}
+                scores = _cached_json(run_dir / "ceiling.json", budget, lambda: score_ceiling(setup, run_dir))
+                rows.append({"name": f"real music → {model_class.name}'s representation (seed 0) → Griffin-Lim 32",
+                             "kind": "ceiling", "family": model_class.family, "seeds": 1, "scores": scores})
+        for name, (make, round_trip) in _reference_sets(setup, group).items():
             slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-            scores = _cached_json(setup.folder / "references" / f"{slug}.json", setup.budget,
-                                  lambda: setup.score(make(), setup.folder / "references" / f"{slug}.wav"))
-            rows.append({"name": name, "kind": "reference", "family": "", "seeds": None, "scores": scores})
+
+            def score_reference():
+                clips = make(setup.real)
+                excerpts = make(setup.real_excerpts) if setup.n_excerpts else None
+                return setup.score(clips, setup.folder / "references" / f"{slug}.wav", excerpts,
+                                   setup.real_excerpts if round_trip else None)
+
+            scores = _cached_json(setup.folder / "references" / f"{slug}.json", setup.budget, score_reference)
+            rows.append({"name": name, "kind": "ceiling" if round_trip else "reference",
+                         "family": "", "seeds": None, "scores": scores})
         results["datasets"][data] = {"n_clips": setup.n, "clip_seconds": setup.dataset.clip_samples / setup.dataset.sample_rate,
-                                     "rows": rows}
+                                     "n_excerpts": setup.n_excerpts, "excerpt_seconds": musicality.EXCERPT_SECONDS, "rows": rows}
     results["seconds"] = round(time.perf_counter() - started, 1)
     log(f"[compare] done in {results['seconds'] / 60:.1f} min")
     return results

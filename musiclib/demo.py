@@ -126,14 +126,30 @@ def gallery_demo(out: Path, steps: int | None = None, n_clips: int = 16) -> dict
 
 
 def table_html(markdown: str) -> str:
-    """A Markdown table (the comparison's) as an HTML table."""
+    """The comparison's Markdown (tables and the lines between them) as HTML: each table an HTML table, each other
+    line a paragraph."""
     from html import escape
 
-    lines = [line for line in markdown.splitlines() if line.startswith("|") and "---" not in line]
-    cells = [[escape(c.strip()) for c in line.strip("|").split("|")] for line in lines]
-    head = "".join(f"<th>{c}</th>" for c in cells[0])
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in cells[1:])
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    html, table = [], []
+
+    def close_table():
+        if table:
+            cells = [[escape(c.strip()) for c in line.strip("|").split("|")] for line in table]
+            head = "".join(f"<th>{c}</th>" for c in cells[0])
+            body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in cells[1:])
+            html.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+            table.clear()
+
+    for line in markdown.splitlines():
+        if line.startswith("|"):
+            if "---" not in line:
+                table.append(line)
+            continue
+        close_table()
+        if line.strip():
+            html.append(f"<p>{escape(line.replace('**', '').replace('`', ''))}</p>")
+    close_table()
+    return "".join(html)
 
 
 def html_page(title: str, intro: str, rows: list[dict], closing: str) -> str:
@@ -167,12 +183,13 @@ def _gallery_page(rows: list[dict], table: str, seconds_per_clip: float) -> str:
 
     from musiclib.report import COLUMNS
 
-    caption = table.split("\n", 1)[0].replace("`", "")
+    caption, tables = (table.split("\n", 1) + [""])[:2]
+    caption = caption.replace("`", "")
     notes = "".join(f"<li><b>{escape(column.title)}</b>: {escape(column.meaning)}</li>" for column in COLUMNS)
     intro = f"""<p>Each model was trained for a few minutes at most on a CPU, on {seconds_per_clip:g}-second clips of Bach chorales played by
 sampled instruments. Below each model: three generated clips and their log-mel spectrograms, beside held-out real music
 (the target) and white noise (the floor). Then one table scores every model the same way.</p>"""
-    closing = f"""<section><h2>Scores</h2><p>{escape(caption)}</p>{table_html(table)}
+    closing = f"""<section><h2>Scores</h2><p>{escape(caption)}</p>{table_html(tables)}
 <p>One seed per model here; <code>make results</code> trains every registered model with three seeds. What each column
 measures, and what it misses:</p><ul>{notes}</ul></section>"""
     return html_page("musiclib demo: one tiny model per family, trained on the bundled chorales", intro, rows, closing)

@@ -121,8 +121,16 @@ def score_against_heldout(model: models.Model, dataset: AudioDataset, seed: int 
     own = runs.spread_clips(dataset, "val", n)
     scorer = metrics.SetScorer(reference, own, dataset.config)
     generated, _ = runs.scored_clips(model, dataset, n, seed)
-    noise = baselines.white_noise_clips(n, dataset.clip_samples, baselines.rms(runs.spread_clips(dataset, "train", 64)), seed=seed)
-    return {"n_clips": n, "generated": scorer(generated), "your_music": scorer(own), "white_noise": scorer(noise)}
+    level = baselines.rms(runs.spread_clips(dataset, "train", 64))
+    noise = baselines.white_noise_clips(n, dataset.clip_samples, level, seed=seed)
+    scores = {"n_clips": n, "generated": scorer(generated), "your_music": scorer(own), "white_noise": scorer(noise)}
+    musical, real_excerpts = runs.musical_scorer(dataset)
+    if musical is not None:  # recordings long enough for excerpts: notes, a pulse and a key, your training music being 1
+        made, _ = runs.scored_clips(model, dataset, runs.MUSICAL_EXCERPTS, seed, seconds=real_excerpts.shape[1] / dataset.sample_rate)
+        scores["generated"].update(musical(made))
+        scores["your_music"].update(musical(real_excerpts))
+        scores["white_noise"].update(musical(baselines.white_noise_clips(len(real_excerpts), real_excerpts.shape[1], level, seed=seed)))
+    return scores
 
 
 def margins(scores: dict) -> dict:
@@ -160,7 +168,8 @@ def _page_rows(out: Path, run: Path, model_class: type[models.Model], dataset: A
 def _scores_html(scores: dict) -> str:
     from html import escape
 
-    columns = [column for column in report.COLUMNS if column.key in (*DISTANCES, "rms", "key_clarity")]
+    shown = (*DISTANCES, "rms", "key_clarity", "frame_tonality", "pulse_clarity", "key_clarity_windows")
+    columns = [column for column in report.COLUMNS if column.key in shown and column.key in scores["generated"]]
     head = "".join(f"<th>{escape(column.title)}</th>" for column in columns)
     names = {"generated": "generated", "your_music": "your other held-out music", "white_noise": "white noise"}
     body = "".join(f"<tr><td>{names[row]}</td>" + "".join(f"<td>{column.fmt.format(scores[row][column.key])}</td>" for column in columns)

@@ -52,6 +52,22 @@ COLUMNS = (
     Column("key_clarity", "key clarity", "{:.2f}",
            "Best correlation of a clip's mean chroma with the 24 Krumhansl-Kessler key profiles, averaged. Tonal "
            "music scores higher than noise; a clip stuck on one chord scores high too."),
+    Column("frame_tonality", "tonality", "{:.2f}",
+           "Frame tonality on excerpts of a few seconds: one minus the entropy of each frame's chroma (constant-Q, 3 bins "
+           "per semitone), scaled so that the training music is 1 and pink noise 0. Hears notes in each frame; random "
+           "notes and a held chord score as high as music."),
+    Column("pulse_clarity", "pulse", "{:.2f}",
+           "Pulse clarity: the highest autocorrelation of the onset envelope at a beat period (0.25-1.5 s), same scale. "
+           "Hears a steady beat; a metronome scores as high as music, a held chord as low as noise."),
+    Column("key_clarity_windows", "key, 3-s windows", "{:.2f}",
+           "Key clarity over half-overlapping 3-s windows (Krumhansl-Kessler, constant-Q chroma), same scale. Hears a "
+           "key that holds for seconds; random notes score low, one held chord high: read it with the pulse."),
+    Column("pitch_agreement", "pitch agreement", "{:.3f}",
+           "Round trips only: cosine similarity of the semitone spectra of the music that went in and what came out, "
+           "frame by frame (1: the same notes). Misses timbre beyond the semitone grid."),
+    Column("onset_agreement", "onset F", "{:.2f}",
+           "Round trips only: F-measure of the detected onsets against the music's, within 50 ms (mir_eval). "
+           "Misses pitch."),
     Column("frechet_distance_vocoder", "Fréchet, vocoder ↓", "{:.0f}",
            "The Fréchet distance again, with the registered vocoder instead of Griffin-Lim as the inverter."),
     Column("pitch_accuracy", "pitch accuracy", "{:.0%}",
@@ -60,7 +76,8 @@ COLUMNS = (
     Column("pitch_accuracy_unheard", "pitch acc., unheard pairs", "{:.0%}",
            "The same, for the pitch-instrument pairs the model never heard in training: does the condition generalise?"),
 )
-README_COLUMNS = ("frechet_distance", "kernel_distance", "ndb_k", "memorization_ratio", "key_clarity", "train_seconds")
+README_COLUMNS = ("frechet_distance", "kernel_distance", "memorization_ratio", "frame_tonality", "pulse_clarity",
+                  "key_clarity_windows", "train_seconds")
 
 
 
@@ -82,20 +99,31 @@ def markdown(results: dict, command: str) -> str:
     lines = [f"Made by `{command}` on {results['date']} in {results['seconds'] / 60:.0f} min{reuse}. Models: {spread}; every row "
              "scores the same number of clips of the same length against the same training reference."]
     for data, table in results["datasets"].items():
-        shown = [c for c in COLUMNS if any(row["scores"].get(c.key) is not None for row in table["rows"])]
-        header = ["", "family"] + [column.title for column in shown]
-        lines += ["", f"**{data}** ({table['n_clips']} clips of {table['clip_seconds']:g} s per row)", "",
-                  "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        for row in table["rows"]:
-            cells = [row["name"], row["family"]]
-            for column in shown:
-                cell = _cell(column, row["scores"].get(column.key))
-                interval = row["scores"].get("kernel_distance_interval")
-                if column.key == "kernel_distance" and interval:
-                    cell += f" [{interval[0]:.2f}, {interval[1]:.2f}]"
-                cells.append(cell)
-            lines.append("| " + " | ".join(cells) + " |")
+        heading = f"**{data}** ({table['n_clips']} clips of {table['clip_seconds']:g} s per row"
+        if table.get("n_excerpts"):
+            heading += f"; the musical measures on {table['n_excerpts']} excerpts of {table['excerpt_seconds']:g} s"
+        lines += ["", heading + ")", ""] + _table([row for row in table["rows"] if row["kind"] != "ceiling"])
+        ceilings = [row for row in table["rows"] if row["kind"] == "ceiling" or row["name"] == "held-out real music"]
+        if len(ceilings) > 1:
+            lines += ["", f"**{data}: the ceiling table.** Held-out music through each representation and back: no model "
+                      "that generates in a representation can sound better than its round trip.", ""] + _table(ceilings)
     return "\n".join(lines) + "\n"
+
+
+def _table(rows: list[dict]) -> list[str]:
+    shown = [c for c in COLUMNS if any(row["scores"].get(c.key) is not None for row in rows)]
+    header = ["", "family"] + [column.title for column in shown]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        cells = [row["name"], row["family"]]
+        for column in shown:
+            cell = _cell(column, row["scores"].get(column.key))
+            interval = row["scores"].get("kernel_distance_interval")
+            if column.key == "kernel_distance" and interval:
+                cell += f" [{interval[0]:.2f}, {interval[1]:.2f}]"
+            cells.append(cell)
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
 
 
 def short_markdown(results: dict, command: str, references=("held-out real music", "white noise")) -> str:

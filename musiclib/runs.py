@@ -334,6 +334,48 @@ def heldout_audio(dataset: AudioDataset, n: int, seconds: float, seed: int = 0) 
     return np.stack([np.asarray(clip[:n_samples]) for clip in picked])
 
 
+def excerpts(dataset: AudioDataset, split: str, n: int, seconds: float) -> np.ndarray:
+    """``(≤ n, samples)``: windows of ``seconds`` from a split's recordings (their clips joined), evenly spread.
+
+    Each recording's windows start a third of ``seconds`` apart; a recording shorter than ``seconds`` gives none.
+    These are what the musical measures (:mod:`musiclib.musicality`) listen to: a clip of one second
+    holds no pulse or key.
+    """
+    clip, samples = dataset.clip_samples, int(round(seconds * dataset.sample_rate))
+    windows = []
+    for source in dataset.manifest["sources"]:
+        if source["split"] != split or source["n_clips"] * clip < samples:
+            continue
+        length, step = source["n_clips"] * clip, max(1, samples // 3)
+        windows += [(source["first_clip"], start) for start in range(0, length - samples + 1, step)]
+    picked = [windows[i] for i in evenly_spaced(len(windows), n)] if windows else []
+    out = []
+    for first_clip, start in picked:
+        first, last = first_clip + start // clip, first_clip + (start + samples - 1) // clip
+        joined = dataset.read_clips(split, np.arange(first, last + 1)).reshape(-1)
+        out.append(joined[start % clip: start % clip + samples])
+    return np.stack(out) if out else np.zeros((0, samples), np.float32)
+
+
+MUSICAL_EXCERPTS = 8
+"""Excerpts (of :data:`musiclib.musicality.EXCERPT_SECONDS`) a scored set makes for the musical measures."""
+CALIBRATION_EXCERPTS = 16
+"""Training excerpts that set the musical measures' 1 (the music), beside as much pink noise (their 0)."""
+
+
+def musical_scorer(dataset: AudioDataset):
+    """The :class:`musiclib.musicality.MusicalScorer` of a dataset (its training music is 1, pink noise 0), and its
+    held-out test excerpts; ``(None, None)`` where the recordings are too short to hold an excerpt."""
+    from musiclib import musicality
+
+    calibration = excerpts(dataset, "train", CALIBRATION_EXCERPTS, musicality.EXCERPT_SECONDS)
+    real = excerpts(dataset, "test", MUSICAL_EXCERPTS, musicality.EXCERPT_SECONDS)
+    if not len(calibration) or not len(real):
+        return None, None
+    noise = baselines.pink_noise_clips(len(calibration), calibration.shape[1], baselines.rms(calibration), dataset.sample_rate, seed=1000)
+    return musicality.MusicalScorer(calibration, noise, dataset.sample_rate), real
+
+
 def heldout_primes(dataset: AudioDataset, model_class: type[Model], n: int, seed: int = 0) -> np.ndarray | None:
     """``(n, samples)``: the first ``prime_seconds`` of held-out clips, or ``None`` for models that need no prime."""
     if model_class.prime_seconds <= 0:
@@ -472,21 +514,33 @@ def train_seconds(run_dir: str | Path) -> float | None:
     return own + sum(train_seconds(path.parent) or 0.0 for path in sorted(Path(run_dir).glob("*/history.json")))
 
 
-def scored_clips(model: Model, dataset: AudioDataset, n: int, seed: int = 0, inverter: Model | None = None) -> tuple[np.ndarray, float]:
-    """``(n, clip_samples)`` clips generated the way every score sees them, and the real-time factor.
+def scored_clips(model: Model, dataset: AudioDataset, n: int, seed: int = 0, inverter: Model | None = None,
+                 seconds: float | None = None) -> tuple[np.ndarray, float]:
+    """``(n, samples)`` clips generated the way every score sees them, and the real-time factor.
 
     A primed model continues held-out primes (its clips hold only the new audio); a spectrogram
-    model is inverted by Griffin-Lim (32 iterations) unless ``inverter`` is given.
+    model is inverted by Griffin-Lim (32 iterations) unless ``inverter`` is given. The clips are
+    ``seconds`` long (default: the dataset's clip length).
 
     Returns:
         ``(clips, rtf)``: the clips and the seconds of computing per second of audio (below 1: faster than real time).
     """
-    clip_seconds = dataset.clip_samples / dataset.sample_rate
+    seconds = dataset.clip_samples / dataset.sample_rate if seconds is None else seconds
+    samples = int(round(seconds * dataset.sample_rate))
     primes = heldout_primes(dataset, type(model), n, seed)
     set_seed(seed)
     started = time.perf_counter()
-    clips = make_audio(model, n, clip_seconds, seed, primes, inverter=inverter)[:, : dataset.clip_samples]
-    return clips, (time.perf_counter() - started) / (n * clip_seconds)
+    clips = make_audio(model, n, seconds, seed, primes, inverter=inverter)[:, :samples]
+    return clips, (time.perf_counter() - started) / (n * seconds)
+
+
+def round_trip_clips(model: Model, clips: np.ndarray, seed: int = 0, inverter: Model | None = None) -> np.ndarray:
+    """``clips`` through the model's representation and back (:meth:`Model.round_trip`), as long as they were
+    (zero-padded where a representation keeps fewer frames)."""
+    set_seed(seed)
+    made = make_audio(model, len(clips), clips.shape[1] / model.audio.sample_rate, seed, np.asarray(clips), mode="round-trip",
+                      inverter=inverter)
+    return np.pad(made, ((0, 0), (0, clips.shape[1] - made.shape[1])))
 
 
 def evaluate(run_dir: str | Path, n_clips: int | None = None, seed: int = 0, vocoder: str | Path | None = None) -> dict:
@@ -504,7 +558,9 @@ def evaluate(run_dir: str | Path, n_clips: int | None = None, seed: int = 0, voc
 
     Writes and returns ``eval.json``: the set scores of :class:`musiclib.metrics.SetScorer` for the model,
     for held-out real clips (the target) and for noise (the floor), and the model's size, training
-    time and generation speed (real-time factor). A model's own
+    time and generation speed (real-time factor). Where the recordings are long enough, each row adds the musical
+    measures of :mod:`musiclib.musicality` on excerpts of a few seconds, and a model that generates in a
+    representation of its own adds its ``ceiling``: the held-out excerpts through it and back. A model's own
     held-out scores beside their baselines (one-step error against persistence, a vocoder against
     Griffin-Lim, an autoencoder against PCA, a CVAE's pitch accuracy, a GAN's images before
     inversion) are added under ``heldout_scores``.
@@ -535,6 +591,18 @@ def evaluate(run_dir: str | Path, n_clips: int | None = None, seed: int = 0, voc
         "heldout_real": scorer(spread_clips(dataset, "test", n)),
         "white_noise": scorer(noise),
     }
+    musical, real_excerpts = musical_scorer(dataset)
+    if musical is not None:  # on excerpts of a few seconds: notes, a pulse and a key
+        from musiclib import musicality
+
+        made, _ = scored_clips(model, dataset, MUSICAL_EXCERPTS, seed, inverter, seconds=musicality.EXCERPT_SECONDS)
+        results["excerpt_seconds"] = musicality.EXCERPT_SECONDS
+        results["generated"].update(musical(made))
+        results["heldout_real"].update(musical(real_excerpts))
+        results["white_noise"].update(musical(baselines.white_noise_clips(len(real_excerpts), real_excerpts.shape[1],
+                                                                          baselines.rms(real_excerpts), seed=seed)))
+        if model_class.has_round_trip():
+            results["ceiling"] = musical(round_trip_clips(model, real_excerpts, seed, inverter), real_excerpts)
     heldout_scores = model.heldout_scores(dataset)
     if heldout_scores:
         results["heldout_scores"] = heldout_scores

@@ -16,7 +16,9 @@ ARGS = ["--fast", "--steps", "2", "--seeds", "2", "--n-clips", "4"]
 
 
 def _rows(table: str) -> list[str]:
-    return [line.split(" | ")[0].removeprefix("| ") for line in table.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    """The first cell of every table row, the header rows left out."""
+    return [line.split(" | ")[0].removeprefix("| ") for line in table.splitlines()
+            if line.startswith("| ") and "---" not in line and not line.startswith("|  | family |")]
 
 
 @pytest.fixture(scope="module")
@@ -35,12 +37,18 @@ def compared(tmp_path_factory):
 def test_every_model_and_reference_is_one_row_scored_over_every_seed(compared):
     folder, _ = compared
     table = (folder / "results.md").read_text()
-    assert _rows(table) == ["spectral-noise", "gruv", "dcgan", "held-out real music", "real music → log-mel → Griffin-Lim 32",
-                            "real music → log-mel → vocoder", "persistence (the prime's last frame, repeated)", "pink noise",
-                            "white noise"]
-    header = next(line for line in table.splitlines() if line.startswith("|  | family |"))
-    for column in report.COLUMNS:  # pitch accuracy only where a conditional model is on the table
-        assert (f" {column.title} |" in header) == (not column.key.startswith("pitch_accuracy")), column.title
+    references = ["held-out real music", "persistence (the prime's last frame, repeated)", "a held chord (same instruments)",
+                  "random notes on the beat (same instruments, no key)", "pink noise", "white noise"]
+    round_trips = ["real music → log-mel → Griffin-Lim 32",
+                   "real music → log-mel (80 Slaney bands from 0 Hz, n_fft 1024) → Griffin-Lim 32",
+                   "real music → log-mel (224 Slaney bands from 30 Hz, n_fft 2048) → Griffin-Lim 32", "real music → log-mel → vocoder"]
+    assert _rows(table) == ["spectral-noise", "gruv", "dcgan", *references, "held-out real music", *round_trips], \
+        "the models and references, then the ceiling table (none of these three models has a representation of its own)"
+    main, ceiling = [line for line in table.splitlines() if line.startswith("|  | family |")]
+    agreement = ("pitch_agreement", "onset_agreement")
+    for column in report.COLUMNS:  # pitch accuracy only where a conditional model is on the table; agreement only for round trips
+        assert (f" {column.title} |" in main) == (not column.key.startswith("pitch_accuracy") and column.key not in agreement), column.title
+    assert all(f" {column.title} |" in ceiling for column in report.COLUMNS if column.key in agreement)
     results = json.loads((folder / "results.json").read_text())
     rows = {row["name"]: row for row in results["datasets"]["chorales"]["rows"]}
     assert results["datasets"]["chorales"]["n_clips"] == 4
@@ -54,6 +62,12 @@ def test_every_model_and_reference_is_one_row_scored_over_every_seed(compared):
     # What the table claims of its references holds in this run too: noise is the farthest from the music.
     assert rows["white noise"]["scores"]["frechet_distance"] > rows["held-out real music"]["scores"]["frechet_distance"]
     assert rows["held-out real music"]["scores"]["silent_share"] == 0
+    # The musical measures, on excerpts: the music near its 1 and noise near 0, and the old mel grid loses notes the new keeps.
+    assert results["datasets"]["chorales"]["n_excerpts"] > 0
+    assert rows["held-out real music"]["scores"]["frame_tonality"] > 0.7 > 0.25 > abs(rows["pink noise"]["scores"]["frame_tonality"])
+    old_grid, new_grid = rows[round_trips[1]]["scores"], rows[round_trips[0]]["scores"]
+    assert new_grid["pitch_agreement"] > old_grid["pitch_agreement"] and new_grid["frame_tonality"] > old_grid["frame_tonality"]
+    assert (folder / "work" / "chorales" / "gruv" / "seed_0" / "scored_excerpts.wav").exists()
     assert "## What each column measures, and what it misses" in table
     readme = (folder / "README.md").read_text()
     assert readme.startswith("# title\n") and readme.endswith("after\n") and "old table" not in readme

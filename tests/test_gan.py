@@ -26,7 +26,7 @@ def test_seed_replica_shapes_and_parameter_counts():
 def test_fixed_generator_is_bounded_and_matches_the_audio_config():
     model = dcgan.DCGAN(dcgan.DCGAN.Settings(), AudioConfig())
     images = model.images(4, seed=1)
-    assert images.shape == (4, 1, 80, AudioConfig().seconds_to_frames(1.0))
+    assert images.shape == (4, 1, AudioConfig().n_mels, AudioConfig().seconds_to_frames(1.0))
     assert float(images.abs().max()) <= 1
     torch.testing.assert_close(images, model.images(4, seed=1))
 

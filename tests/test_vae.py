@@ -9,6 +9,8 @@ from musiclib.datasets.spectrogram import windows
 from musiclib.models import vae
 from musiclib.models.layers import count_parameters
 
+N_MELS = AudioConfig().n_mels
+
 
 def small_vae(variational=True, condition_size=0, **settings):
     vocabulary = {"pitches": list(range(60, 60 + condition_size - 2)), "instruments": ["flute", "organ"]} if condition_size else None
@@ -23,10 +25,10 @@ def test_keras_and_pytorch_models_have_the_same_parameter_count(variational, con
 
     model = small_vae(variational, condition_size, width=8, latent_size=2)
     assert model.condition_size == condition_size
-    encoder, decoder = keras_twins.vae_parts(80, width=8, latent_size=2, variational=variational, condition_size=condition_size)
+    encoder, decoder = keras_twins.vae_parts(N_MELS, width=8, latent_size=2, variational=variational, condition_size=condition_size)
     assert count_parameters(model.encoder) == encoder.count_params()
     assert count_parameters(model.decoder) == decoder.count_params()
-    x = np.zeros((3, 80, vae.FRAMES, 1), np.float32)
+    x = np.zeros((3, N_MELS, vae.FRAMES, 1), np.float32)
     inputs = [x] + ([np.zeros((3, condition_size), np.float32)] if condition_size else [])
     assert encoder(inputs).shape == (3, 4 if variational else 2)
 
@@ -34,14 +36,14 @@ def test_keras_and_pytorch_models_have_the_same_parameter_count(variational, con
 def test_shapes_and_the_loss_terms():
     torch.manual_seed(0)
     model = small_vae(width=4, latent_size=3, beta=1.0)
-    images = torch.randn(5, 80, vae.FRAMES)
+    images = torch.randn(5, N_MELS, vae.FRAMES)
     reconstruction, mu, log_var = model(images[:, None])
-    assert reconstruction.shape == (5, 1, 80, vae.FRAMES) and mu.shape == log_var.shape == (5, 3)
+    assert reconstruction.shape == (5, 1, N_MELS, vae.FRAMES) and mu.shape == log_var.shape == (5, 3)
     mse = float(((reconstruction - images[:, None]) ** 2).mean().detach())
     torch.manual_seed(1)
     total = float(model.loss(images).detach())
     assert total > mse * 0.5  # MSE plus a KL term that cannot be negative (up to the sampling noise)
-    assert model.decode(np.zeros((2, 3))).shape == (2, 80, vae.FRAMES)
+    assert model.decode(np.zeros((2, 3))).shape == (2, N_MELS, vae.FRAMES)
 
 
 def test_training_windows_are_contiguous_slices_of_each_clip():
@@ -138,10 +140,10 @@ def test_keras_vae_trains_with_its_kl_term_and_matches_the_pytorch_size():
     import keras
 
     keras.utils.set_random_seed(0)
-    model, encoder, decoder = keras_twins.trainable_vae(80, width=8, latent_size=4, beta=1.0)
+    model, encoder, decoder = keras_twins.trainable_vae(N_MELS, width=8, latent_size=4, beta=1.0)
     assert encoder.count_params() + decoder.count_params() == count_parameters(small_vae(width=8, latent_size=4))
     rng = np.random.default_rng(0)
-    x = (np.linspace(-1, 1, 80)[None, :, None, None] + 0.05 * rng.standard_normal((32, 80, vae.FRAMES, 1))).astype(np.float32)
+    x = (np.linspace(-1, 1, N_MELS)[None, :, None, None] + 0.05 * rng.standard_normal((32, N_MELS, vae.FRAMES, 1))).astype(np.float32)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
     history = model.fit(x, x, epochs=5, batch_size=16, verbose=0).history["loss"]
     assert history[-1] < 0.5 * history[0]

@@ -220,8 +220,8 @@ def build_notes(out: str | Path, config: AudioConfig | None = None, fast: bool |
     return writer.finish(extra={"bundled": "notes", "instruments": list(NOTE_INSTRUMENTS), "split_by": "pitch-instrument pair"})
 
 
-# Raised whenever a set's contents or splits change, so that a cache built by an older musiclib is not reused.
-BUILD_VERSIONS = {"chorales": 2, "chorales-synth": 2, "notes": 2}
+# Raised whenever a set's contents, splits or default AudioConfig change, so that a cache built by an older musiclib is not reused.
+BUILD_VERSIONS = {"chorales": 3, "chorales-synth": 3, "notes": 3}
 _VERIFIED: set[Path] = set()
 
 

@@ -269,6 +269,16 @@ class Model(torch.nn.Module):
         """``n`` clips of what ``labels`` ask for (e.g. ``pitch=60, instrument="flute"``; random where not given)."""
         raise NotImplementedError
 
+    def round_trip(self, clips: np.ndarray):
+        """Held-out audio ``(n, samples)`` into the representation the model generates in, and back out: audio, or a
+        :class:`LogMel`. Its scores are the model's ceiling (no prior on this representation can sound better)."""
+        raise NotImplementedError
+
+    @classmethod
+    def has_round_trip(cls) -> bool:
+        """Whether the class defines :meth:`round_trip` (a ceiling row of the comparison)."""
+        return cls.round_trip is not Model.round_trip
+
     def heldout_scores(self, dataset) -> dict:
         return {}
 
@@ -310,8 +320,11 @@ def make_audio(model: Model, n: int, seconds: float, seed: int, prime: np.ndarra
     - a vocoder re-synthesises ``prime`` from its log-mel (it is the inverter).
 
     What the model makes goes through :func:`render` (Griffin-Lim or ``inverter`` for a :class:`LogMel`).
+    ``mode="round-trip"``: ``prime`` through the model's representation and back (:meth:`Model.round_trip`).
     """
     n_samples = int(round(seconds * model.audio.sample_rate))
+    if mode == "round-trip":
+        return render(model.round_trip(np.asarray(prime)), prime.shape[1], inverter, seed)
     if mode is not None and mode not in model.modes():
         raise ValueError(f"{model.name} generates in modes {list(model.modes())}, not {mode!r}")
     if model.family == "vocoder":

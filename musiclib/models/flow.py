@@ -198,6 +198,10 @@ class LatentFlow(base.Model):
         codes = self.sample_codes(len(prime), n_new, seed, prefix=prefix)
         return self.decoded(np.concatenate([prefix, codes], axis=1), start=skip)
 
+    def round_trip(self, clips: np.ndarray) -> base.LogMel:
+        """The autoencoder's round trip: the flow generates its codes, so it cannot sound better than this."""
+        return self.autoencoder.round_trip(clips)
+
     def heldout_scores(self, dataset, n_windows: int = 512, seed: int = 0) -> dict:
         """Distances between windows of held-out codes and windows sampled three ways, in the flow's normalised latent space.
 

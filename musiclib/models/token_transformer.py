@@ -258,6 +258,10 @@ class TokenTransformer(base.Model):
         new = sample(self.prior, prefix, n_new, s.temperature, s.top_k, seed)
         return self.tokenizer.tokens_to_log_mel(np.concatenate([prefix, new], axis=1), start=prime.shape[1])
 
+    def round_trip(self, clips: np.ndarray) -> base.LogMel:
+        """The tokenizer's round trip: the prior generates in its tokens, so it cannot sound better than this."""
+        return self.tokenizer.round_trip(clips)
+
     def heldout_scores(self, dataset, n_sequences: int = 8, seconds: float = 8.0) -> dict:
         """Held-out cross-entropy (nats per token) beside unigram and bigram baselines, and the longest copied n-gram.
 

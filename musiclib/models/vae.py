@@ -269,6 +269,17 @@ class VAE(base.Model):
         decoded = self.decode(z.reshape(n * per_clip, -1), condition)
         return self.log_mel_clips(decoded.reshape(n, per_clip, *decoded.shape[1:]))
 
+    def round_trip(self, clips: np.ndarray) -> base.LogMel:
+        """Each clip's log-mel cut into 64-frame images (the last one padded by repeating the final frame), each image
+        encoded to its mean code and decoded, side by side: what ``latent_size`` numbers per image keep of the music."""
+        normalized = np.stack([self.normalizer.normalize(features.log_mel(np.asarray(y), self.audio)) for y in clips])
+        n, n_mels, n_frames = normalized.shape
+        per_clip = -(-n_frames // FRAMES)
+        padded = np.pad(normalized, ((0, 0), (0, 0), (0, per_clip * FRAMES - n_frames)), mode="edge")
+        images_ = padded.reshape(n, n_mels, per_clip, FRAMES).transpose(0, 2, 1, 3).reshape(n * per_clip, n_mels, FRAMES)
+        decoded = self.decode(self.encode_images(images_))
+        return self.log_mel_clips(decoded.reshape(n, per_clip, n_mels, FRAMES))
+
     def heldout_scores(self, dataset) -> dict:
         """Held-out reconstruction L1 beside PCA with as many components as the latent; a CVAE adds :func:`pitch_accuracy`."""
         from musiclib.baselines import PCABaseline
@@ -366,6 +377,7 @@ class CVAE(VAE):
     description = "conditional VAE on labelled notes: ask for a pitch and an instrument (--data notes)"
     gallery = ""
     Settings = CVAESettings
+    round_trip = base.Model.round_trip  # its codes need the pitch and instrument of the music, which held-out chorales lack
 
     @classmethod
     def settle(cls, settings: CVAESettings, dataset) -> CVAESettings:

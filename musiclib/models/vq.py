@@ -278,6 +278,14 @@ class Tokenizer(base.Model):
         """``(n, L)`` tokens → their decoded natural-log mel (the first ``start`` samples of its audio to be dropped)."""
         return base.LogMel(self.normalizer().denormalize(self.decode(tokens)), self.audio, start)
 
+    def round_trip(self, clips: np.ndarray) -> base.LogMel:
+        """Each clip's log-mel (padded to whole tokens by repeating its last frame) to tokens and back: what
+        ``log2(codebook_size)`` bits per 4 frames keep of the music."""
+        normalize = self.normalizer().normalize
+        normalized = np.stack([normalize(features.log_mel(np.asarray(y), self.audio)) for y in clips])
+        padding = -normalized.shape[-1] % FRAMES_PER_TOKEN
+        return self.tokens_to_log_mel(self.encode(np.pad(normalized, ((0, 0), (0, 0), (0, padding)), mode="edge")))
+
     def tokens_in(self, n_samples: int) -> int:
         """Tokens :meth:`audio_to_tokens` gives for ``n_samples`` of audio (whole groups of 4 frames)."""
         return (n_samples // self.audio.hop_length + 1) // FRAMES_PER_TOKEN
