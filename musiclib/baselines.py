@@ -71,10 +71,10 @@ class PCABaseline:
         return self.decode(self.encode(spectrograms))
 
 
-def griffin_lim_resynthesis(clips: np.ndarray, config: AudioConfig, n_iter: int = 32) -> np.ndarray:
-    """Each clip → log-mel → Griffin-Lim: the quality ceiling of any mel model that uses Griffin-Lim."""
+def griffin_lim_resynthesis(clips: np.ndarray, config: AudioConfig, n_iter: int = 32, initial_phase: str = features.INITIAL_PHASE) -> np.ndarray:
+    """Each clip → log-mel → Griffin-Lim (from ``initial_phase``): the quality ceiling of any mel model that uses it."""
     log_mels = np.stack([features.log_mel(np.asarray(c), config) for c in clips])
-    return features.log_mel_to_audio(log_mels, config, n_iter=n_iter, length=clips.shape[1])
+    return features.log_mel_to_audio(log_mels, config, n_iter=n_iter, length=clips.shape[1], initial_phase=initial_phase)
 
 
 VOICE_RANGES = ((60, 79), (55, 74), (48, 67), (40, 60))

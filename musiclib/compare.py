@@ -260,6 +260,10 @@ def _reference_sets(setup: ScoringSetup, model_classes) -> dict[str, tuple[Calla
                 f"real music → log-mel ({grid.n_mels} {'HTK' if grid.mel_htk else 'Slaney'} bands from {grid.fmin:g} Hz, "
                 f"n_fft {grid.n_fft}) → Griffin-Lim 32")
         sets[name] = (lambda real, grid=grid: baselines.griffin_lim_resynthesis(real, grid), True)
+    sets["real music → log-mel → Griffin-Lim 32 from random phases"] = (
+        lambda real: baselines.griffin_lim_resynthesis(real, config, initial_phase="random"), True)
+    sets["real music → log-mel → PGHI (no iterations)"] = (
+        lambda real: baselines.griffin_lim_resynthesis(real, config, n_iter=0, initial_phase="pghi"), True)
     if setup.inverter is not None:
         sets["real music → log-mel → vocoder"] = (lambda real: np.asarray(setup.inverter.invert(
             np.stack([features.log_mel(clip, config) for clip in real])))[:, : real.shape[1]], True)

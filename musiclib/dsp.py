@@ -422,6 +422,97 @@ def zero_phase_inversion(magnitude: np.ndarray, hop_length: int | None = None, l
     return istft(np.asarray(magnitude).astype(np.complex64), hop_length=hop_length, center=center, length=length)
 
 
+HANN_GAUSSIAN_LAMBDA = 0.25645
+"""The Gaussian window ``exp(-pi t^2 / lambda)`` closest to a Hann window of ``L`` samples has ``lambda = 0.25645 L^2``
+(Průša, Balazs and Søndergaard 2017): the constant that lets a Hann STFT use the Gaussian's phase-gradient relations."""
+
+
+def phase_gradient(magnitude: np.ndarray, hop_length: int) -> tuple[np.ndarray, np.ndarray]:
+    """The phase's change from frame to frame and from bin to bin, read off the log-magnitude alone.
+
+    For a Gaussian window of parameter ``lambda`` (samples²) the STFT is, up to a factor, an analytic
+    function of ``x - i lambda omega``; its log-magnitude and phase are then tied like the real and
+    imaginary parts of an analytic function (Portnoff 1979; Průša et al. 2017). With ``a`` the hop and
+    ``N`` the FFT size, for the phase of each frame measured from its start (as :func:`stft` does)::
+
+        phase(m + 1, k) - phase(m, k) ≈ a N / lambda · d/dk ln|X| + 2 pi a k / N
+        phase(m, k + 1) - phase(m, k) ≈ -lambda / (a N) · d/dm ln|X| + pi
+
+    The first is the instantaneous frequency of each bin (a steady partial advances by its frequency
+    times the hop); the second is the group delay (a click at one time lines up the bins' phases).
+
+    Args:
+        magnitude: ``(..., n_fft // 2 + 1, frames)`` of a Hann-window STFT.
+        hop_length: ``a``, in samples.
+
+    Returns:
+        ``(time_step, frequency_step)``: each shaped like ``magnitude``, in radians.
+    """
+    magnitude = np.asarray(magnitude, dtype=np.float64)
+    n_fft = 2 * (magnitude.shape[-2] - 1)
+    lam = HANN_GAUSSIAN_LAMBDA * n_fft**2
+    log_magnitude = np.log(np.maximum(magnitude, 1e-10))
+    bins = np.arange(magnitude.shape[-2])[:, None]
+    time_step = hop_length * n_fft / lam * np.gradient(log_magnitude, axis=-2) + 2 * np.pi * hop_length * bins / n_fft
+    frequency_step = -lam / (hop_length * n_fft) * np.gradient(log_magnitude, axis=-1) + np.pi
+    return time_step, frequency_step
+
+
+def time_integrated_phase(magnitude: np.ndarray, hop_length: int) -> np.ndarray:
+    """Each bin's phase integrated along time from :func:`phase_gradient` (trapezoid rule, 0 in the first frame).
+
+    Steady partials get the phase that advances at their frequency from frame to frame (what Griffin-Lim
+    from random phases has to find by itself, and often does not: sustained notes then sound "phasy").
+    The bins' phases within a frame stay unrelated; :func:`pghi` integrates across frequency too.
+    """
+    time_step, _ = phase_gradient(magnitude, hop_length)
+    steps = (time_step[..., :-1] + time_step[..., 1:]) / 2
+    return np.concatenate([np.zeros(steps.shape[:-1] + (1,)), np.cumsum(steps, axis=-1)], axis=-1)
+
+
+def pghi(magnitude: np.ndarray, hop_length: int, tolerance_db: float = 87.0, seed: int = 0) -> np.ndarray:
+    """Phase-gradient heap integration (Průša, Balazs and Søndergaard 2017): a phase for a magnitude, with no iterations.
+
+    Start at the loudest coefficient (phase 0) and always continue from the loudest coefficient that
+    has a phase, giving each of its neighbours without one the phase reached along the
+    :func:`phase_gradient` (trapezoid rule, in time or in frequency). Integration thus follows the
+    ridges of the spectrogram, where the gradient estimates are reliable. Coefficients more than
+    ``tolerance_db`` below the loudest get a random phase. A Python loop: about a second per 6 s of audio.
+
+    Args:
+        magnitude: ``(n_fft // 2 + 1, frames)`` of a Hann-window STFT (redundancy ``n_fft / hop`` of 4 or more).
+
+    Returns:
+        ``(n_fft // 2 + 1, frames)`` phases in radians.
+    """
+    import heapq
+
+    magnitude = np.asarray(magnitude, dtype=np.float64)
+    time_step, frequency_step = phase_gradient(magnitude, hop_length)
+    log_magnitude = np.log(np.maximum(magnitude, 1e-10))
+    n_bins, n_frames = magnitude.shape
+    phase = np.random.default_rng(seed).uniform(0, 2 * np.pi, magnitude.shape)
+    done = log_magnitude < log_magnitude.max() - tolerance_db * np.log(10) / 20
+    while not done.all():
+        start = np.unravel_index(np.argmax(np.where(done, -np.inf, log_magnitude)), magnitude.shape)
+        phase[start], done[start] = 0.0, True
+        heap = [(-log_magnitude[start], *start)]
+        while heap:
+            _, k, m = heapq.heappop(heap)
+            for kk, mm in ((k, m + 1), (k, m - 1), (k + 1, m), (k - 1, m)):
+                if 0 <= kk < n_bins and 0 <= mm < n_frames and not done[kk, mm]:
+                    if kk == k:
+                        phase[kk, mm] = phase[k, m] + (mm - m) * (time_step[k, m] + time_step[k, mm]) / 2
+                    else:
+                        phase[kk, mm] = phase[k, m] + (kk - k) * (frequency_step[k, m] + frequency_step[kk, m]) / 2
+                    done[kk, mm] = True
+                    heapq.heappush(heap, (-log_magnitude[kk, mm], kk, mm))
+    return phase
+
+
+INITIAL_PHASES = ("random", "time-integrated", "pghi")
+
+
 def griffin_lim(
     magnitude: np.ndarray,
     n_iter: int = 32,
@@ -432,10 +523,12 @@ def griffin_lim(
     length: int | None = None,
     seed: int | None = 0,
     device: str | None = None,
+    initial_phase: str = "random",
 ) -> np.ndarray:
     """Phase recovery by the fast Griffin-Lim algorithm (Perraudin et al., 2013).
 
-    Starting from random phases, alternate between the two constraint sets: a
+    Starting from random phases (or, with ``initial_phase``, from :func:`time_integrated_phase` or
+    :func:`pghi`: phases read off the magnitude), alternate between the two constraint sets: a
     spectrogram with the target magnitude, and a spectrogram that is the STFT of
     some signal. Each step rebuilds ``c_n = STFT(ISTFT(|S| e^{i phi}))`` and keeps
     the phase of ``c_n - alpha / (1 + alpha) * c_{n-1}``: the momentum term
@@ -451,6 +544,7 @@ def griffin_lim(
         hop_length, window, center, length: As for :func:`istft`.
         seed: Seed for the initial random phases (``None``: unseeded).
         device: torch device name; default CPU.
+        initial_phase: One of :data:`INITIAL_PHASES`: ``"random"``, ``"time-integrated"`` or ``"pghi"``.
 
     Returns:
         ``(samples,)`` (or ``(batch, samples)``) float32 signal.
@@ -470,7 +564,17 @@ def griffin_lim(
         generator.manual_seed(seed)
     else:
         generator.seed()
-    phase = torch.rand(mag.shape, generator=generator, device=mag.device) * (2 * np.pi)
+    if initial_phase not in INITIAL_PHASES:
+        raise ValueError(f"initial_phase must be one of {INITIAL_PHASES}, got {initial_phase!r}")
+    if initial_phase == "random":
+        phase = torch.rand(mag.shape, generator=generator, device=mag.device) * (2 * np.pi)
+    else:
+        numpy_magnitude = np.asarray(magnitude, dtype=np.float32)
+        if initial_phase == "time-integrated":
+            start = time_integrated_phase(numpy_magnitude, hop_length)
+        else:
+            start = np.stack([pghi(m, hop_length, seed=seed or 0) for m in numpy_magnitude.reshape(-1, *numpy_magnitude.shape[-2:])])
+        phase = torch.as_tensor(start.reshape(mag.shape), dtype=torch.float32, device=mag.device)
     angles = torch.polar(torch.ones_like(mag), phase)
 
     def to_signal(spec):

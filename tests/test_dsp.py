@@ -173,3 +173,28 @@ def test_dcgan_seed_images_are_inverted_as_mel_power():
     loud = truth > truth.max() - 5  # where the notes are; the pseudo-inverse is loose in near-silent bands
     assert out_config == config
     assert np.abs(log_mel[0] - truth)[loud].mean() < 0.5 < np.abs(as_if_magnitude - truth)[loud].mean()
+
+
+def test_the_phase_gradient_predicts_how_a_steady_partial_turns_from_frame_to_frame():
+    sr, hop, n_fft = 22050, 256, 1024
+    n = np.arange(sr)
+    y = np.sin(2 * np.pi * 441.3 * n / sr).astype(np.float32)
+    spectrum = dsp.stft(y, n_fft=n_fft, hop_length=hop)
+    peak = int(np.argmax(np.abs(spectrum[:, 20])))
+    true_steps = np.angle(spectrum[peak, 11:30] * np.conj(spectrum[peak, 10:29]))
+    predicted = dsp.time_integrated_phase(np.abs(spectrum), hop)[peak]
+    predicted_steps = np.angle(np.exp(1j * (predicted[11:30] - predicted[10:29])))
+    assert np.max(np.abs(np.angle(np.exp(1j * (true_steps - predicted_steps))))) < 0.1  # radians
+
+
+def test_pghi_finds_a_phase_that_random_phases_do_not():
+    sr, hop = 22050, 256
+    y = signals.chord(notes=(57, 61, 64, 69), seconds=1.0, sample_rate=sr)
+    magnitude = np.abs(dsp.stft(y, n_fft=1024, hop_length=hop))
+    convergence = {}
+    for start in dsp.INITIAL_PHASES:
+        rebuilt = dsp.griffin_lim(magnitude, n_iter=0, hop_length=hop, length=len(y), initial_phase=start)
+        convergence[start] = dsp.spectral_convergence(magnitude, np.abs(dsp.stft(rebuilt, n_fft=1024, hop_length=hop)))
+    assert convergence["pghi"] < 0.5 * convergence["random"] and convergence["time-integrated"] < convergence["random"]
+    with pytest.raises(ValueError, match="initial_phase"):
+        dsp.griffin_lim(magnitude, n_iter=1, hop_length=hop, initial_phase="zero")
