@@ -349,17 +349,34 @@ def mel_spectrogram(
     return fb @ magnitude.astype(np.float32 if np.asarray(x).dtype == np.float32 else np.float64)
 
 
-def mel_to_linear(mel: np.ndarray, filterbank: np.ndarray) -> np.ndarray:
+def mel_to_linear(mel: np.ndarray, filterbank: np.ndarray, rcond: float = 0.01) -> np.ndarray:
     """Approximate inverse of the mel projection: least squares (pseudo-inverse), clipped at zero.
+
+    Singular values of the filterbank below ``rcond`` times the largest are left out of the
+    pseudo-inverse. Where mel bands are narrower than an FFT bin (the lowest bands of a grid that
+    resolves the bass), neighbouring bands hold nearly the same bins and the filterbank is close to
+    singular: the plain pseudo-inverse then multiplies any disagreement between those bands, which a
+    model's output always has and a real spectrogram never does, by thousands.
 
     Args:
         mel: ``(n_mels, n_frames)`` mel magnitudes (same power as the target).
         filterbank: ``(n_mels, n_freqs)`` from :func:`mel_filterbank`.
+        rcond: Relative cut-off of the singular values (``np.linalg.pinv``'s).
 
     Returns:
         ``(n_freqs, n_frames)`` non-negative linear-frequency estimate.
     """
-    return np.maximum(0.0, np.linalg.pinv(filterbank) @ mel).astype(mel.dtype)
+    return np.maximum(0.0, _pseudo_inverse(filterbank, rcond) @ mel).astype(mel.dtype)
+
+
+def _pseudo_inverse(filterbank: np.ndarray, rcond: float) -> np.ndarray:
+    key = (filterbank.shape, filterbank.dtype.str, rcond, hash(filterbank.tobytes()))
+    if key not in _PSEUDO_INVERSES:
+        _PSEUDO_INVERSES[key] = np.linalg.pinv(filterbank, rcond=rcond)
+    return _PSEUDO_INVERSES[key]
+
+
+_PSEUDO_INVERSES: dict = {}
 
 
 # ---------------------------------------------------------------------------

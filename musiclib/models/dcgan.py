@@ -7,7 +7,7 @@ unbounded) → a ``(B, 1, 64, 16)`` mel-power image; a discriminator of five
 N(0, 0.02) initialisation. 253,913 and 73,485 parameters. Its data, like the seed's:
 mel *power* with no log and no normalisation (n_fft 1024, hop 512, 64 mels), 16 frames.
 
-``dcgan`` is the fix: the shared log-mel (80 mels, hop 256) scaled to [-1, 1] by one
+``dcgan`` is the fix: the shared log-mel (128 mels, hop 256) scaled to [-1, 1] by one
 global normaliser, one-second images (87 frames: one image is one evaluated clip), a
 tanh output, spectral normalisation in the discriminator and the hinge loss, so that
 the discriminator cannot saturate and the generator keeps a gradient; the discriminator's

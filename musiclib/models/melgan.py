@@ -351,7 +351,8 @@ def segments(dataset, split: str, segment_frames: int, stride_frames: int | None
 
 
 def compare_with_griffin_lim(model: MelGAN, clips: np.ndarray, config: AudioConfig, n_iter: int = 32) -> dict:
-    """Re-synthesise ``clips`` from their log-mel with the vocoder, with Griffin-Lim, and with random phases.
+    """Re-synthesise ``clips`` from their log-mel with the vocoder, with Griffin-Lim (from :data:`musiclib.features.INITIAL_PHASE`),
+    and with random phases.
 
     ``random_phase`` is Griffin-Lim with no iterations: the pseudo-inverted magnitudes
     with uniformly random phases, the baseline any inverter should beat. Returns, per
@@ -362,7 +363,7 @@ def compare_with_griffin_lim(model: MelGAN, clips: np.ndarray, config: AudioConf
     log_mel = np.stack([features.log_mel(c, config) for c in clips])
     rebuilt = {"vocoder": model.vocode(log_mel)[:, : clips.shape[1]],
                f"griffin_lim_{n_iter}": features.log_mel_to_audio(log_mel, config, n_iter=n_iter, length=clips.shape[1]),
-               "random_phase": features.log_mel_to_audio(log_mel, config, n_iter=0, length=clips.shape[1])}
+               "random_phase": features.log_mel_to_audio(log_mel, config, n_iter=0, length=clips.shape[1], initial_phase="random")}
     return {name: {"mrstft": float(np.mean([metrics.multi_resolution_stft_distance(a, b) for a, b in zip(clips, y)])),
                    "log_mel_l1": float(np.mean([metrics.log_mel_l1(a, b, config) for a, b in zip(clips, y)])),
                    "frame_rate_comb": float(np.mean([metrics.frame_rate_comb(b, config) for b in y]))}

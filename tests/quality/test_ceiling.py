@@ -3,7 +3,6 @@
 No training: the round trip is DSP, so its "seeds" are three disjoint sets of excerpts (the test, validation and
 training pieces). The closing comment of each test gives the values measured when the bar was set.
 """
-import numpy as np
 import pytest
 
 from musiclib import baselines, musicality, runs
