@@ -58,7 +58,8 @@ COLUMNS = (
            "notes and a held chord score as high as music."),
     Column("pulse_clarity", "pulse", "{:.2f}",
            "Pulse clarity: the highest autocorrelation of the onset envelope at a beat period (0.25-1.5 s), same scale. "
-           "Hears a steady beat; a metronome scores as high as music, a held chord as low as noise."),
+           "Hears a steady beat; a metronome scores as high as music, a held chord as low as noise, and the seams of "
+           "images glued side by side every 0.74 s count as a beat."),
     Column("key_clarity_windows", "key, 3-s windows", "{:.2f}",
            "Key clarity over half-overlapping 3-s windows (Krumhansl-Kessler, constant-Q chroma), same scale. Hears a "
            "key that holds for seconds; random notes score low, one held chord high: read it with the pulse."),
