@@ -39,7 +39,8 @@ class ComparePlan:
         models: Registered model names; empty means every generative model (all but vocoders).
         seeds: Training seeds per model (0, 1, ...).
         fast: Train at each model's fast configuration on the fast bundled sets.
-        n_clips: Clips per scored set (at most the held-out test clips of the set, the real-music row's size).
+        n_clips: Clips per scored set (at most the held-out test clips of the set, the real-music row's size); also the
+            excerpts each row makes for the musical measures, up to :data:`musiclib.runs.MUSICAL_EXCERPTS`.
         work: Folder for the runs, the scores and the scored audio (resumed when it holds them).
         vocoder: Also score the spectrogram models of the vocoder's data set through the registered vocoder
             (trained with seed 0).
@@ -133,7 +134,7 @@ class ScoringSetup:
         self.scorer = metrics.SetScorer(runs.spread_clips(self.dataset, "train", runs.TRAIN_REFERENCE),
                                         runs.spread_clips(self.dataset, "val", self.n), self.dataset.config)
         self.musical, self.real_excerpts = runs.musical_scorer(self.dataset)
-        self.n_excerpts = runs.MUSICAL_EXCERPTS if self.musical is not None else 0
+        self.n_excerpts = min(plan.n_clips, runs.MUSICAL_EXCERPTS) if self.musical is not None else 0
         self.inverter = None  # the trained vocoder (an inverter), where the plan has one
         self.budget = {"n_clips": self.n, "fast": plan.fast, "data_fingerprint": cache.fingerprint(self.dataset),
                        "excerpts": [self.n_excerpts, musicality.EXCERPT_SECONDS]}
