@@ -23,6 +23,7 @@ import dataclasses
 import datetime
 import json
 import re
+import shutil
 import time
 from pathlib import Path
 from typing import Callable
@@ -164,8 +165,9 @@ def run_settings(model_class, plan: ComparePlan) -> dict:
 def train_run(name: str, plan: ComparePlan, run_dir: Path, seed: int, threads: int | None = None) -> float:
     """Train (or resume, or reuse) one run of the plan; return the seconds it took here.
 
-    A finished run is marked with its settings and reused while they are what the plan asks for
-    (more steps resume it). ``threads`` limits torch's threads (one of several training processes).
+    A finished run is marked with its settings and its data's fingerprint, and reused while the settings are what the
+    plan asks for (more steps resume it); a run trained on other data or features (a rebuilt set, another
+    ``AudioConfig``) is deleted and trained again. ``threads`` limits torch's threads (one of several training processes).
     """
     from musiclib import models, runs
     from musiclib.datasets import bundled
@@ -174,17 +176,24 @@ def train_run(name: str, plan: ComparePlan, run_dir: Path, seed: int, threads: i
         import torch
 
         torch.set_num_threads(threads)
+    from musiclib import cache
+
     started = time.perf_counter()
     model_class = models.get(name)
-    settings = run_settings(model_class, plan)
+    dataset = bundled.load(model_class.data, fast=plan.fast)
+    done = {"settings": run_settings(model_class, plan), "data_fingerprint": cache.fingerprint(dataset)}
     finished = Path(run_dir) / "finished.json"
-    if finished.exists() and json.loads(finished.read_text()) == settings:
-        return 0.0
+    if finished.exists():
+        before = json.loads(finished.read_text())
+        if before == done:
+            return 0.0
+        if before.get("data_fingerprint") != done["data_fingerprint"]:  # trained on other data (or features): start again
+            shutil.rmtree(run_dir)
     try:
-        runs.train(name, bundled.load(model_class.data, fast=plan.fast).root, run_dir, seed=seed, overrides=settings, progress=False)
+        runs.train(name, dataset.root, run_dir, seed=seed, overrides=done["settings"], progress=False)
     except ValueError as err:
         raise ValueError(f"{err} (musiclib compare: delete {run_dir}, or give another --work folder)") from err
-    write_text_atomically(finished, json.dumps(settings) + "\n")
+    write_text_atomically(finished, json.dumps(done) + "\n")
     return time.perf_counter() - started
 
 

@@ -246,3 +246,17 @@ def test_training_in_two_processes_gives_the_same_runs_as_in_one(tmp_path, monke
     assert scores(parallel) == scores(single)
     for seed in (0, 1):
         assert (tmp_path / "two" / "chorales" / "spectral-noise" / f"seed_{seed}" / "finished.json").exists()
+
+
+def test_a_run_trained_on_other_data_is_trained_again(tmp_path, monkeypatch):
+    """A rebuilt data set (or another AudioConfig) changes the data's fingerprint: the old run is not reused."""
+    monkeypatch.setenv("MUSICLIB_FAST", "1")
+    plan = compare.ComparePlan(models=("spectral-noise",), seeds=1, steps=2, n_clips=2, work=str(tmp_path))
+    run_dir = tmp_path / "run"
+    assert compare.train_run("spectral-noise", plan, run_dir, 0) > 0
+    assert compare.train_run("spectral-noise", plan, run_dir, 0) == 0.0, "the same data and settings: reused"
+    marker = json.loads((run_dir / "finished.json").read_text())
+    (run_dir / "finished.json").write_text(json.dumps({**marker, "data_fingerprint": "another set"}))
+    (run_dir / "left_by_the_old_run").write_text("")
+    assert compare.train_run("spectral-noise", plan, run_dir, 0) > 0
+    assert not (run_dir / "left_by_the_old_run").exists() and json.loads((run_dir / "finished.json").read_text()) == marker
