@@ -108,17 +108,29 @@ def windowed_key_clarity(semitones: np.ndarray, sample_rate: int) -> float:
 
 def raw_scores(y: np.ndarray, sample_rate: int) -> dict:
     """The three unscaled measures of one excerpt."""
-    semitones = semitone_spectrogram(y, sample_rate)
+    return _raw_scores(*_analyse(y, sample_rate), sample_rate)
+
+
+def _analyse(y: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """What every measure reads of one excerpt, computed once: its :func:`semitone_spectrogram` and :func:`onset_envelope`."""
+    return semitone_spectrogram(y, sample_rate), onset_envelope(y, sample_rate)
+
+
+def _raw_scores(semitones: np.ndarray, envelope: np.ndarray, sample_rate: int) -> dict:
     return {"frame_tonality": frame_tonality(semitones),
-            "pulse_clarity": pulse_clarity(onset_envelope(y, sample_rate), sample_rate),
+            "pulse_clarity": pulse_clarity(envelope, sample_rate),
             "key_clarity_windows": windowed_key_clarity(semitones, sample_rate)}
 
 
 def onsets(y: np.ndarray, sample_rate: int) -> np.ndarray:
     """Onset times in seconds (librosa's peak picking on :func:`onset_envelope`)."""
+    return _onset_times(onset_envelope(y, sample_rate), sample_rate)
+
+
+def _onset_times(envelope: np.ndarray, sample_rate: int) -> np.ndarray:
     import librosa
 
-    return librosa.onset.onset_detect(onset_envelope=onset_envelope(y, sample_rate), sr=sample_rate, hop_length=HOP, units="time")
+    return librosa.onset.onset_detect(onset_envelope=envelope, sr=sample_rate, hop_length=HOP, units="time")
 
 
 def agreement(reference: np.ndarray, estimate: np.ndarray, sample_rate: int) -> dict:
@@ -129,14 +141,18 @@ def agreement(reference: np.ndarray, estimate: np.ndarray, sample_rate: int) -> 
     - ``onset_agreement``: F-measure of the estimate's onsets against the reference's within
       :data:`ONSET_WINDOW_SECONDS` (``mir_eval.onset.f_measure``).
     """
+    n = min(len(reference), len(estimate))
+    return _agreement(_analyse(reference[:n], sample_rate), _analyse(estimate[:n], sample_rate), sample_rate)
+
+
+def _agreement(reference: tuple[np.ndarray, np.ndarray], estimate: tuple[np.ndarray, np.ndarray], sample_rate: int) -> dict:
     import mir_eval
 
-    n = min(len(reference), len(estimate))
-    ref, est = semitone_spectrogram(reference[:n], sample_rate), semitone_spectrogram(estimate[:n], sample_rate)
+    (ref, ref_envelope), (est, est_envelope) = reference, estimate
     energy = ref.sum(axis=0)
     sounding = energy > energy.max() * 10 ** (SOUNDING_DB / 10)
     cosine = (ref * est).sum(axis=0) / (np.linalg.norm(ref, axis=0) * np.linalg.norm(est, axis=0) + 1e-12)
-    ref_onsets, est_onsets = onsets(reference[:n], sample_rate), onsets(estimate[:n], sample_rate)
+    ref_onsets, est_onsets = _onset_times(ref_envelope, sample_rate), _onset_times(est_envelope, sample_rate)
     f_measure = mir_eval.onset.f_measure(ref_onsets, est_onsets, window=ONSET_WINDOW_SECONDS)[0] if len(ref_onsets) else 0.0
     return {"pitch_agreement": float(cosine[sounding].mean()) if sounding.any() else 0.0, "onset_agreement": float(f_measure)}
 
@@ -156,15 +172,18 @@ class MusicalScorer:
         self.music = self._mean_raw(music)
         self.noise = self._mean_raw(noise)
 
-    def _mean_raw(self, excerpts: np.ndarray) -> dict:
-        per_excerpt = [raw_scores(y, self.sample_rate) for y in excerpts]
+    def _mean_raw(self, excerpts: np.ndarray, analyses: list | None = None) -> dict:
+        analyses = analyses if analyses is not None else [_analyse(y, self.sample_rate) for y in excerpts]
+        per_excerpt = [_raw_scores(*analysis, self.sample_rate) for analysis in analyses]
         return {key: float(np.mean([scores[key] for scores in per_excerpt])) for key in self.KEYS}
 
     def __call__(self, excerpts: np.ndarray, references: np.ndarray | None = None) -> dict:
         """Scaled measures of ``excerpts`` (and, given the ``references`` they were made from, their agreement)."""
-        raw = self._mean_raw(excerpts)
+        analyses = [_analyse(y, self.sample_rate) for y in excerpts]  # each excerpt analysed once for every measure
+        raw = self._mean_raw(excerpts, analyses)
         scores = {key: (raw[key] - self.noise[key]) / (self.music[key] - self.noise[key]) for key in self.KEYS}
         if references is not None:
-            each = [agreement(r, e, self.sample_rate) for r, e in zip(references, excerpts)]
+            each = [_agreement(_analyse(r, self.sample_rate), analysis, self.sample_rate) if len(r) == len(e)
+                    else agreement(r, e, self.sample_rate) for r, e, analysis in zip(references, excerpts, analyses)]
             scores.update({key: float(np.mean([a[key] for a in each])) for key in ("pitch_agreement", "onset_agreement")})
         return scores
