@@ -135,19 +135,23 @@ def copy_sample_lstm(model: SampleLSTM, keras_model) -> SampleLSTM:
     return model
 
 
-def token_prior(codebook_size: int, context: int = 64, d_model: int = 128, heads: int = 4, layers: int = 2):
-    """A Keras model ``(B, T)`` int tokens → ``(B, T, codebook_size)`` logits with :class:`TokenPrior`'s layers (no dropout)."""
+def token_prior(codebook_size: int, n_codebooks: int = 1, context: int = 64, d_model: int = 128, heads: int = 4,
+                layers: int = 2):
+    """A Keras model ``(B, T, Q)`` int tokens → ``(B, T, Q, codebook_size)`` logits with :class:`TokenPrior`'s layers
+    (no dropout)."""
     import keras
     from keras import ops
 
     class TokenAndPosition(keras.layers.Layer):
         def __init__(self, **kwargs):
             super().__init__(**kwargs)
-            self.tokens = keras.layers.Embedding(codebook_size + 1, d_model, name="token_embedding")
+            self.tokens = [keras.layers.Embedding(codebook_size + 1, d_model, name=f"token_embedding_{q}")
+                           for q in range(n_codebooks)]
             self.positions = keras.layers.Embedding(context, d_model, name="position_embedding")
 
         def call(self, tokens):
-            return self.tokens(tokens) + self.positions(ops.arange(ops.shape(tokens)[1]))[None]
+            embedded = sum(embedding(tokens[..., q]) for q, embedding in enumerate(self.tokens))
+            return embedded + self.positions(ops.arange(ops.shape(tokens)[1]))[None]
 
     class CausalAttention(keras.layers.Layer):
         def __init__(self, **kwargs):
@@ -167,7 +171,7 @@ def token_prior(codebook_size: int, context: int = 64, d_model: int = 128, heads
             y = ops.reshape(ops.transpose(ops.matmul(weights, v), (0, 2, 1, 3)), (-1, length, d_model))
             return self.out(y)
 
-    tokens = keras.Input((None,), dtype="int32")
+    tokens = keras.Input((None, n_codebooks), dtype="int32")
     x = TokenAndPosition(name="embedding")(tokens)
     for i in range(layers):
         x = x + CausalAttention(name=f"attention_{i}")(keras.layers.LayerNormalization(epsilon=1e-5, name=f"norm1_{i}")(x))
@@ -175,7 +179,8 @@ def token_prior(codebook_size: int, context: int = 64, d_model: int = 128, heads
         h = keras.layers.Dense(4 * d_model, activation="gelu", name=f"mlp_in_{i}")(h)
         x = x + keras.layers.Dense(d_model, name=f"mlp_out_{i}")(h)
     x = keras.layers.LayerNormalization(epsilon=1e-5, name="norm")(x)
-    return keras.Model(tokens, keras.layers.Dense(codebook_size, name="head")(x), name="token_prior")
+    logits = keras.layers.Dense(n_codebooks * codebook_size, name="head")(x)
+    return keras.Model(tokens, keras.layers.Reshape((-1, n_codebooks, codebook_size))(logits), name="token_prior")
 
 
 @torch.no_grad()
@@ -187,7 +192,8 @@ def copy_token_prior(keras_model, prior: TokenPrior) -> None:
         torch_norm.bias.copy_(torch.from_numpy(beta))
 
     embedding = keras_model.get_layer("embedding")
-    prior.token_embedding.weight.copy_(torch.from_numpy(np.asarray(embedding.tokens.embeddings)))
+    for keras_embedding, torch_embedding in zip(embedding.tokens, prior.token_embeddings, strict=True):
+        torch_embedding.weight.copy_(torch.from_numpy(np.asarray(keras_embedding.embeddings)))
     prior.position_embedding.weight.copy_(torch.from_numpy(np.asarray(embedding.positions.embeddings)))
     for i, block in enumerate(prior.blocks):
         norm(keras_model.get_layer(f"norm1_{i}"), block.norm1)

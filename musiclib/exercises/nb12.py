@@ -31,6 +31,16 @@ def exercise_3(logits: np.ndarray, temperature: float, top_k: int) -> np.ndarray
     return out / out.sum()
 
 
+def exercise_4(frames: np.ndarray, pad: int) -> np.ndarray:
+    """The delay pattern: ``(L, C)`` frames of tokens → ``(L + C - 1, C)`` rows, column ``c`` shifted ``c`` rows later,
+    ``pad`` wherever no token falls."""
+    length, columns = np.shape(frames)
+    rows = np.full((length + columns - 1, columns), pad, dtype=np.asarray(frames).dtype)
+    for c in range(columns):
+        rows[c: c + length, c] = np.asarray(frames)[:, c]
+    return rows
+
+
 def check_1(answer) -> bool:
     rng = np.random.default_rng(0)
     return check(answer, exercise_1, [(rng.standard_normal((6, 3)), rng.standard_normal((4, 3))),
@@ -44,3 +54,8 @@ def check_2(answer) -> bool:
 def check_3(answer) -> bool:
     return check(answer, exercise_3, [(np.array([2.0, 1.0, 0.5, -1.0]), 1.0, 2), (np.array([0.1, 3.0, 2.9, 0.0, 1.0]), 0.5, 3),
                                       (np.array([1.0, 2.0, 3.0]), 2.0, 3)])
+
+
+def check_4(answer) -> bool:
+    rng = np.random.default_rng(0)
+    return check(answer, exercise_4, [(np.arange(6).reshape(3, 2), -1), (rng.integers(0, 9, (5, 4)), 9), (np.arange(4).reshape(4, 1), 7)])

@@ -1,21 +1,30 @@
-"""A small causal transformer over VQ tokens: the second half of "compress, then model".
+"""A small causal transformer over residual-VQ tokens: the second half of "compress, then model".
 
-The :mod:`~musiclib.models.vq` tokenizer turns music into 21.5 tokens per second; this
-model learns ``p(t_i | t_<i)`` over those tokens (as MusicGen and AudioLM do over codec
-tokens) and samples new sequences, which the tokenizer's decoder and Griffin-Lim (or the
-vocoder) turn back into audio.
+The :mod:`~musiclib.models.vq` tokenizer turns music into 21.5 frames of ``Q`` tokens per
+second (one per residual codebook); this model learns their joint distribution (as MusicGen
+does over codec tokens) and samples new sequences, which the tokenizer's decoder and
+Griffin-Lim (or the vocoder) turn back into audio.
 
-- Input: a start token ``BOS`` (index ``K``) and the tokens, each embedded, plus a learned
-  position embedding (a window of ``context`` positions).
+- **Delay pattern** (Copet et al. 2023, MusicGen): codebook ``q`` is shifted ``q`` steps
+  later, so that row ``r`` of the sequence holds codebook 0 of frame ``r``, codebook 1 of frame
+  ``r - 1``, …; positions without a token hold ``PAD`` (index ``K``). One step predicts one
+  row, all ``Q`` codebooks at once, and codebook ``q`` of a frame is predicted after
+  codebook ``q - 1`` of that frame was seen: ``Q`` tokens per step, ``L + Q - 1`` steps for
+  ``L`` frames instead of ``L Q`` steps when every token is its own step.
+- Input: a start row ``BOS`` (index ``K`` in every codebook) and the rows; each codebook has its
+  own embedding, the ``Q`` embeddings of a row are summed, plus a learned position embedding
+  (a window of ``context`` rows).
 - ``layers`` pre-norm blocks: ``x + Attn(LN(x))``, then ``x + MLP(LN(x))``. Attention with
   ``heads`` heads, ``softmax(Q Kᵀ / √d_head + M) V``, where the mask ``M`` is ``-∞`` above the
   diagonal so that position ``i`` sees only positions ``≤ i``.
-- A linear head gives ``K`` logits per position; the loss is the cross-entropy of the next token.
+- A linear head gives ``Q × K`` logits per position; the loss is the cross-entropy of the next
+  row's tokens (``PAD`` positions left out).
 
-Sampling draws one token at a time (temperature, top-k). A key/value cache keeps each
-layer's keys and values of the tokens seen so far, so each new token costs one position's
-work instead of the whole prefix's (``benchmarks/token_cache.py``). Longer than ``context``,
-the window slides: it restarts from ``BOS`` and the last ``context / 2`` tokens.
+Sampling draws one row at a time (temperature, top-k); tokens known in advance (``PAD``, a
+prime's tokens) are kept. A key/value cache keeps each layer's keys and values of the rows seen
+so far, so a new row's attention reads the cached keys instead of recomputing the whole window
+(``benchmarks/token_cache.py``). Longer than ``context``, the window slides: it restarts from
+``BOS`` and the last ``context / 2`` rows.
 
 The same network is built in Keras (:func:`musiclib.keras_twins.token_prior`); weights copied across give the
 same logits.
@@ -86,31 +95,50 @@ class Block(nn.Module):
 
 
 class TokenPrior(nn.Module):
-    """``(B, T)`` tokens (``BOS`` = ``codebook_size`` first) → ``(B, T, codebook_size)`` next-token logits."""
+    """``(B, T, Q)`` rows of tokens (``BOS`` = ``PAD`` = ``codebook_size``) → ``(B, T, Q, codebook_size)`` logits of the next row."""
 
-    def __init__(self, codebook_size: int, context: int = 64, d_model: int = 128, heads: int = 4, layers: int = 2,
-                 dropout: float = 0.0):
+    def __init__(self, codebook_size: int, n_codebooks: int = 1, context: int = 64, d_model: int = 128, heads: int = 4,
+                 layers: int = 2, dropout: float = 0.0):
         super().__init__()
-        self.codebook_size, self.context, self.bos = codebook_size, context, codebook_size
-        self.token_embedding = nn.Embedding(codebook_size + 1, d_model)
+        self.codebook_size, self.n_codebooks, self.context = codebook_size, n_codebooks, context
+        self.bos = self.pad = codebook_size
+        self.token_embeddings = nn.ModuleList(nn.Embedding(codebook_size + 1, d_model) for _ in range(n_codebooks))
         self.position_embedding = nn.Embedding(context, d_model)
         self.blocks = nn.ModuleList(Block(d_model, heads, dropout) for _ in range(layers))
         self.norm = nn.LayerNorm(d_model)
-        self.head = nn.Linear(d_model, codebook_size)
+        self.head = nn.Linear(d_model, n_codebooks * codebook_size)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, tokens: torch.Tensor, past: list | None = None):
-        """Logits ``(B, T, K)`` and every layer's keys and values (pass them back as ``past`` to continue)."""
+        """Logits ``(B, T, Q, K)`` and every layer's keys and values (pass them back as ``past`` to continue)."""
         start = 0 if past is None else past[0][0].shape[2]
-        if start + tokens.shape[1] > self.context:
-            raise ValueError(f"{start + tokens.shape[1]} positions do not fit the context of {self.context}")
-        positions = torch.arange(start, start + tokens.shape[1], device=tokens.device)
-        x = self.dropout(self.token_embedding(tokens) + self.position_embedding(positions))
+        batch, length, n_codebooks = tokens.shape
+        if start + length > self.context:
+            raise ValueError(f"{start + length} positions do not fit the context of {self.context}")
+        positions = torch.arange(start, start + length, device=tokens.device)
+        embedded = sum(embedding(tokens[..., q]) for q, embedding in enumerate(self.token_embeddings))
+        x = self.dropout(embedded + self.position_embedding(positions))
         presents = []
         for i, block in enumerate(self.blocks):
             x, present = block(x, None if past is None else past[i])
             presents.append(present)
-        return self.head(self.norm(x)), presents
+        return self.head(self.norm(x)).view(batch, length, n_codebooks, self.codebook_size), presents
+
+
+def delay(frames: np.ndarray, pad: int) -> np.ndarray:
+    """``(..., L, Q)`` frames → ``(..., L + Q - 1, Q)`` rows: codebook ``q`` shifted ``q`` rows later, ``pad`` around it."""
+    *lead, length, n_codebooks = frames.shape
+    rows = np.full((*lead, length + n_codebooks - 1, n_codebooks), pad, np.int64)
+    for q in range(n_codebooks):
+        rows[..., q: q + length, q] = frames[..., q]
+    return rows
+
+
+def undelay(rows: np.ndarray) -> np.ndarray:
+    """Undo :func:`delay`: ``(..., R, Q)`` rows → ``(..., R - Q + 1, Q)`` frames."""
+    n_codebooks = rows.shape[-1]
+    length = rows.shape[-2] - n_codebooks + 1
+    return np.stack([rows[..., q: q + length, q] for q in range(n_codebooks)], axis=-1)
 
 
 def sampling_probabilities(logits: torch.Tensor, temperature: float, top_k: int) -> torch.Tensor:
@@ -131,34 +159,49 @@ def draw(logits: torch.Tensor, temperature: float, top_k: int, generator: torch.
     return torch.searchsorted(cumulative, u).clamp(max=logits.shape[-1] - 1)[:, 0]
 
 
+def known_rows(prefix: np.ndarray, n_new: int, pad: int) -> np.ndarray:
+    """``(n, P + n_new + Q - 1, Q)`` rows of the delayed sequence that continues ``prefix`` ``(n, P, Q)`` by ``n_new``
+    frames: the prefix's tokens and ``PAD`` where they are known in advance, ``-1`` where a token is to be drawn."""
+    n, length, n_codebooks = prefix.shape
+    frames = np.concatenate([prefix, np.full((n, n_new, n_codebooks), -1, np.int64)], axis=1)
+    return delay(frames, pad)
+
+
 @torch.no_grad()
 def sample(prior: TokenPrior, prefix: np.ndarray, n_new: int, temperature: float = 1.0, top_k: int = 0, seed: int = 0,
            use_cache: bool = True) -> np.ndarray:
-    """``(n, n_new)`` tokens continuing ``prefix`` ``(n, P)`` (``P`` may be 0).
+    """``(n, n_new, Q)`` frames of tokens continuing ``prefix`` ``(n, P, Q)`` (``P`` may be 0).
 
-    The window the model sees is ``BOS`` and at most ``context - 1`` tokens; when it is full
-    it restarts from ``BOS`` and its last ``context // 2`` tokens. ``use_cache=False``
-    recomputes the whole window for every token (same tokens, more work).
+    Rows of the delayed sequence are drawn one at a time; a token known in advance (``PAD``, or a
+    later codebook of the prefix's last frames) replaces the one drawn. The window the model sees
+    is ``BOS`` and at most ``context - 1`` rows; when it is full it restarts from ``BOS`` and its
+    last ``context // 2`` rows. ``use_cache=False`` recomputes the whole window for every row
+    (same tokens, more work).
     """
+    prefix = np.asarray(prefix, np.int64).reshape(len(prefix), -1, prior.n_codebooks)
+    n, n_prefix = prefix.shape[:2]
+    if n_new == 0:
+        return np.zeros((n, 0, prior.n_codebooks), np.int64)
     with eval_mode(prior):
         device = prior.head.weight.device
-        prefix = torch.as_tensor(np.asarray(prefix, np.int64), device=device).reshape(len(prefix), -1)
-        bos = torch.full((len(prefix), 1), prior.bos, dtype=torch.long, device=device)
-        window = torch.cat([bos, prefix[:, max(0, prefix.shape[1] - (prior.context - 1)):]], dim=1)
+        rows = torch.as_tensor(known_rows(prefix, n_new, prior.pad))
+        bos = torch.full((n, 1, prior.n_codebooks), prior.bos, dtype=torch.long)
+        window = torch.cat([bos, rows[:, max(0, n_prefix - (prior.context - 1)): n_prefix]], dim=1).to(device)
         generator = torch.Generator().manual_seed(seed)
-        pending, past, new = window, None, []
-        for _ in range(n_new):
+        pending, past = window, None
+        for r in range(n_prefix, rows.shape[1]):
             if use_cache:
                 logits, past = prior(pending, past)
             else:
                 logits, _ = prior(window)
-            token = draw(logits[:, -1].cpu(), temperature, top_k, generator).to(device)
-            new.append(token)
-            window, pending = torch.cat([window, token[:, None]], dim=1), token[:, None]
+            drawn = draw(logits[:, -1].reshape(-1, prior.codebook_size).cpu(), temperature, top_k, generator).view(n, -1)
+            rows[:, r] = torch.where(rows[:, r] >= 0, rows[:, r], drawn)
+            row = rows[:, r: r + 1].to(device)
+            window, pending = torch.cat([window, row], dim=1), row
             if window.shape[1] > prior.context:
-                window = torch.cat([bos, window[:, -(prior.context // 2):]], dim=1)
+                window = torch.cat([bos.to(device), window[:, -(prior.context // 2):]], dim=1)
                 pending, past = window, None
-        return torch.stack(new, dim=1).cpu().numpy() if new else np.zeros((len(prefix), 0), np.int64)
+        return undelay(rows.numpy())[:, n_prefix:]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -181,6 +224,7 @@ class TokenTransformerSettings(base.Settings):
     layers: int = 2
     dropout: float = 0.3
     offset_augmentation: bool = True
+    transpositions: tuple[int, ...] = (0,)
     temperature: float = 1.0
     top_k: int = 0
     learning_rate: float = 5e-4
@@ -213,8 +257,8 @@ class TokenTransformer(base.Model):
         super().__init__(settings, audio)
         self.tokenizer = tokenizer
         self.tokenizer.requires_grad_(False)
-        self.prior = TokenPrior(self.tokenizer.codebook_size, settings.context, settings.d_model, settings.heads,
-                                settings.layers, settings.dropout)
+        self.prior = TokenPrior(self.tokenizer.codebook_size, self.tokenizer.tokens_per_frame, settings.context, settings.d_model,
+                                settings.heads, settings.layers, settings.dropout)
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -222,30 +266,36 @@ class TokenTransformer(base.Model):
         return self
 
     def features(self, dataset, split: str) -> np.ndarray:
-        """``(n, length)`` int64 windows of ``context`` tokens (fewer when the pieces are shorter): every window of the
-        training pieces (at every offset of the token grid with ``offset_augmentation``), every quarter window of the others."""
+        """``(n, length, Q)`` int64 windows of ``context`` delayed rows (fewer when the pieces are shorter): every window of
+        the training pieces (at every offset of the token grid with ``offset_augmentation``), every quarter window of the others."""
         length = self.window_length(dataset)
         if split == "train":
             offsets = range(vq.FRAMES_PER_TOKEN) if self.settings.offset_augmentation else (0,)
-            return token_windows(vq.piece_tokens(self.tokenizer, dataset, "train", offsets), length)
-        return token_windows(vq.piece_tokens(self.tokenizer, dataset, split), length, stride=max(1, length // 4))
+            pieces = vq.piece_tokens(self.tokenizer, dataset, "train", offsets, self.settings.transpositions)
+            return token_windows(self.delayed(pieces), length)
+        return token_windows(self.delayed(vq.piece_tokens(self.tokenizer, dataset, split)), length, stride=max(1, length // 4))
+
+    def delayed(self, pieces: list[np.ndarray]) -> list[np.ndarray]:
+        """Each piece's ``(L, Q)`` frames as the ``(L + Q - 1, Q)`` rows of the delay pattern."""
+        return [delay(piece, self.prior.pad) for piece in pieces]
 
     def window_length(self, dataset) -> int:
-        """``context``, or the tokens of the longest training piece when it is shorter (from the manifest: no audio read)."""
+        """``context``, or the rows of the longest training piece when it is shorter (from the manifest: no audio read)."""
         lengths = [source["n_clips"] * dataset.clip_samples for source in dataset.manifest["sources"]
                    if source["split"] == "train" and source["n_clips"] > 0]  # the pieces vq.pieces joins
-        return min(self.settings.context, max(self.tokenizer.tokens_in(n) for n in lengths))
+        return min(self.settings.context, max(self.tokenizer.tokens_in(n) for n in lengths) + self.tokenizer.tokens_per_frame - 1)
 
-    def loss(self, tokens: torch.Tensor, phase: str = "") -> torch.Tensor:
-        """Cross-entropy (nats per token) of each token given ``BOS`` and the tokens before it in its window."""
-        bos = torch.full((len(tokens), 1), self.prior.bos, dtype=torch.long, device=tokens.device)
-        logits, _ = self.prior(torch.cat([bos, tokens[:, :-1]], dim=1))
-        return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens.reshape(-1))
+    def loss(self, rows: torch.Tensor, phase: str = "") -> torch.Tensor:
+        """Cross-entropy (nats per token) of each row's tokens given ``BOS`` and the rows before it in its window
+        (``PAD`` positions left out)."""
+        bos = torch.full_like(rows[:, :1], self.prior.bos)
+        logits, _ = self.prior(torch.cat([bos, rows[:, :-1]], dim=1))
+        return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), rows.reshape(-1), ignore_index=self.prior.pad)
 
     def sample(self, n: int, seconds: float, seed: int, temperature: float | None = None, top_k: int | None = None) -> base.LogMel:
         """Tokens from ``BOS`` alone, decoded (``temperature`` and ``top_k`` default to the settings')."""
         s = self.settings
-        new = sample(self.prior, np.zeros((n, 0), np.int64), self.tokenizer.tokens_for(seconds),
+        new = sample(self.prior, np.zeros((n, 0, self.tokenizer.tokens_per_frame), np.int64), self.tokenizer.tokens_for(seconds),
                      s.temperature if temperature is None else temperature, s.top_k if top_k is None else top_k, seed)
         return self.tokenizer.tokens_to_log_mel(new)
 
@@ -263,35 +313,41 @@ class TokenTransformer(base.Model):
         return self.tokenizer.round_trip(clips)
 
     def heldout_scores(self, dataset, n_sequences: int = 8, seconds: float = 8.0) -> dict:
-        """Held-out cross-entropy (nats per token) beside unigram and bigram baselines, and the longest copied n-gram.
+        """Held-out cross-entropy (nats per token) beside unigram and bigram baselines, and the longest copied run of frames.
 
-        The copying statistic is a maximum over sequences, so both sides have as many: up to ``n_sequences``
-        non-overlapping ``seconds``-long windows of held-out real music (the yardstick), and as many autonomous
-        token sequences of the same length.
+        The baselines model each codebook on its own (the mean over codebooks is given). The copying statistic is a
+        maximum over sequences, so both sides have as many: up to ``n_sequences`` non-overlapping ``seconds``-long
+        windows of held-out real music (the yardstick), and as many autonomous token sequences of the same length.
         """
         train = vq.piece_tokens(self.tokenizer, dataset, "train")
         held = vq.piece_tokens(self.tokenizer, dataset, "val") + vq.piece_tokens(self.tokenizer, dataset, "test")
         length = self.window_length(dataset)
-        windows = token_windows(held, length, stride=max(1, length // 4))
+        windows = token_windows(self.delayed(held), length, stride=max(1, length // 4))
         with eval_mode(self):
             model_nats = float(np.mean([self.loss(torch.as_tensor(windows[i: i + 64], device=self.tokenizer.low.device)).item()
                                         for i in range(0, len(windows), 64)]))
         n_tokens = self.tokenizer.tokens_for(int(seconds * dataset.sample_rate) / dataset.sample_rate)
         real = [s[i: i + n_tokens] for s in held for i in range(0, max(1, len(s) - n_tokens + 1), n_tokens)][:n_sequences]
-        generated = sample(self.prior, np.zeros((len(real), 0), np.int64), n_tokens, self.settings.temperature,
-                           self.settings.top_k)
-        codebook_size = self.tokenizer.codebook_size
-        return {"cross_entropy": model_nats, "unigram_cross_entropy": ngram_cross_entropy(train, held, codebook_size, 1),
-                "bigram_cross_entropy": ngram_cross_entropy(train, held, codebook_size, 2),
+        generated = sample(self.prior, np.zeros((len(real), 0, self.tokenizer.tokens_per_frame), np.int64), n_tokens,
+                           self.settings.temperature, self.settings.top_k)
+        codebook_size, n_codebooks = self.tokenizer.codebook_size, self.tokenizer.tokens_per_frame
+
+        def per_codebook(order):
+            return float(np.mean([ngram_cross_entropy([s[:, q] for s in train], [s[:, q] for s in held], codebook_size, order)
+                                  for q in range(n_codebooks)]))
+
+        return {"cross_entropy": model_nats, "unigram_cross_entropy": per_codebook(1), "bigram_cross_entropy": per_codebook(2),
                 "longest_copied_tokens": longest_copied_ngram(list(generated), train),
                 "heldout_longest_copied_tokens": longest_copied_ngram(real, train),
-                "tokens_compared": n_tokens, **{f"generated_{k}": v for k, v in vq.usage(generated, codebook_size).items()}}
+                "tokens_compared": n_tokens, **{f"generated_{k}": v for k, v in vq.usage(generated[..., 0], codebook_size).items()}}
 
 
 def token_windows(sequences: list[np.ndarray], length: int, stride: int = 1) -> np.ndarray:
-    """``(n, length)`` windows cut every ``stride`` tokens from every sequence at least ``length`` long."""
-    cut = [np.lib.stride_tricks.sliding_window_view(s, length)[::stride] for s in sequences if len(s) >= length]
-    return np.concatenate(cut) if cut else np.zeros((0, length), np.int64)
+    """``(n, length, ...)`` windows cut every ``stride`` rows from every sequence (``(L,)`` or ``(L, Q)``) at least ``length`` long."""
+    cut = [np.moveaxis(np.lib.stride_tricks.sliding_window_view(s, length, axis=0), -1, 1)[::stride]
+           for s in sequences if len(s) >= length]
+    trailing = sequences[0].shape[1:] if sequences else ()
+    return np.concatenate(cut) if cut else np.zeros((0, length, *trailing), np.int64)
 
 
 # ---------------------------------------------------------------------------
@@ -312,7 +368,8 @@ def ngram_cross_entropy(train: list[np.ndarray], held: list[np.ndarray], codeboo
 
 
 def longest_copied_ngram(sequences: list[np.ndarray], reference: list[np.ndarray]) -> int:
-    """The longest run of consecutive tokens of any of ``sequences`` that occurs verbatim in ``reference``."""
+    """The longest run of consecutive tokens (or frames of tokens: rows of ``(L, Q)`` arrays) of any of ``sequences``
+    that occurs verbatim in ``reference``."""
 
     def grams(seqs, n):
         return {s[i: i + n].tobytes() for s in seqs for i in range(len(s) - n + 1)}
