@@ -108,7 +108,7 @@ def test_a_bad_grid_is_refused():
     with pytest.raises(ValueError, match="grid"):
         vq.Tokenizer.Settings(grid="frequency").check()
     with pytest.raises(ValueError, match="multiple of 8"):
-        vq.Tokenizer(vq.Tokenizer.Settings(), AudioConfig(n_mels=20))
+        vq.Tokenizer(vq.Tokenizer.Settings(grid="time-frequency"), AudioConfig(n_mels=20))
 
 
 def test_the_delay_pattern_shifts_codebook_q_by_q_rows_and_undoes_exactly():
