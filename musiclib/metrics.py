@@ -236,7 +236,7 @@ def mfcc_chroma_frechet_distance(clips_a: np.ndarray, clips_b: np.ndarray, sampl
 
 def kernel_distance(features_a: np.ndarray, features_b: np.ndarray, subset_size: int = 1000, n_subsets: int = 50,
                     seed: int = 0) -> dict:
-    """Unbiased squared MMD with the cubic polynomial kernel of KID (Binkowski et al., 2018), with a bootstrap interval.
+    """Squared MMD with the cubic polynomial kernel of KID (Binkowski et al., 2018), with a bootstrap interval.
 
     ``k(x, y) = (x·y / d + 1)^3`` on features standardised by set ``b``'s mean and spread (the
     reference), so that no feature dominates by its units. Each of ``n_subsets`` draws takes
@@ -244,8 +244,10 @@ def kernel_distance(features_a: np.ndarray, features_b: np.ndarray, subset_size:
 
     ``MMD² = mean_{i≠j} k(a_i, a_j) + mean_{i≠j} k(b_i, b_j) - 2 mean_{i,j} k(a_i, b_j)``.
 
-    Unlike the Fréchet distance it has no bias from the set size, so sets of different
-    sizes compare fairly; it can come out slightly below 0 for two samples of one distribution.
+    Each draw's estimate is the unbiased one, but the draws are with replacement (KID draws without), so
+    repeated rows bias it slightly upward when a subset is as large as its set. Unlike the Fréchet distance it
+    hardly depends on the set size, so sets of different sizes compare fairly; it can come out slightly below 0
+    for two samples of one distribution.
 
     Args:
         features_a, features_b: ``(n, d)`` feature rows (e.g. :func:`frame_features` stacked).

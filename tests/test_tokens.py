@@ -104,6 +104,26 @@ def test_the_tokenizer_gives_a_frame_of_tokens_per_four_frames_and_decodes_back_
     np.testing.assert_allclose(reconstruction.numpy(), tokenizer.decode(tokens), atol=1e-5)
 
 
+def test_a_checkpoint_from_before_residual_codebooks_still_loads():
+    torch.manual_seed(0)
+    tokenizer = vq.Tokenizer(vq.Tokenizer.Settings(width=8, dim=4, codebook_size=8), AudioConfig(n_mels=16))
+    old = {name.replace("quantizer.stages.0.", "quantizer."): value for name, value in tokenizer.state_dict().items()
+           if not name.endswith("initialised")}  # one VectorQuantizer's buffers, as checkpoints held them
+    assert "quantizer.codebook" in old
+    loaded = vq.Tokenizer(vq.Tokenizer.Settings(width=8, dim=4, codebook_size=8), AudioConfig(n_mels=16))
+    loaded.load_state_dict(old)
+    for name, value in tokenizer.state_dict().items():
+        torch.testing.assert_close(loaded.state_dict()[name], value)
+
+
+def test_a_prior_from_before_rows_of_several_tokens_still_loads():
+    prior = _prior()
+    old = {name.replace("token_embeddings.0.", "token_embedding."): value for name, value in prior.state_dict().items()}
+    loaded = tt.TokenPrior(codebook_size=10, n_codebooks=1, context=8, d_model=16, heads=2, layers=2)
+    loaded.load_state_dict(old)
+    torch.testing.assert_close(loaded.token_embeddings[0].weight, prior.token_embeddings[0].weight)
+
+
 def test_a_bad_grid_is_refused():
     with pytest.raises(ValueError, match="grid"):
         vq.Tokenizer.Settings(grid="frequency").check()

@@ -375,8 +375,9 @@ def comb_floor(log_mel: np.ndarray, config: AudioConfig, steps: int = 300, per_b
 
     Such a signal holds only the multiples of ``sample_rate / hop`` (the comb of
     :func:`~musiclib.metrics.frame_rate_comb`). With ``n_fft`` a multiple of the hop each
-    tooth sits on an STFT bin centre, where the Hann window keeps it out of its
-    neighbours' bins, so a frame's mel magnitudes are linear in the teeth's amplitudes.
+    tooth sits on an STFT bin centre; the Hann window also spreads it into the two
+    neighbouring bins at half amplitude, but the teeth are ``n_fft / hop`` (4) bins apart,
+    so no bin receives two teeth and a frame's mel magnitudes are linear in the teeth's amplitudes.
     Each frame's ``hop // 2 + 1`` amplitudes are fitted by Adam on their logarithms.
     Frames are fitted independently, which ignores how overlapping windows tie
     neighbours together: an estimate for music whose frames change slowly.

@@ -72,8 +72,10 @@ class CausalSelfAttention(nn.Module):
             k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
         start = k.shape[2] - length  # absolute position of the first query
         scores = q @ k.transpose(-2, -1) / math.sqrt(d_model // self.heads)
-        future = torch.arange(k.shape[2], device=x.device)[None, :] > (start + torch.arange(length, device=x.device))[:, None]
-        weights = self.dropout(torch.softmax(scores.masked_fill(future, float("-inf")), dim=-1))
+        if length > 1:  # one new position may see every key: only several need the mask
+            future = torch.arange(k.shape[2], device=x.device)[None, :] > (start + torch.arange(length, device=x.device))[:, None]
+            scores = scores.masked_fill(future, float("-inf"))
+        weights = self.dropout(torch.softmax(scores, dim=-1))
         y = (weights @ v).transpose(1, 2).reshape(batch, length, d_model)
         return self.out(y), (k, v)
 
@@ -108,6 +110,12 @@ class TokenPrior(nn.Module):
         self.norm = nn.LayerNorm(d_model)
         self.head = nn.Linear(d_model, n_codebooks * codebook_size)
         self.dropout = nn.Dropout(dropout)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # Checkpoints from before rows of several tokens hold one embedding table under its own name.
+        if prefix + "token_embedding.weight" in state_dict:
+            state_dict[prefix + "token_embeddings.0.weight"] = state_dict.pop(prefix + "token_embedding.weight")
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, tokens: torch.Tensor, past: list | None = None):
         """Logits ``(B, T, Q, K)`` and every layer's keys and values (pass them back as ``past`` to continue)."""
@@ -167,7 +175,7 @@ def known_rows(prefix: np.ndarray, n_new: int, pad: int) -> np.ndarray:
     return delay(frames, pad)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def sample(prior: TokenPrior, prefix: np.ndarray, n_new: int, temperature: float = 1.0, top_k: int = 0, seed: int = 0,
            use_cache: bool = True) -> np.ndarray:
     """``(n, n_new, Q)`` frames of tokens continuing ``prefix`` ``(n, P, Q)`` (``P`` may be 0).
@@ -186,21 +194,25 @@ def sample(prior: TokenPrior, prefix: np.ndarray, n_new: int, temperature: float
         device = prior.head.weight.device
         rows = torch.as_tensor(known_rows(prefix, n_new, prior.pad))
         bos = torch.full((n, 1, prior.n_codebooks), prior.bos, dtype=torch.long)
-        window = torch.cat([bos, rows[:, max(0, n_prefix - (prior.context - 1)): n_prefix]], dim=1).to(device)
+
+        def window(first: int, end: int) -> torch.Tensor:
+            """``BOS`` and rows ``first`` to ``end - 1``: what the model sees."""
+            return torch.cat([bos, rows[:, first:end]], dim=1).to(device)
+
+        first = max(0, n_prefix - (prior.context - 1))
         generator = torch.Generator().manual_seed(seed)
-        pending, past = window, None
+        pending, past = window(first, n_prefix), None
         for r in range(n_prefix, rows.shape[1]):
             if use_cache:
                 logits, past = prior(pending, past)
             else:
-                logits, _ = prior(window)
+                logits, _ = prior(window(first, r))
             drawn = draw(logits[:, -1].reshape(-1, prior.codebook_size).cpu(), temperature, top_k, generator).view(n, -1)
             rows[:, r] = torch.where(rows[:, r] >= 0, rows[:, r], drawn)
-            row = rows[:, r: r + 1].to(device)
-            window, pending = torch.cat([window, row], dim=1), row
-            if window.shape[1] > prior.context:
-                window = torch.cat([bos.to(device), window[:, -(prior.context // 2):]], dim=1)
-                pending, past = window, None
+            pending = rows[:, r: r + 1].to(device)
+            if r + 2 - first > prior.context:  # BOS and rows first..r no longer fit: keep the last half
+                first = r + 1 - prior.context // 2
+                pending, past = window(first, r + 1), None
         return undelay(rows.numpy())[:, n_prefix:]
 
 

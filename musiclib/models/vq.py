@@ -185,6 +185,14 @@ class ResidualQuantizer(nn.Module):
         self.stages = nn.ModuleList(VectorQuantizer(codebook_size, dim, decay, commitment, ema, restart_below, kmeans_init)
                                     for _ in range(n_codebooks))
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # Checkpoints from before residual quantisation hold one quantiser's buffers under the quantiser's own name.
+        for name in ("codebook", "ema_count", "ema_sum"):
+            if prefix + name in state_dict:
+                state_dict[f"{prefix}stages.0.{name}"] = state_dict.pop(prefix + name)
+                state_dict.setdefault(f"{prefix}stages.0.initialised", torch.tensor(True))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def nearest(self, z: torch.Tensor) -> torch.Tensor:
         """``(B, dim, T)`` → ``(B, T, Q)`` indices, stage by stage on the residual."""
         indices = []
@@ -235,14 +243,14 @@ BAND_GROUPS = (8, 16)
 
 
 def time_codec(n_mels: int, width: int, dim: int) -> tuple[nn.Module, nn.Module]:
-    """Encoder ``(B, n_mels, T)`` → ``(B, dim, 1, T / 4)`` and its mirror: 1-D convolutions over time, the mel bands as channels."""
+    """Encoder ``(B, n_mels, T)`` → ``(B, dim, T / 4)`` and its mirror: 1-D convolutions over time, the mel bands as channels."""
     encoder = nn.Sequential(
         nn.Conv1d(n_mels, width, 3, padding=1), nn.GELU(),
         nn.Conv1d(width, width, 4, stride=2, padding=1), nn.GELU(),
         nn.Conv1d(width, width, 4, stride=2, padding=1), ResidualBlock(width), nn.GELU(),
-        nn.Conv1d(width, dim, 1), nn.Unflatten(1, (dim, 1)))
+        nn.Conv1d(width, dim, 1))
     decoder = nn.Sequential(
-        nn.Flatten(1, 2), nn.Conv1d(dim, width, 3, padding=1), ResidualBlock(width), nn.GELU(),
+        nn.Conv1d(dim, width, 3, padding=1), ResidualBlock(width), nn.GELU(),
         nn.ConvTranspose1d(width, width, 4, stride=2, padding=1), nn.GELU(),
         nn.ConvTranspose1d(width, width, 4, stride=2, padding=1), nn.GELU(),
         nn.Conv1d(width, n_mels, 3, padding=1))
@@ -372,12 +380,12 @@ class Tokenizer(base.Model):
 
     @staticmethod
     def _vectors(latent: torch.Tensor) -> torch.Tensor:
-        """``(B, D, F, T)`` → ``(B, D, T F)``, time-major: the vectors of one step side by side."""
-        return latent.transpose(2, 3).flatten(2)
+        """``(B, D, F, T)`` → ``(B, D, T F)``, time-major: the vectors of one step side by side (``(B, D, T)`` as it is)."""
+        return latent if latent.dim() == 3 else latent.transpose(2, 3).flatten(2)
 
     def _latent(self, vectors: torch.Tensor) -> torch.Tensor:
         """Undo :meth:`_vectors`."""
-        return vectors.unflatten(2, (-1, self.bands)).transpose(2, 3)
+        return vectors if self.settings.grid == "time" else vectors.unflatten(2, (-1, self.bands)).transpose(2, 3)
 
     def _columns(self, indices: torch.Tensor) -> torch.Tensor:
         """``(B, T F, Q)`` indices → ``(B, T, F Q)`` tokens."""
