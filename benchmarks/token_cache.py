@@ -28,12 +28,12 @@ def main():
     config = token_transformer.TokenTransformer.Settings.full()
     tokenizer = vq.Tokenizer(config.tokenizer_config, AudioConfig())
     set_seed(0)
-    prior = token_transformer.TokenPrior(tokenizer.codebook_size, tokenizer.n_codebooks, config.context, config.d_model,
+    prior = token_transformer.TokenPrior(tokenizer.codebook_size, tokenizer.tokens_per_frame, config.context, config.d_model,
                                          config.heads, config.layers).eval()
     frames = tokenizer.tokens_for(args.seconds)
-    prefix = np.zeros((args.batch, 0, tokenizer.n_codebooks), np.int64)
+    prefix = np.zeros((args.batch, 0, tokenizer.tokens_per_frame), np.int64)
     print(f"prior: d {config.d_model}, {config.layers} layers, context {config.context} rows; {args.batch} sequences of "
-          f"{args.seconds:g} s = {frames} frames of {tokenizer.n_codebooks} tokens ({frames + tokenizer.n_codebooks - 1} rows)")
+          f"{args.seconds:g} s = {frames} frames of {tokenizer.tokens_per_frame} tokens ({frames + tokenizer.tokens_per_frame - 1} rows)")
 
     token_transformer.sample(prior, prefix, 4)  # warm-up: first calls allocate and pick kernels
     t_cached, cached = best_time(lambda: token_transformer.sample(prior, prefix, frames, seed=1), repeat=args.repeat)

@@ -181,7 +181,7 @@ class ResidualQuantizer(nn.Module):
     def __init__(self, n_codebooks: int, codebook_size: int, dim: int, decay: float = 0.99, commitment: float = 0.25,
                  ema: bool = True, restart_below: float = 1.0, kmeans_init: bool = True):
         super().__init__()
-        self.n_codebooks, self.codebook_size, self.dim = n_codebooks, codebook_size, dim
+        self.n_codebooks, self.codebook_size = n_codebooks, codebook_size
         self.stages = nn.ModuleList(VectorQuantizer(codebook_size, dim, decay, commitment, ema, restart_below, kmeans_init)
                                     for _ in range(n_codebooks))
 
@@ -374,10 +374,6 @@ class Tokenizer(base.Model):
         return float(self.tokens_per_frame * np.log2(self.codebook_size) * self.audio.sample_rate
                      / (self.audio.hop_length * FRAMES_PER_TOKEN))
 
-    def stage_of_column(self, column: int) -> int:
-        """The residual stage (codebook) a token column uses."""
-        return column % self.n_codebooks
-
     @staticmethod
     def _vectors(latent: torch.Tensor) -> torch.Tensor:
         """``(B, D, F, T)`` → ``(B, D, T F)``, time-major: the vectors of one step side by side (``(B, D, T)`` as it is)."""
@@ -426,8 +422,8 @@ class Tokenizer(base.Model):
         """Tokens drawn independently from the codes' training frequencies (each codebook its own), decoded."""
         rng = np.random.default_rng(seed)
         length = self.tokens_for(seconds)
-        frequencies = code_frequencies(self)
-        tokens = np.stack([rng.choice(self.codebook_size, size=(n, length), p=frequencies[self.stage_of_column(c)])
+        frequencies = code_frequencies(self)  # column c uses codebook c % Q (band-group-major columns)
+        tokens = np.stack([rng.choice(self.codebook_size, size=(n, length), p=frequencies[c % self.n_codebooks])
                            for c in range(self.tokens_per_frame)], axis=-1)
         return self.tokens_to_log_mel(tokens)
 
