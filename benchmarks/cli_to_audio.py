@@ -28,7 +28,7 @@ PIPELINES = {
     "vq": (["train", "vq", "--data", "chorales"], ["--seconds", "4"]),
     # Trains its own tokenizer first (a whole vq run), then the transformer.
     "token-transformer": (["train", "token-transformer", "--data", "chorales"], ["--mode", "continue", "--seconds", "4"]),
-    # Trains its own VAE first (a whole vae run), then the flow.
+    # Trains its own codec first (a whole codec run), then the flow.
     "flow": (["train", "flow", "--data", "chorales"], ["--mode", "continue", "--seconds", "4"]),
 }
 

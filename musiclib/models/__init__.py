@@ -66,7 +66,7 @@ def vocoders() -> list[type[Model]]:
 
 
 def _load_builtin_models() -> None:
-    from musiclib.models import (dcgan, flow, gruv_lstm, melgan, sample_lstm, spectral_noise,  # noqa: F401
+    from musiclib.models import (codec, dcgan, flow, gruv_lstm, melgan, sample_lstm, spectral_noise,  # noqa: F401
                                  token_transformer, vae, vq)  # (they register themselves)
 
 
