@@ -44,7 +44,9 @@ def pick_model(minutes: float, table: str | Path = TABLE) -> str:
     """The model the comparison table ranks best among those whose fast recipe trains within the budget.
 
     Best: the lowest mean rank over the Fréchet and kernel distances on the bundled chorales
-    (unconditional models that make music, means over the table's seeds); ties go to the faster model.
+    (unconditional models that make music, means over the table's seeds); ties go to the faster model. A
+    representation another model is built on (a tokenizer, a codec) is never picked: its own samples are drawn
+    without any order, the floor of the model built on it, and the distances cannot hear that.
 
     Raises:
         ValueError: when there is no table, naming the fix.
@@ -55,13 +57,14 @@ def pick_model(minutes: float, table: str | Path = TABLE) -> str:
                          "name one with --model, e.g. --model vae")
     rows = [row for row in json.loads(table.read_text())["datasets"]["chorales"]["rows"] if row["kind"] == "model"]
     registered = set(models.names())
+    built_on = {model.upstream.model.name for model in models.generative_models() if model.upstream is not None}
     candidates = []
     for row in rows:
         if row["name"] not in registered:  # a table older than the registry
             continue
         model_class = models.get(row["name"])
         scores = row["scores"]
-        if model_class.family in ("baseline", "vocoder") or "condition" in model_class.modes():
+        if model_class.family in ("baseline", "vocoder") or "condition" in model_class.modes() or row["name"] in built_on:
             continue
         if scores["train_seconds"]["mean"] <= 60 * minutes * (1 - FINISH_SHARE):
             candidates.append(row)
