@@ -62,6 +62,15 @@ def test_notebooks_are_clean_and_follow_the_skeleton():
             assert heading in text, f"{path.name}: missing {heading!r}"
         assert "assert " in text, f"{path.name}: notebooks assert what they claim"
         assert "@param" in "".join(code[0]["source"]), f"{path.name}: the setup cell has the run-size selector"
+        opening = "".join(nb["cells"][0]["source"])
+        assert "../docs/course-map.md" in opening and "../docs/notation.md" in opening, f"{path.name}: opens with its place on the map"
+
+
+def test_the_course_map_shows_every_notebook():
+    course_map = (ROOT / "docs" / "course-map.md").read_text()
+    assert (ROOT / "docs" / "notation.md").exists()
+    for path in NOTEBOOKS:
+        assert f"| {path.name[:2]} |" in course_map and f'N{path.name[:2]}["{path.name[:2]} ' in course_map, path.name
 
 
 def test_exercises_have_reference_solutions_and_self_checks():

@@ -141,8 +141,9 @@ class LatentFlowSettings(base.Settings):
 
     @classmethod
     def full(cls):
+        # Stride 32 on the full chorales (46 min): 3,700 windows of 64 × 128 numbers (120 MB) instead of 7,400.
         return cls(autoencoder_steps=codec.CodecSettings.full().steps, autoencoder_config=codec.CodecSettings.full(),
-                   width=256, blocks=12, steps=20000)
+                   width=256, blocks=12, stride=32, steps=20000)
 
     def check(self) -> None:
         if self.solver not in SOLVERS:
@@ -261,13 +262,11 @@ class LatentFlow(base.Model):
 
         rng = np.random.default_rng(seed)
         n_sequences = -(-n_windows // (self.length // CONTEXT_FRAMES))
-        train = np.concatenate(self.piece_latents(dataset, "train"))
         made = {"flow": self.sample_latents(n_sequences, self.length, seed),
                 "gaussian": self.autoencoder.gaussian_frames(n_sequences, self.length, seed),
                 "train": latent_windows(self.piece_latents(dataset, "train"), self.length, self.length)}
         reference = context_windows(self.normalize(latent_windows(held_sequences, CONTEXT_FRAMES, CONTEXT_FRAMES)))
-        scores = {"flow_loss": flow_loss, "gaussian_loss": gaussian_loss, "n_heldout_windows": len(reference),
-                  "n_train_frames": len(train)}
+        scores = {"flow_loss": flow_loss, "gaussian_loss": gaussian_loss, "n_heldout_windows": len(reference)}
         for name, latents in made.items():
             x = context_windows(self.normalize(latents))
             x = x[rng.permutation(len(x))[:n_windows]]
