@@ -30,7 +30,7 @@ def main():
     set_seed(0)
     prior = token_transformer.TokenPrior(tokenizer.codebook_size, tokenizer.tokens_per_frame, config.context, config.d_model,
                                          config.heads, config.layers).eval()
-    frames = tokenizer.tokens_for(args.seconds)
+    frames = tokenizer.steps_for(args.seconds)
     prefix = np.zeros((args.batch, 0, tokenizer.tokens_per_frame), np.int64)
     print(f"prior: d {config.d_model}, {config.layers} layers, context {config.context} rows; {args.batch} sequences of "
           f"{args.seconds:g} s = {frames} frames of {tokenizer.tokens_per_frame} tokens ({frames + tokenizer.tokens_per_frame - 1} rows)")

@@ -177,7 +177,7 @@ def test_the_codec_keeps_frames_in_order_and_decodes_a_whole_sequence():
     images = np.random.default_rng(0).standard_normal((2, 16, 42)).astype(np.float32)
     latents = model.encode(images)
     assert latents.shape == (2, 10, 4) and model.decode(latents).shape == (2, 16, 40)
-    assert model.frames_in(4 * 256 * 10 - 256) == 10 and model.frames_for(1.0) == 22
+    assert model.steps_in(4 * 256 * 10 - 256) == 10 and model.steps_for(1.0) == 22
     with pytest.raises(ValueError, match="bands_per_group"):
         codec.Codec(codec.CodecSettings(bands_per_group=12), AudioConfig(n_mels=16))
     with pytest.raises(ValueError, match="multiple"):

@@ -33,14 +33,11 @@ import dataclasses
 import numpy as np
 import torch
 
-from musiclib import features
 from musiclib.config import AudioConfig
-from musiclib.datasets.spectrogram import Normalizer, model_clips, windows
+from musiclib.datasets.spectrogram import model_clips, windows
 from musiclib.models import base, register, vq
 from musiclib.models.layers import eval_mode
-
-FRAMES_PER_STEP = vq.FRAMES_PER_TOKEN
-WINDOW_FRAMES = vq.WINDOW_FRAMES
+from musiclib.models.log_mel_steps import FRAMES_PER_STEP, WINDOW_FRAMES, LogMelSteps
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,7 +69,7 @@ class CodecSettings(base.Settings):
 
 
 @register
-class Codec(base.Model):
+class Codec(LogMelSteps, base.Model):
     """``(B, n_mels, T)`` normalised log-mel (``T`` a multiple of 4) ↔ ``(B, T / 4, D)`` latent frames.
 
     Buffers: ``low``/``high`` hold the global normaliser; ``frame_mean``/``frame_scale`` the Gaussian fitted to
@@ -92,8 +89,7 @@ class Codec(base.Model):
         _, self.decoder = vq.time_frequency_codec(s.width, s.channels, s.bands_per_group)
         self.bands = audio.n_mels // s.bands_per_group
         self.latent_size = self.bands * s.channels
-        self.register_buffer("low", torch.zeros(()))
-        self.register_buffer("high", torch.ones(()))
+        self.register_normalizer()
         self.register_buffer("frame_mean", torch.zeros(self.latent_size))
         self.register_buffer("frame_scale", torch.eye(self.latent_size))
 
@@ -108,17 +104,6 @@ class Codec(base.Model):
     def _latent(self, frames: torch.Tensor) -> torch.Tensor:
         """Undo :meth:`_frames`."""
         return frames.unflatten(2, (self.bands, self.settings.channels)).permute(0, 3, 2, 1)
-
-    @torch.no_grad()
-    def fit(self, dataset) -> None:
-        normalizer = model_clips(dataset, "train", WINDOW_FRAMES).normalizer
-        self.low.fill_(normalizer.low)
-        self.high.fill_(normalizer.high)
-
-    def features(self, dataset, split: str) -> np.ndarray:
-        """Whole normalised log-mel clips (the loss cuts random 64-frame windows of the training ones)."""
-        train = model_clips(dataset, "train", WINDOW_FRAMES)
-        return train.data if split == "train" else model_clips(dataset, split, WINDOW_FRAMES, train.normalizer).data
 
     def loss(self, batch: torch.Tensor, phase: str = ""):
         """L1 reconstruction of random 64-frame windows + the gradient difference term (:func:`sharpness_loss`) + ``β`` ×
@@ -144,7 +129,7 @@ class Codec(base.Model):
 
     def sample(self, n: int, seconds: float, seed: int) -> base.LogMel:
         """Latent frames drawn independently from the fitted Gaussian, decoded: the floor a prior over frames must beat."""
-        return self.latents_to_log_mel(self.gaussian_frames(n, self.frames_for(seconds), seed))
+        return self.latents_to_log_mel(self.gaussian_frames(n, self.steps_for(seconds), seed))
 
     def gaussian_frames(self, n: int, length: int, seed: int) -> np.ndarray:
         """``(n, length, D)`` frames from the fitted Gaussian, each independent of the others."""
@@ -177,33 +162,17 @@ class Codec(base.Model):
             frames = torch.as_tensor(np.asarray(latents, np.float32), device=self.low.device)
             return self.decoder(self._latent(frames)).cpu().numpy()
 
-    def normalizer(self) -> Normalizer:
-        return Normalizer(float(self.low), float(self.high))
-
     def audio_to_latents(self, clips: np.ndarray, frame_offset: int = 0) -> np.ndarray:
         """``(n, samples)`` audio → ``(n, L, D)`` latents of its log-mel (from frame ``frame_offset`` on)."""
-        normalize = self.normalizer().normalize
-        return self.encode(np.stack([normalize(features.log_mel(np.asarray(y), self.audio))[:, frame_offset:] for y in clips]))
+        return self.encode(self.normalized_log_mel(clips, frame_offset))
 
     def latents_to_log_mel(self, latents: np.ndarray, start: int = 0) -> base.LogMel:
         """``(n, L, D)`` latents → their decoded natural-log mel (the first ``start`` samples of its audio to be dropped)."""
-        return base.LogMel(self.normalizer().denormalize(self.decode(latents)), self.audio, start)
+        return self.decoded_log_mel(latents, start)
 
     def round_trip(self, clips: np.ndarray) -> base.LogMel:
         """Each clip's log-mel (padded to whole steps by repeating its last frame) to latents and back."""
-        normalize = self.normalizer().normalize
-        normalized = np.stack([normalize(features.log_mel(np.asarray(y), self.audio)) for y in clips])
-        padding = -normalized.shape[-1] % FRAMES_PER_STEP
-        return self.latents_to_log_mel(self.encode(np.pad(normalized, ((0, 0), (0, 0), (0, padding)), mode="edge")))
-
-    def frames_in(self, n_samples: int) -> int:
-        """Latent frames :meth:`audio_to_latents` gives for ``n_samples`` of audio (whole groups of 4 frames)."""
-        return (n_samples // self.audio.hop_length + 1) // FRAMES_PER_STEP
-
-    def frames_for(self, seconds: float) -> int:
-        """Latent frames whose log-mel frames cover ``seconds`` of audio."""
-        n_samples = int(round(seconds * self.audio.sample_rate))
-        return -(-(n_samples // self.audio.hop_length + 1) // FRAMES_PER_STEP)
+        return self.latents_to_log_mel(self.encode(self.whole_steps_log_mel(clips)))
 
 
 def sharpness_loss(reconstruction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

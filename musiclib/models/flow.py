@@ -215,7 +215,7 @@ class LatentFlow(base.Model):
 
     def sample(self, n: int, seconds: float, seed: int, steps: int | None = None, solver: str | None = None) -> base.LogMel:
         """A whole latent sequence from noise (:meth:`sample_latents`), decoded in one pass."""
-        latents = self.sample_latents(n, self.autoencoder.frames_for(seconds), seed, steps, solver)
+        latents = self.sample_latents(n, self.autoencoder.steps_for(seconds), seed, steps, solver)
         return self.autoencoder.latents_to_log_mel(latents)
 
     def continuation(self, prime: np.ndarray, seconds: float, seed: int) -> base.LogMel:
@@ -230,7 +230,7 @@ class LatentFlow(base.Model):
         first = n_frames - known * codec.FRAMES_PER_STEP
         prefix = self.autoencoder.audio_to_latents(prime, first)
         skip = prime.shape[1] - first * hop  # samples of the prime the decoded prefix still covers
-        n_new = self.autoencoder.frames_for(seconds)
+        n_new = self.autoencoder.steps_for(seconds)
         latents = self.sample_latents(len(prime), n_new, seed, prefix=prefix)
         return self.autoencoder.latents_to_log_mel(np.concatenate([prefix, latents], axis=1), start=skip)
 

@@ -295,7 +295,7 @@ class TokenTransformer(base.Model):
         """``context``, or the rows of the longest training piece when it is shorter (from the manifest: no audio read)."""
         lengths = [source["n_clips"] * dataset.clip_samples for source in dataset.manifest["sources"]
                    if source["split"] == "train" and source["n_clips"] > 0]  # the pieces vq.pieces joins
-        return min(self.settings.context, max(self.tokenizer.tokens_in(n) for n in lengths) + self.tokenizer.tokens_per_frame - 1)
+        return min(self.settings.context, max(self.tokenizer.steps_in(n) for n in lengths) + self.tokenizer.tokens_per_frame - 1)
 
     def loss(self, rows: torch.Tensor, phase: str = "") -> torch.Tensor:
         """Cross-entropy (nats per token) of each row's tokens given ``BOS`` and the rows before it in its window
@@ -307,7 +307,7 @@ class TokenTransformer(base.Model):
     def sample(self, n: int, seconds: float, seed: int, temperature: float | None = None, top_k: int | None = None) -> base.LogMel:
         """Tokens from ``BOS`` alone, decoded (``temperature`` and ``top_k`` default to the settings')."""
         s = self.settings
-        new = sample(self.prior, np.zeros((n, 0, self.tokenizer.tokens_per_frame), np.int64), self.tokenizer.tokens_for(seconds),
+        new = sample(self.prior, np.zeros((n, 0, self.tokenizer.tokens_per_frame), np.int64), self.tokenizer.steps_for(seconds),
                      s.temperature if temperature is None else temperature, s.top_k if top_k is None else top_k, seed)
         return self.tokenizer.tokens_to_log_mel(new)
 
@@ -316,7 +316,7 @@ class TokenTransformer(base.Model):
         prime ends, so that it starts exactly where the prime stops."""
         s, prime = self.settings, np.asarray(prime)
         prefix = self.tokenizer.audio_to_tokens(prime)
-        n_new = self.tokenizer.tokens_for(prime.shape[1] / self.audio.sample_rate + seconds) - prefix.shape[1]
+        n_new = self.tokenizer.steps_for(prime.shape[1] / self.audio.sample_rate + seconds) - prefix.shape[1]
         new = sample(self.prior, prefix, n_new, s.temperature, s.top_k, seed)
         return self.tokenizer.tokens_to_log_mel(np.concatenate([prefix, new], axis=1), start=prime.shape[1])
 
@@ -338,7 +338,7 @@ class TokenTransformer(base.Model):
         with eval_mode(self):
             model_nats = float(np.mean([self.loss(torch.as_tensor(windows[i: i + 64], device=self.tokenizer.low.device)).item()
                                         for i in range(0, len(windows), 64)]))
-        n_tokens = self.tokenizer.tokens_for(int(seconds * dataset.sample_rate) / dataset.sample_rate)
+        n_tokens = self.tokenizer.steps_for(int(seconds * dataset.sample_rate) / dataset.sample_rate)
         real = [s[i: i + n_tokens] for s in held for i in range(0, max(1, len(s) - n_tokens + 1), n_tokens)][:n_sequences]
         generated = sample(self.prior, np.zeros((len(real), 0, self.tokenizer.tokens_per_frame), np.int64), n_tokens,
                            self.settings.temperature, self.settings.top_k)

@@ -39,14 +39,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from musiclib import cache, distributed, features
+from musiclib import cache, distributed
 from musiclib.config import AudioConfig
-from musiclib.datasets.spectrogram import Normalizer, model_clips, windows
+from musiclib.datasets.spectrogram import model_clips, windows
 from musiclib.models import base, register
 from musiclib.models.layers import eval_mode
-
-FRAMES_PER_TOKEN = 4
-WINDOW_FRAMES = 64
+from musiclib.models.log_mel_steps import WINDOW_FRAMES, LogMelSteps
+from musiclib.models.log_mel_steps import FRAMES_PER_STEP as FRAMES_PER_TOKEN
 
 
 class VectorQuantizer(nn.Module):
@@ -328,7 +327,7 @@ class TokenizerSettings(base.Settings):
 
 
 @register
-class Tokenizer(base.Model):
+class Tokenizer(LogMelSteps, base.Model):
     """The VQ-VAE: ``(B, n_mels, T)`` normalised log-mel (``T`` a multiple of 4) ↔ ``(B, T / 4)`` tokens.
 
     Buffers ``low``/``high`` hold the global normaliser, so decoded tokens turn back into
@@ -353,8 +352,7 @@ class Tokenizer(base.Model):
             self.bands = n_mels // s.bands_per_group
         self.quantizer = ResidualQuantizer(s.n_codebooks, s.codebook_size, s.dim, s.decay, s.commitment, s.ema,
                                            s.restart_below, s.kmeans_init)
-        self.register_buffer("low", torch.zeros(()))
-        self.register_buffer("high", torch.ones(()))
+        self.register_normalizer()
 
     @property
     def codebook_size(self) -> int:
@@ -391,17 +389,6 @@ class Tokenizer(base.Model):
         """Undo :meth:`_columns`."""
         return tokens.unflatten(2, (self.bands, self.n_codebooks)).flatten(1, 2)
 
-    @torch.no_grad()
-    def fit(self, dataset) -> None:
-        normalizer = model_clips(dataset, "train", WINDOW_FRAMES).normalizer
-        self.low.fill_(normalizer.low)
-        self.high.fill_(normalizer.high)
-
-    def features(self, dataset, split: str) -> np.ndarray:
-        """Whole normalised log-mel clips (the loss cuts random 64-frame windows of the training ones)."""
-        train = model_clips(dataset, "train", WINDOW_FRAMES)
-        return train.data if split == "train" else model_clips(dataset, split, WINDOW_FRAMES, train.normalizer).data
-
     def forward(self, x: torch.Tensor):
         """``(reconstruction, indices, vq_loss)`` of ``(B, n_mels, T)`` log-mel."""
         latent = self.encoder(x)
@@ -421,7 +408,7 @@ class Tokenizer(base.Model):
     def sample(self, n: int, seconds: float, seed: int) -> base.LogMel:
         """Tokens drawn independently from the codes' training frequencies (each codebook its own), decoded."""
         rng = np.random.default_rng(seed)
-        length = self.tokens_for(seconds)
+        length = self.steps_for(seconds)
         frequencies = code_frequencies(self)  # column c uses codebook c % Q (band-group-major columns)
         tokens = np.stack([rng.choice(self.codebook_size, size=(n, length), p=frequencies[c % self.n_codebooks])
                            for c in range(self.tokens_per_frame)], axis=-1)
@@ -462,34 +449,18 @@ class Tokenizer(base.Model):
             tokens = torch.as_tensor(np.asarray(tokens, np.int64), device=self.low.device)
             return self.decoder(self._latent(self.quantizer.lookup(self._indices(tokens)))).cpu().numpy()
 
-    def normalizer(self) -> Normalizer:
-        return Normalizer(float(self.low), float(self.high))
-
     def audio_to_tokens(self, clips: np.ndarray, frame_offset: int = 0) -> np.ndarray:
         """``(n, samples)`` audio → ``(n, L, C)`` tokens of its log-mel (from frame ``frame_offset`` on)."""
-        normalize = self.normalizer().normalize
-        return self.encode(np.stack([normalize(features.log_mel(np.asarray(y), self.audio))[:, frame_offset:] for y in clips]))
+        return self.encode(self.normalized_log_mel(clips, frame_offset))
 
     def tokens_to_log_mel(self, tokens: np.ndarray, start: int = 0) -> base.LogMel:
         """``(n, L, C)`` tokens → their decoded natural-log mel (the first ``start`` samples of its audio to be dropped)."""
-        return base.LogMel(self.normalizer().denormalize(self.decode(tokens)), self.audio, start)
+        return self.decoded_log_mel(tokens, start)
 
     def round_trip(self, clips: np.ndarray) -> base.LogMel:
         """Each clip's log-mel (padded to whole tokens by repeating its last frame) to tokens and back: what
         ``n_codebooks × log2(codebook_size)`` bits per 4 frames keep of the music."""
-        normalize = self.normalizer().normalize
-        normalized = np.stack([normalize(features.log_mel(np.asarray(y), self.audio)) for y in clips])
-        padding = -normalized.shape[-1] % FRAMES_PER_TOKEN
-        return self.tokens_to_log_mel(self.encode(np.pad(normalized, ((0, 0), (0, 0), (0, padding)), mode="edge")))
-
-    def tokens_in(self, n_samples: int) -> int:
-        """Tokens :meth:`audio_to_tokens` gives for ``n_samples`` of audio (whole groups of 4 frames)."""
-        return (n_samples // self.audio.hop_length + 1) // FRAMES_PER_TOKEN
-
-    def tokens_for(self, seconds: float) -> int:
-        """Tokens whose frames cover ``seconds`` of audio."""
-        n_samples = int(round(seconds * self.audio.sample_rate))
-        return -(-(n_samples // self.audio.hop_length + 1) // FRAMES_PER_TOKEN)
+        return self.tokens_to_log_mel(self.encode(self.whole_steps_log_mel(clips)))
 
 
 def code_frequencies(model: Tokenizer) -> np.ndarray:
