@@ -265,7 +265,7 @@ class LatentFlow(base.Model):
         made = {"flow": self.sample_latents(n_sequences, self.length, seed),
                 "gaussian": self.autoencoder.gaussian_frames(n_sequences, self.length, seed),
                 "train": latent_windows(self.piece_latents(dataset, "train"), self.length, self.length)}
-        reference = context_windows(self.normalize(latent_windows(held_sequences, CONTEXT_FRAMES, CONTEXT_FRAMES)))
+        reference = self.heldout_groups(dataset)
         scores = {"flow_loss": flow_loss, "gaussian_loss": gaussian_loss, "n_heldout_windows": len(reference)}
         for name, latents in made.items():
             x = context_windows(self.normalize(latents))
@@ -273,6 +273,12 @@ class LatentFlow(base.Model):
             scores[f"{name}_latent_frechet"] = metrics.frechet_distance(x, reference)
             scores[f"{name}_latent_kernel"] = metrics.kernel_distance(x, reference)["mean"]
         return scores
+
+    def heldout_groups(self, dataset) -> np.ndarray:
+        """Normalised groups of :data:`CONTEXT_FRAMES` consecutive latent frames of the held-out (val and test) pieces,
+        flattened (:func:`context_windows`): what the held-out distances compare with."""
+        held_sequences = self.piece_latents(dataset, "val") + self.piece_latents(dataset, "test")
+        return context_windows(self.normalize(latent_windows(held_sequences, CONTEXT_FRAMES, CONTEXT_FRAMES)))
 
     # Latents in and out
 
