@@ -13,6 +13,7 @@ Notebook: 05_data_pipeline.ipynb
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import shutil
 import time
@@ -272,7 +273,9 @@ def upstream_run(model_class: type[Model], settings: Settings, data: str | Path,
     upstream = model_class.upstream
     name, setting = upstream.model.name, upstream.setting
     given, budget_steps = upstream.given_run(settings), None
-    if not given:
+    if not given and upstream.data:
+        run = shared_upstream_run(upstream, settings, progress, fast_mode() if fast is None else fast)
+    elif not given:
         target = Path(run_dir) / setting
         wanted = {key: value for key, value in upstream.settings_of(settings).to_dict().items() if key != "steps"}
         if minutes is not None and not (target / CHECKPOINT).exists():
@@ -292,11 +295,39 @@ def upstream_run(model_class: type[Model], settings: Settings, data: str | Path,
             article = "an" if setting[0] in "aeiou" else "a"
             raise ValueError(f"setting {setting}: {run} holds a {run_config['model']} run, not {article} {setting} ({name}); "
                              f"train one with `musiclib train {name}`, or leave the setting out to train one here.")
-        if run_config["audio_config"] != open_dataset(data).config.to_dict():
+        if not upstream.data and run_config["audio_config"] != open_dataset(data).config.to_dict():
             raise ValueError(f"setting {setting}: {run} was trained on other features than {data} has; "
                              f"train a {name} on this data, or leave the setting out to train one here.")
     _, trained, _, _ = load(run)
     return trained, settings.replace(**upstream.recorded(str(run.resolve()), trained.settings, budget_steps))
+
+
+def shared_upstream_run(upstream, settings: Settings, progress: bool, fast: bool) -> Path:
+    """The run of an upstream model that learns from its own bundled set (:attr:`Upstream.data`): trained once per
+    machine into the cache (``runs/`` beside the bundled sets), named by what decides it (model, set, fast or full,
+    settings, steps), and reused by every run that asks for the same, whatever its seed: like a pretrained part, it
+    is trained with seed 0 (the seeds of the models built on it vary only what they train). A lock keeps two
+    processes from training it at once."""
+    from musiclib.cache import cache_root
+    from musiclib.datasets import bundled
+
+    wanted = {key: value for key, value in upstream.settings_of(settings).to_dict().items() if key != "steps"}
+    identity = {"model": upstream.model.name, "data": upstream.data, "build": bundled.BUILD_VERSIONS[upstream.data],
+                "fast": fast, "settings": wanted, "steps": upstream.steps(settings)}
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
+    target = cache_root() / "runs" / f"{upstream.model.name}-{digest}"
+    if not _complete(target):
+        with bundled.build_lock(target):
+            if not _complete(target):  # another process may have finished it while this one waited
+                shutil.rmtree(target, ignore_errors=True)
+                train(upstream.model.name, upstream.data, target, steps=upstream.steps(settings), seed=0, overrides=wanted,
+                      progress=progress, fast=fast)
+                write_text_atomically(target / "complete", "\n")
+    return target
+
+
+def _complete(run: Path) -> bool:
+    return (run / "complete").exists()
 
 
 def _check_resume(config_path: Path, previous: dict, run_config: dict, recorded: tuple[str, ...] = ()) -> None:

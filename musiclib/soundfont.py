@@ -100,3 +100,58 @@ def render(parts: list[list[Note]], programs: tuple[int, ...], sample_rate: int,
     if seconds is not None:
         mono = mono[: int(round(seconds * sample_rate))]
     return mono.astype(np.float32)
+
+
+VOICE_FLOORS = (67, 60, 53)
+"""The lowest MIDI pitch a soprano, alto and tenor part is given here (anything lower is bass): how
+:func:`render_notes` shares notes without voices (a transcription's) among an ensemble's four programs."""
+
+
+def voices(notes: list[Note]) -> list[list[Note]]:
+    """Soprano, alto, tenor and bass parts of notes that come without parts, split by pitch at :data:`VOICE_FLOORS`."""
+    parts: list[list[Note]] = [[], [], [], []]
+    for note in notes:
+        parts[next((v for v, floor in enumerate(VOICE_FLOORS) if note.pitch >= floor), 3)].append(note)
+    return parts
+
+
+def render_notes(notes: list[Note], ensemble: str, sample_rate: int, seconds: float | None = None) -> np.ndarray:
+    """Notes without parts played by one of :data:`ENSEMBLES`, each by the program of its voice (:func:`voices`);
+    ``(samples,)`` float32 of ``seconds`` exactly when given (silence where the music stops)."""
+    if ensemble not in ENSEMBLES:
+        raise ValueError(f"ensemble must be one of {', '.join(ENSEMBLES)}, got {ensemble!r}")
+    if notes:
+        y = render(voices(notes), ENSEMBLES[ensemble], sample_rate, seconds)
+    else:
+        y = np.zeros(0, np.float32)
+    if seconds is not None:
+        y = np.pad(y, (0, max(0, int(round(seconds * sample_rate)) - len(y))))
+    return y
+
+
+def fit_playback(recordings: list[np.ndarray], notes: list[list[Note]], sample_rate: int, ensemble: str = "auto") -> tuple[str, float]:
+    """How to play notes so that they sound like ``recordings`` (whose transcriptions are ``notes``): an ensemble and a gain.
+
+    ``ensemble="auto"`` chooses, for each recording, the ensemble whose rendering of its notes has the average log-mel
+    spectrum closest to the recording's (mean squared difference, each spectrum less its mean over bands, so that
+    loudness does not count); the ensemble most recordings choose wins (ties: the first in :data:`ENSEMBLES`). The
+    gain brings the renderings of all the notes to the recordings' RMS level.
+    """
+    from musiclib import features
+    from musiclib.config import AudioConfig
+
+    config = AudioConfig(sample_rate=sample_rate)
+
+    def shape(y):
+        spectrum = features.log_mel(np.pad(y, (0, max(0, config.n_fft - len(y)))), config).mean(axis=-1)
+        return spectrum - spectrum.mean()
+
+    seconds = [len(y) / sample_rate for y in recordings]
+    names = list(ENSEMBLES) if ensemble == "auto" else [ensemble]
+    renders = {name: [render_notes(n, name, sample_rate, t) for n, t in zip(notes, seconds)] for name in names}
+    if ensemble == "auto":
+        votes = [min(names, key=lambda name: float(np.mean((shape(renders[name][i]) - shape(y)) ** 2))) for i, y in enumerate(recordings)]
+        ensemble = max(names, key=votes.count)
+    played = np.concatenate(renders[ensemble])
+    level = float(np.sqrt(np.mean(np.concatenate(recordings) ** 2)))
+    return ensemble, level / max(float(np.sqrt(np.mean(played ** 2))), 1e-9)

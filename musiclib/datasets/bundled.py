@@ -226,7 +226,7 @@ _VERIFIED: set[Path] = set()
 
 
 @contextlib.contextmanager
-def _build_lock(root: Path):
+def build_lock(root: Path):
     """Hold an exclusive lock on ``root``'s build (a file in the cache's ``locks/``) while it is built; POSIX only."""
     try:
         import fcntl
@@ -248,7 +248,7 @@ def _cached(name: str, builder, fast: bool | None, config: AudioConfig | None) -
     config = config or AudioConfig()
     root = cache_dir() / f"{name}-v{BUILD_VERSIONS[name]}-{'fast' if fast else 'full'}-{config.sample_rate}"
     if not (root / "manifest.json").exists():
-        with _build_lock(root):  # two processes (test workers, notebooks) may ask for an unbuilt set at once
+        with build_lock(root):  # two processes (test workers, notebooks) may ask for an unbuilt set at once
             if not (root / "manifest.json").exists():
                 builder(root, config=config, fast=fast)
     dataset = AudioDataset(root)
@@ -329,3 +329,21 @@ def write_example_recordings(out: str | Path, n_files: int = 16, seconds: float 
         target = out / path.parent.parent.name / f"{path.parent.name}_{path.stem}{EXAMPLE_FORMATS[k % len(EXAMPLE_FORMATS)]}"
         written.append(audio.save(target, 0.9 * y / max(1e-9, float(np.abs(y).max())), sample_rate))
     return sorted(written)
+
+
+def recording_notes(dataset: AudioDataset) -> dict[str, list[synth.Note]]:
+    """The notes each recording of a bundled chorale set plays (all four voices together, cut where the recording
+    is), by source name: the exact answer a transcriber learns from.
+
+    Raises:
+        DatasetError: the dataset is not a bundled chorale set (a folder of recordings has no known notes).
+    """
+    manifest = dataset.manifest
+    if manifest.get("bundled") not in ("chorales", "chorales-synth"):
+        raise DatasetError(f"{dataset.root}: its notes are not known, and a transcriber learns from music whose notes are; "
+                           "train it on the bundled chorales (--data chorales)")
+    seconds = manifest["sizes"]["max_seconds"]
+    notes = {name: sorted((note for part in parts for note in part if seconds is None or note.onset < seconds),
+                          key=lambda note: (note.onset, note.pitch))
+             for name, parts in satb_chorales(manifest["sizes"]["n_chorales"])}
+    return {source["source"]: notes[source["source"]] for source in manifest["sources"]}

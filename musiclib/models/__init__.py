@@ -66,8 +66,8 @@ def vocoders() -> list[type[Model]]:
 
 
 def _load_builtin_models() -> None:
-    from musiclib.models import (codec, dcgan, flow, gruv_lstm, melgan, sample_lstm, spectral_noise,  # noqa: F401
-                                 token_transformer, vae, vq)  # (they register themselves)
+    from musiclib.models import (codec, dcgan, flow, gruv_lstm, melgan, note_transformer, sample_lstm,  # noqa: F401
+                                 spectral_noise, token_transformer, transcriber, vae, vq)  # (they register themselves)
 
 
 __all__ = ["FAMILIES", "LogMel", "Model", "Settings", "Upstream", "make_audio", "render", "REGISTRY", "register", "get",

@@ -174,11 +174,15 @@ class Upstream:
         model: The upstream model's class.
         setting: The name the settings above start with.
         budget_share: The share of a time budget (``musiclib train --minutes``) it trains for, when trained here.
+        data: A bundled set it always learns from, whatever the model built on it trains on (a transcriber learns from
+            music whose notes are known). Such a run is trained once per machine into the cache and shared
+            (:func:`musiclib.runs.upstream_run`); empty: it trains on the same data, into the run folder.
     """
 
     model: type["Model"]
     setting: str
     budget_share: float = 0.5
+    data: str = ""
 
     def given_run(self, settings: Settings) -> str:
         return getattr(settings, self.setting)
@@ -196,9 +200,10 @@ class Upstream:
                 **({} if steps is None else {f"{self.setting}_steps": steps})}
 
 
-FAMILIES = ("baseline", "sequence", "gan", "autoencoder", "latent", "vocoder")
+FAMILIES = ("baseline", "sequence", "gan", "autoencoder", "latent", "notes", "vocoder")
 """How the course groups models, in the order the demo's gallery shows them.
-"latent": compress the audio (a tokenizer, an autoencoder), then model the compressed form."""
+"latent": compress the audio (a tokenizer, an autoencoder), then model the compressed form.
+"notes": transcribe the audio into notes, model the notes, play them back."""
 
 
 class Model(torch.nn.Module):
