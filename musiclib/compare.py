@@ -15,7 +15,7 @@ A model joins the table by registering itself; nothing here names a model.
 
 The tables and pages made from the results are :mod:`musiclib.report`'s.
 
-Notebook: 14_comparison.ipynb
+Notebook: 15_comparison.ipynb
 """
 from __future__ import annotations
 
@@ -361,7 +361,8 @@ def run(plan: ComparePlan, log: Callable[[str], None] = _log) -> dict:
                 run_dir = work / data / model_class.name / "seed_0"
                 budget = {**setup.budget, "settings": run_settings(model_class, plan)}
                 scores = _cached_json(run_dir / "ceiling.json", budget, lambda: score_ceiling(setup, run_dir))
-                rows.append({"name": f"real music → {model_class.name}'s representation (seed 0) → Griffin-Lim 32",
+                inversion = " → Griffin-Lim 32" if model_class.output == "log-mel" else ""  # a model that makes audio plays it itself
+                rows.append({"name": f"real music → {model_class.name}'s representation (seed 0){inversion}",
                              "kind": "ceiling", "family": model_class.family, "seeds": 1, "scores": scores})
         for name, (make, round_trip) in _reference_sets(setup, group).items():
             slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")

@@ -14,7 +14,7 @@ so a model's score reads as "how far from noise towards the music". The pitch an
 constant-Q transform with 3 bins per semitone from C1 (32.7 Hz), which separates semitones in the
 bass, unlike a mel grid (see notebook 04).
 
-Notebook: 14_comparison.ipynb
+Notebook: 15_comparison.ipynb
 """
 from __future__ import annotations
 

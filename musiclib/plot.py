@@ -1,6 +1,6 @@
-"""Plots with labelled axes: waveforms in seconds, spectrograms in seconds and Hz.
+"""Plots with labelled axes: waveforms in seconds, spectrograms in seconds and Hz, piano rolls in seconds and note names.
 
-Notebooks: 01_sound_and_sampling.ipynb, 03_stft.ipynb, 04_mel_spectrograms.ipynb
+Notebooks: 01_sound_and_sampling.ipynb, 03_stft.ipynb, 04_mel_spectrograms.ipynb, 14_notes.ipynb
 """
 from __future__ import annotations
 
@@ -73,6 +73,27 @@ def spectrogram(
         ax.set_title(title)
     if colorbar:
         ax.figure.colorbar(image, ax=ax, format=f"%+.0f {units}")
+    return ax
+
+
+def piano_roll(notes, ax=None, title: str | None = None, seconds: float | None = None, color: str = "C0", label: str | None = None):
+    """Notes (:class:`musiclib.synth.Note`) as bars: time in seconds across, pitch up, the C of each octave named. Returns the axes."""
+    import librosa
+    from matplotlib.patches import Rectangle
+
+    ax = _axes(ax)
+    for i, note in enumerate(notes):
+        ax.add_patch(Rectangle((note.onset, note.pitch - 0.4), note.duration, 0.8, color=color, alpha=0.85, label=label if i == 0 else None))
+    pitches = [note.pitch for note in notes] or [60]
+    low, high = int(min(pitches)) - 2, int(max(pitches)) + 2
+    ax.set_ylim(low, high)
+    ax.set_xlim(0, seconds if seconds is not None else max([n.onset + n.duration for n in notes] or [1.0]))
+    octaves = [p for p in range(low, high + 1) if p % 12 == 0]
+    ax.set_yticks(octaves, [librosa.midi_to_note(p) for p in octaves])
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("pitch")
+    if title:
+        ax.set_title(title)
     return ax
 
 

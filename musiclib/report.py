@@ -3,7 +3,7 @@
 
 :func:`musiclib.compare.run` makes the results; this module only writes them.
 
-Notebook: 14_comparison.ipynb
+Notebook: 15_comparison.ipynb
 """
 from __future__ import annotations
 

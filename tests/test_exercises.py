@@ -9,10 +9,10 @@ import torch
 from musiclib import dsp, losses, metrics, signals
 from musiclib.datasets import gruv
 from musiclib.datasets.spectrogram import Normalizer
-from musiclib.exercises import check, nb01, nb02, nb03, nb04, nb05, nb06, nb07, nb08, nb09, nb10, nb11, nb12, nb13, nb14
+from musiclib.exercises import check, nb01, nb02, nb03, nb04, nb05, nb06, nb07, nb08, nb09, nb10, nb11, nb12, nb13, nb14, nb15
 from musiclib.models import sample_lstm, vae
 
-MODULES = [importlib.import_module(f"musiclib.exercises.nb{n:02d}") for n in range(1, 15)]
+MODULES = [importlib.import_module(f"musiclib.exercises.nb{n:02d}") for n in range(1, 16)]
 EXERCISES = [(m, k) for m in MODULES for k in range(1, 10) if hasattr(m, f"exercise_{k}")]
 
 
@@ -119,9 +119,28 @@ def test_solutions_agree_with_the_library():
 
     per_seed = [2.0, 4.0, 9.0]
     summary = compare.summarise([{"score": v} for v in per_seed])["score"]
-    assert nb14.exercise_1(per_seed) == pytest.approx((summary["mean"], summary["sd"]))
+    assert nb15.exercise_1(per_seed) == pytest.approx((summary["mean"], summary["sd"]))
     profile = rng.random(12)
-    np.testing.assert_allclose(nb14.exercise_2(profile, metrics.MAJOR_KEY_PROFILE), metrics.key_correlations(profile)[:12])
-    np.testing.assert_allclose(nb14.exercise_2(profile, metrics.MINOR_KEY_PROFILE), metrics.key_correlations(profile)[12:])
+    np.testing.assert_allclose(nb15.exercise_2(profile, metrics.MAJOR_KEY_PROFILE), metrics.key_correlations(profile)[:12])
+    np.testing.assert_allclose(nb15.exercise_2(profile, metrics.MINOR_KEY_PROFILE), metrics.key_correlations(profile)[12:])
     clip = np.concatenate([0.3 * rng.standard_normal(11025), 1e-5 * rng.standard_normal(11025)]).astype(np.float32)
-    assert nb14.exercise_3(librosa.feature.rms(y=clip, frame_length=2048, hop_length=512)[0]) == metrics.silent_share(clip[None])
+    assert nb15.exercise_3(librosa.feature.rms(y=clip, frame_length=2048, hop_length=512)[0]) == metrics.silent_share(clip[None])
+
+
+def test_the_notes_solutions_agree_with_the_library_and_mir_eval():
+    from musiclib import note_events, transcription
+    from musiclib.models.token_transformer import longest_copied_ngram
+    from musiclib.synth import Note
+
+    rng = np.random.default_rng(14)
+    tokens = note_events.encode([Note(0.3 * i, 0.3, 50 + int(rng.integers(0, 20))) for i in range(30)], 0.3)
+    np.testing.assert_array_equal(nb14.exercise_1(tokens, 4, note_events.PITCH, note_events.DURATION), note_events.transpose(tokens, 4))
+    for _ in range(5):
+        reference = [Note(float(t), 0.2, int(p)) for t, p in zip(rng.uniform(0, 3, 20), rng.integers(60, 64, 20))]
+        estimated = [Note(n.onset + float(rng.normal(0, 0.04)), 0.2, n.pitch + int(rng.random() < 0.2)) for n in reference]
+        expected = transcription.note_scores(reference, estimated, 22050, 10.0)
+        got = nb14.exercise_2([(n.pitch, n.onset) for n in reference], [(n.pitch, n.onset) for n in estimated])
+        assert got == pytest.approx((expected["note_precision"], expected["note_recall"], expected["note_f1"]))
+    reference = rng.integers(0, 3, (50, 3))
+    sequence = np.concatenate([rng.integers(0, 3, (4, 3)), reference[5:12]])
+    assert nb14.exercise_3(sequence, reference) == longest_copied_ngram([sequence], [reference])

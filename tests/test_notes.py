@@ -13,7 +13,7 @@ from musiclib.models.transcriber import HarmonicStack
 from musiclib.synth import Note
 
 SR = 22050
-TRANSCRIBER_STEPS = 120  # a short transcriber, trained once into the cache and shared by the tests that ask for it
+TRANSCRIBER_STEPS = 300  # the notebook's fast transcriber: trained once into the cache, shared by these tests and notebook 14
 
 
 def chord_notes(beat: float = 0.3, bars: int = 8) -> list[Note]:

@@ -1,6 +1,6 @@
-"""Exercises of notebook 14, the comparison.
+"""Exercises of notebook 14, notes as the latent.
 
-Notebook: 14_comparison.ipynb
+Notebook: 14_notes.ipynb
 """
 from __future__ import annotations
 
@@ -9,41 +9,73 @@ import numpy as np
 from musiclib.exercises import check
 
 
-def exercise_1(per_seed: list[float]) -> tuple[float, float]:
-    """The mean of one score over training seeds and its sample standard deviation (divided by ``S - 1``)."""
-    values = np.asarray(per_seed, dtype=np.float64)
-    return float(values.mean()), float(values.std(ddof=1))
+def exercise_1(tokens: np.ndarray, semitones: int, first_pitch: int, first_duration: int) -> np.ndarray:
+    """Warm-up. The token sequence transposed by ``semitones``: every pitch token (``first_pitch <= token <
+    first_duration``) moved by that many, every other token kept."""
+    tokens = np.asarray(tokens).copy()
+    pitches = (tokens >= first_pitch) & (tokens < first_duration)
+    tokens[pitches] += semitones
+    return tokens
 
 
-def exercise_2(pitch_class_profile: np.ndarray, key_profile: np.ndarray) -> np.ndarray:
-    """``(12,)``: the Pearson correlation of a pitch-class profile with ``key_profile`` rotated to each of the 12 tonics
-    (tonic ``t``: ``np.roll(key_profile, t)``)."""
-    x = np.asarray(pitch_class_profile, dtype=np.float64) - np.mean(pitch_class_profile)
-    out = []
-    for tonic in range(12):
-        y = np.roll(np.asarray(key_profile, dtype=np.float64), tonic)
-        y = y - y.mean()
-        out.append(float(x @ y / np.sqrt((x @ x) * (y @ y))))
-    return np.array(out)
+def exercise_2(reference_onsets: np.ndarray, estimated_onsets: np.ndarray, tolerance: float = 0.05) -> tuple[float, float, float]:
+    """Core. Precision, recall and F1 of estimated notes against reference notes, each a ``(n, 2)`` array of
+    ``(MIDI pitch, onset in seconds)``: a match is one reference and one estimate of the same pitch whose onsets differ by
+    at most ``tolerance``, each note in at most one match, as many matches as possible (the notes of one pitch,
+    taken in time order, matched greedily to the earliest unmatched partner in reach, which is optimal in one dimension)."""
+    reference, estimated = np.asarray(reference_onsets, float).reshape(-1, 2), np.asarray(estimated_onsets, float).reshape(-1, 2)
+    matches = 0
+    for pitch in set(reference[:, 0]) | set(estimated[:, 0]):
+        ref = np.sort(reference[reference[:, 0] == pitch, 1])
+        est = np.sort(estimated[estimated[:, 0] == pitch, 1])
+        i = j = 0
+        while i < len(ref) and j < len(est):
+            if abs(ref[i] - est[j]) <= tolerance:
+                matches, i, j = matches + 1, i + 1, j + 1
+            elif est[j] < ref[i]:
+                j += 1
+            else:
+                i += 1
+    precision = matches / len(estimated) if len(estimated) else 0.0
+    recall = matches / len(reference) if len(reference) else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return float(precision), float(recall), float(f1)
 
 
-def exercise_3(frame_rms: np.ndarray, threshold_db: float = -60.0) -> float:
-    """The share of frames whose RMS (full scale = 1) lies below ``threshold_db`` decibels."""
-    return float(np.mean(20 * np.log10(np.maximum(np.asarray(frame_rms, dtype=np.float64), 1e-12)) < threshold_db))
+def exercise_3(sequence: np.ndarray, reference: np.ndarray) -> int:
+    """Stretch. The longest run of consecutive rows of ``sequence`` ``(n, 3)`` that occurs, row for row, somewhere in
+    ``reference`` ``(m, 3)`` (the longest copied run of notes; 0 when no row occurs)."""
+    sequence, reference = np.asarray(sequence), np.asarray(reference)
+    best = 0
+    # previous[j]: the length of the common run ending at sequence row i - 1 and reference row j - 1
+    previous = np.zeros(len(reference) + 1, int)
+    for i in range(len(sequence)):
+        current = np.zeros_like(previous)
+        for j in range(len(reference)):
+            if np.array_equal(sequence[i], reference[j]):
+                current[j + 1] = previous[j] + 1
+        best = max(best, int(current.max()))
+        previous = current
+    return best
 
 
 def check_1(answer) -> bool:
-    return check(answer, exercise_1, [([2.0, 4.0, 9.0],), ([0.5, 0.5],), ([10.0, 12.0, 11.0, 15.0],)])
+    from musiclib import note_events
+
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(0, note_events.VOCABULARY, 40)
+    return check(answer, exercise_1, [(tokens, 3, note_events.PITCH, note_events.DURATION),
+                                      (tokens, -2, note_events.PITCH, note_events.DURATION)])
 
 
 def check_2(answer) -> bool:
-    from musiclib.metrics import MAJOR_KEY_PROFILE, MINOR_KEY_PROFILE
-
-    rng = np.random.default_rng(0)
-    return check(answer, exercise_2, [(rng.random(12), MAJOR_KEY_PROFILE), (np.roll(MAJOR_KEY_PROFILE, 5), MAJOR_KEY_PROFILE),
-                                      (rng.random(12), MINOR_KEY_PROFILE)])
+    reference = np.array([[60, 0.0], [64, 0.0], [67, 0.5], [60, 1.0], [60, 1.04]])
+    estimated = np.array([[60, 0.02], [64, 0.07], [67, 0.49], [60, 1.03], [72, 1.0]])
+    return check(answer, exercise_2, [(reference, estimated), (reference, reference), (reference, estimated[:0])])
 
 
 def check_3(answer) -> bool:
-    return check(answer, exercise_3, [(np.array([1.0, 1e-4, 0.5, 1e-2, 0.0]),), (np.array([0.1, 0.002, 0.0005]), -50.0),
-                                      (np.array([1e-3 * 0.99, 1e-3 * 1.01]),)])
+    rng = np.random.default_rng(3)
+    reference = rng.integers(0, 3, (40, 3))
+    copied = np.concatenate([rng.integers(5, 8, (3, 3)), reference[10:16], rng.integers(5, 8, (2, 3))])
+    return check(answer, exercise_3, [(copied, reference), (rng.integers(5, 8, (6, 3)), reference)])

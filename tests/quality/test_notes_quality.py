@@ -33,15 +33,20 @@ def test_the_transcriber_writes_down_held_out_chorales_of_every_ensemble(note_ru
     assert scores["synth_note_f1"] >= 0.6
 
 
-def test_new_notes_are_tonal_in_a_key_and_not_copied(note_run):
-    _, results = note_run
+def test_new_notes_are_tonal_in_a_key_on_a_beat_and_not_copied(note_run):
+    run, results = note_run
     made, music, held = results["generated"], results["heldout_real"], results["heldout_scores"]
-    print({key: round(made[key] / music[key], 3) for key in ("frame_tonality", "pulse_clarity", "key_clarity_windows")},
+    _, model, _, _ = runs.load(run)
+    scorer, excerpts = runs.musical_scorer(bundled.chorales(fast=True))
+    random_notes = scorer(model.transcriber.sample(len(excerpts), excerpts.shape[1] / model.audio.sample_rate, seed=0))
+    ratios = {key: made[key] / music[key] for key in ("frame_tonality", "pulse_clarity", "key_clarity_windows")}
+    print({key: round(value, 3) for key, value in ratios.items()}, "random notes:", {k: round(v, 3) for k, v in random_notes.items()},
           "ceiling:", {key: round(value, 3) for key, value in results["ceiling"].items()},
           "copied notes:", held["longest_copied_notes"], "held-out:", held["heldout_longest_copied_notes"])
-    assert made["frame_tonality"] >= 0.8 * music["frame_tonality"]
-    assert made["key_clarity_windows"] >= 0.75 * music["key_clarity_windows"]
-    assert made["pulse_clarity"] >= 0.5 * music["pulse_clarity"]
-    assert made["memorization_ratio"] >= 0.7
-    assert held["longest_copied_notes"] <= max(held["heldout_longest_copied_notes"], 8)
-    assert held["cross_entropy"] <= held["bigram_cross_entropy"] - 0.4
+    # Of the music's, 2026-12-07 (temperature 0.7, 8 excerpts): tonality 0.90, 0.85, 0.89; pulse 0.65, 0.70, 0.69;
+    # key 1.01, 1.06, 0.90 on seeds 0-2. Random notes in the same instruments: key about 0.46 of the music's.
+    assert ratios["frame_tonality"] >= 0.75 and ratios["pulse_clarity"] >= 0.5 and ratios["key_clarity_windows"] >= 0.75
+    assert made["key_clarity_windows"] >= random_notes["key_clarity_windows"] + 0.3
+    assert made["memorization_ratio"] >= 0.7  # 1.46-1.62 on seeds 0-2
+    assert held["longest_copied_notes"] <= held["heldout_longest_copied_notes"]  # 2-3 against 5
+    assert held["cross_entropy"] <= held["bigram_cross_entropy"] - 0.4  # 2.0-2.1 against 2.8-2.9 nats per token
