@@ -41,6 +41,9 @@ HARMONICS = (1, 2, 3, 4, 5)
 """The harmonics stacked as input channels."""
 FLOOR_DB = 80.0
 """Bins more than this below the loudest bin read as silence (0 after scaling)."""
+QUIETEST_REFERENCE = 0.025
+"""The least the loudest bin is taken to be: the transform's peak for a sine at -60 dBFS (a full-scale sine peaks at
+about 25). A recording quieter than that is not scaled up, so silence reads as silence instead of as loud noise."""
 
 
 def frames_per_second(sample_rate: int) -> float:
@@ -48,12 +51,13 @@ def frames_per_second(sample_rate: int) -> float:
 
 
 def log_cqt(y: np.ndarray, sample_rate: int) -> np.ndarray:
-    """``(N_KEYS * 3, frames)`` float32: a constant-Q magnitude in dB below its loudest bin, scaled to [0, 1]."""
+    """``(N_KEYS * 3, frames)`` float32: a constant-Q magnitude in dB below its loudest bin (at least
+    :data:`QUIETEST_REFERENCE`), scaled to [0, 1]."""
     import librosa
 
     cqt = np.abs(librosa.cqt(np.asarray(y, np.float32), sr=sample_rate, hop_length=HOP, fmin=musicality.FMIN_HZ,
                              n_bins=N_KEYS * BINS_PER_SEMITONE, bins_per_octave=12 * BINS_PER_SEMITONE))
-    db = 20.0 * np.log10(np.maximum(cqt, 1e-12) / max(float(cqt.max()), 1e-12))
+    db = 20.0 * np.log10(np.maximum(cqt, 1e-12) / max(float(cqt.max()), QUIETEST_REFERENCE))
     return (np.clip(db, -FLOOR_DB, 0.0) / FLOOR_DB + 1.0).astype(np.float32)
 
 
