@@ -100,8 +100,8 @@ def encode(notes: list[Note], grid: float, phase: float = 0.0) -> np.ndarray:
     return np.array(tokens, np.int64)
 
 
-def decode(tokens: np.ndarray, grid: float, phase: float = 0.0, velocity: float = 0.6) -> list[Note]:
-    """The notes of a token sequence (its inverse for sequences :func:`encode` writes).
+def parse(tokens: np.ndarray) -> list[tuple[int, int, int]]:
+    """``(onset step, key, duration in steps)`` of each note of a token sequence, in order.
 
     Sampled sequences need not follow the grammar: a pitch not followed by a duration, or a duration without a
     pitch before it, is skipped.
@@ -114,9 +114,14 @@ def decode(tokens: np.ndarray, grid: float, phase: float = 0.0, velocity: float 
         elif PITCH <= token < DURATION:
             pending = token - PITCH
         elif DURATION <= token < VOCABULARY and pending is not None:
-            notes.append(Note(phase + clock * grid, (token - DURATION + 1 - RELEASE) * grid, LOWEST_KEY + pending, velocity))
+            notes.append((clock, pending, token - DURATION + 1))
             pending = None
     return notes
+
+
+def decode(tokens: np.ndarray, grid: float, phase: float = 0.0, velocity: float = 0.6) -> list[Note]:
+    """The notes of a token sequence (:func:`parse`; the inverse of :func:`encode` for what it writes)."""
+    return [Note(phase + step * grid, (duration - RELEASE) * grid, LOWEST_KEY + key, velocity) for step, key, duration in parse(tokens)]
 
 
 def end_seconds(tokens: np.ndarray, grid: float, phase: float = 0.0) -> float:
@@ -144,15 +149,9 @@ def note_rows(notes: list[Note], grid: float, phase: float = 0.0) -> np.ndarray:
 
 
 def tokens_to_rows(tokens: np.ndarray) -> np.ndarray:
-    """:func:`note_rows` of a token sequence (grammar errors skipped as :func:`decode` skips them)."""
-    rows, gap, pending = [], 0, None
-    for token in np.asarray(tokens).tolist():
-        if SHIFT <= token < PITCH:
-            gap += token - SHIFT + 1
-            pending = None
-        elif PITCH <= token < DURATION:
-            pending = token - PITCH
-        elif DURATION <= token < VOCABULARY and pending is not None:
-            rows.append((gap, pending, token - DURATION + 1))
-            gap, pending = 0, None
+    """:func:`note_rows` of a token sequence (grammar errors skipped, as :func:`parse` skips them)."""
+    rows, previous = [], 0
+    for step, key, duration in parse(tokens):
+        rows.append((step - previous, key, duration))
+        previous = step
     return np.array(rows, np.int64).reshape(-1, 3)
