@@ -9,11 +9,11 @@ import torch
 
 from musiclib import note_events, soundfont, transcription
 from musiclib.datasets import DatasetError, bundled
-from musiclib.models.transcriber import HarmonicStack
+from musiclib.models.transcriber import HarmonicStack, TranscriberSettings
 from musiclib.synth import Note
 
 SR = 22050
-TRANSCRIBER_STEPS = 300  # the notebook's fast transcriber: trained once into the cache, shared by these tests and notebook 14
+TRANSCRIBER_STEPS = 300  # the CLI's transcriber: trained once into the cache, shared by these tests, notebook 14 and the quality tier
 
 
 def chord_notes(beat: float = 0.3, bars: int = 8) -> list[Note]:
@@ -175,3 +175,7 @@ def test_bad_note_settings_are_refused(setting):
 
     with pytest.raises(ValueError, match="setting"):
         NoteTransformerSettings.from_dict(setting).check()
+
+
+def test_the_tests_share_the_clis_transcriber():
+    assert TRANSCRIBER_STEPS == TranscriberSettings().steps, "one transcriber per machine serves the CLI, the tests and the notebook"
