@@ -143,7 +143,8 @@ def peak_picking(y: np.ndarray, sample_rate: int, threshold_db: float = 30.0, mi
     return decode(starts.astype(np.float32), active, sample_rate, onset_threshold=0.5, frame_threshold=0.5, min_frames=min_frames)
 
 
-def _intervals_and_hz(notes: list[Note]) -> tuple[np.ndarray, np.ndarray]:
+def intervals_and_hz(notes: list[Note]) -> tuple[np.ndarray, np.ndarray]:
+    """Notes as ``mir_eval`` takes them: ``(n, 2)`` onset and offset times (s; at least 1 ms long) and ``(n,)`` pitches (Hz)."""
     from musiclib.signals import midi_to_hz
 
     if not notes:
@@ -161,8 +162,8 @@ def note_scores(reference: list[Note], estimate: list[Note], sample_rate: int, s
 
     reference = [n for n in reference if n.onset < seconds]
     estimate = [n for n in estimate if n.onset < seconds]
-    ref_intervals, ref_hz = _intervals_and_hz(reference)
-    est_intervals, est_hz = _intervals_and_hz(estimate)
+    ref_intervals, ref_hz = intervals_and_hz(reference)
+    est_intervals, est_hz = intervals_and_hz(estimate)
     scores = {}
     for name, offset_ratio in (("note", None), ("note_with_offsets", 0.2)):
         if len(reference) and len(estimate):

@@ -12,6 +12,7 @@ Notebook: 05_data_pipeline.ipynb
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import platform
 from importlib import metadata
@@ -343,7 +344,14 @@ def recording_notes(dataset: AudioDataset) -> dict[str, list[synth.Note]]:
         raise DatasetError(f"{dataset.root}: its notes are not known, and a transcriber learns from music whose notes are; "
                            "train it on the bundled chorales (--data chorales)")
     seconds = manifest["sizes"]["max_seconds"]
-    notes = {name: sorted((note for part in parts for note in part if seconds is None or note.onset < seconds),
-                          key=lambda note: (note.onset, note.pitch))
-             for name, parts in satb_chorales(manifest["sizes"]["n_chorales"])}
+    notes = {name: [note for note in piece if seconds is None or note.onset < seconds]
+             for name, piece in _chorale_notes(manifest["sizes"]["n_chorales"]).items()}
     return {source["source"]: notes[source["source"]] for source in manifest["sources"]}
+
+
+@functools.lru_cache(maxsize=2)
+def _chorale_notes(n: int) -> dict[str, tuple[synth.Note, ...]]:
+    """Every note of each of the first ``n`` chorales, sorted by onset then pitch: parsed once per process (music21
+    takes seconds), since training, scoring and each held-out split ask again."""
+    return {name: tuple(sorted((note for part in parts for note in part), key=lambda note: (note.onset, note.pitch)))
+            for name, parts in satb_chorales(n)}

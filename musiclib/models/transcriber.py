@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from musiclib import soundfont, transcription
+from musiclib import audio, soundfont, transcription
 from musiclib.config import AudioConfig
 from musiclib.models import base, register
 from musiclib.models.layers import eval_mode
@@ -214,17 +214,11 @@ class Transcriber(base.Model):
     def probabilities(self, y: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
         """Onset and frame probabilities ``(N_KEYS, frames)`` of one recording ``(samples,)`` (resampled to the
         transcriber's rate first), at :data:`musiclib.transcription.HOP` samples per frame of that rate."""
-        y = self.resampled(y, sample_rate)
+        y = audio.resample(np.asarray(y, np.float32), sample_rate, self.audio.sample_rate)
         with eval_mode(self):
             spectrogram = torch.as_tensor(transcription.log_cqt(y, self.audio.sample_rate), device=self.pitch_counts.device)[None]
             onset_logits, frame_logits = self.network(spectrogram)
         return torch.sigmoid(onset_logits[0]).cpu().numpy(), torch.sigmoid(frame_logits[0]).cpu().numpy()
-
-    def resampled(self, y: np.ndarray, sample_rate: int) -> np.ndarray:
-        import librosa
-
-        y = np.asarray(y, np.float32)
-        return y if sample_rate == self.audio.sample_rate else librosa.resample(y, orig_sr=sample_rate, target_sr=self.audio.sample_rate)
 
     def transcribe(self, y: np.ndarray, sample_rate: int) -> list[Note]:
         """The notes of one recording ``(samples,)`` at ``sample_rate`` (decoded with the settings' thresholds)."""
