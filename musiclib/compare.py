@@ -190,7 +190,7 @@ def train_run(name: str, plan: ComparePlan, run_dir: Path, seed: int, threads: i
         if before.get("data_fingerprint") != done["data_fingerprint"]:  # trained on other data (or features): start again
             shutil.rmtree(run_dir)
     try:
-        runs.train(name, dataset.root, run_dir, seed=seed, overrides=done["settings"], progress=False)
+        runs.train(name, dataset.root, run_dir, seed=seed, overrides=done["settings"], progress=False, fast=plan.fast)
     except ValueError as err:
         raise ValueError(f"{err} (musiclib compare: delete {run_dir}, or give another --work folder)") from err
     write_text_atomically(finished, json.dumps(done) + "\n")
@@ -244,6 +244,30 @@ def score_run(model_class, setup: ScoringSetup, run_dir: Path) -> dict:
         scores["pitch_accuracy"] = asked["within_tolerance"]
         scores["pitch_accuracy_unheard"] = asked.get("within_tolerance_unheard")
     return scores
+
+
+def continues_from_nothing(model_class) -> bool:
+    """A model that both makes music from nothing (its row) and continues music: its continuations get a row too."""
+    return model_class.prime_seconds == 0 and {"autonomous", "continue"} <= set(model_class.modes())
+
+
+def score_continuation(setup: ScoringSetup, run_dir: Path) -> dict:
+    """A trained run's continuations of held-out clips (each whole clip the prime, as ``musiclib generate --mode
+    continue`` primes), scored like its row: the new audio only, as many clips of the same length, and excerpts
+    continuing held-out clips for the musical measures."""
+    from musiclib import musicality, runs
+    from musiclib.models import make_audio
+    from musiclib.utils import set_seed
+
+    _, model, _, _ = runs.load(run_dir)
+    clip_seconds = setup.dataset.clip_samples / setup.dataset.sample_rate
+    set_seed(0)
+    clips = make_audio(model, setup.n, clip_seconds, 0, runs.heldout_audio(setup.dataset, setup.n, clip_seconds), mode="continue")
+    excerpts = None
+    if setup.n_excerpts:
+        primes = runs.heldout_audio(setup.dataset, setup.n_excerpts, clip_seconds, seed=setup.n)
+        excerpts = make_audio(model, setup.n_excerpts, musicality.EXCERPT_SECONDS, 0, primes, mode="continue")
+    return setup.score(clips, run_dir / "continued.wav", excerpts)
 
 
 def score_ceiling(setup: ScoringSetup, run_dir: Path) -> dict:
@@ -356,6 +380,14 @@ def run(plan: ComparePlan, log: Callable[[str], None] = _log) -> dict:
                 per_seed.append(_cached_json(run_dir / "scores.json", budget, lambda: score_run(model_class, setup, run_dir)))
             rows.append({"name": model_class.name, "kind": "model", "family": model_class.family, "seeds": plan.seeds,
                          "scores": summarise(per_seed), "per_seed": per_seed})
+        for model_class in filter(continues_from_nothing, group):
+            per_seed = []
+            for seed in range(plan.seeds):
+                run_dir = work / data / model_class.name / f"seed_{seed}"
+                budget = {**setup.budget, "settings": run_settings(model_class, plan)}
+                per_seed.append(_cached_json(run_dir / "continued.json", budget, lambda: score_continuation(setup, run_dir)))
+            rows.append({"name": f"{model_class.name}, continuing held-out clips", "kind": "continuation", "family": model_class.family,
+                         "seeds": plan.seeds, "scores": summarise(per_seed), "per_seed": per_seed})
         for model_class in group:
             if model_class.has_round_trip():
                 run_dir = work / data / model_class.name / "seed_0"

@@ -21,8 +21,13 @@ from musiclib.datasets import bundled
 from musiclib.utils import fast_mode, get_device, write_text_atomically
 
 SCORES = ("frechet_distance", "kernel_distance")
+MUSICAL = ("frame_tonality", "pulse_clarity", "key_clarity_windows")
+"""Recorded at each stop where the bundled set's recordings are long enough for excerpts (tables only)."""
+PLAN = ("fast", "points", "until", "n_clips", "machine")
+"""What makes two calls' curves comparable: a call on some models keeps the other models' curves measured the same way."""
 
 
+MUSICAL_TITLES = {"frame_tonality": "tonality", "pulse_clarity": "pulse", "key_clarity_windows": "key"}
 LOSSES = {"train_loss": "training loss", "loss_generator": "generator's loss (adversarial)",
           "loss_reconstruction": "reconstruction loss"}
 
@@ -58,7 +63,7 @@ def model_curve(name: str, work: Path, points: int, n_clips: int, log: Callable[
         scores = runs.evaluate(run, n_clips=n_clips)
         record = runs.history(run)[-1]
         curve.append({"step": stop, "minutes": runs.train_seconds(run) / 60, "loss": training_loss(record), "n_clips": n_clips,
-                      **{key: scores["generated"].get(key) for key in SCORES}})
+                      **{key: scores["generated"].get(key) for key in (*SCORES, *MUSICAL)}})
         write_text_atomically(work / f"{name}.json", json.dumps(curve, indent=1) + "\n")
         log(f"{name}: step {stop} of {recipe}, {curve[-1]['minutes']:.2f} min, "
             + ", ".join(f"{key} {curve[-1][key]:.3g}" for key in SCORES if curve[-1][key] is not None))
@@ -104,25 +109,55 @@ def figure(results: dict, path: Path) -> Path:
 
 def markdown(results: dict, picture: str) -> str:
     lines = ["# Expected curves: how long must I train?", "",
-             f"Made by `{results['command']}` on {results['date']} ({results['machine']}, "
+             f"Made by `{results['command']}` ({results['machine']}, "
              f"{'fast' if results['fast'] else 'full'} recipes on the {'fast ' if results['fast'] else ''}bundled sets, "
              f"{results['n_clips']} clips scored per point, one seed). Each model trained with its CLI recipe, on to "
              f"{results['until']:g} times the recipe's steps, and was scored by `musiclib evaluate` at evenly spaced steps "
              "(training resumed exactly between them; a warm-up keeps its recipe length). Minutes are wall-clock "
-             "training time on that machine, a model's upstream run (tokenizer, autoencoder) included. Lower is better for both "
-             "distances; held-out real music and white noise score as in [the comparison table](results.md).", "",
+             "training time on that machine, a model's upstream run (tokenizer, autoencoder) included, but not a run shared "
+             "by every model built on it (the note models' transcriber, trained once per machine). Lower is better for both "
+             "distances, higher for the musical measures (where measured); held-out real music and white noise score as in "
+             "[the comparison table](results.md). Each model's date is under its name.", "",
              f"![loss and scores against steps and minutes]({picture})", ""]
     for name, curve in results["models"].items():
         real = results["heldout_real"].get(name, {})
         target = (f" Held-out real music scores Fréchet {real['frechet_distance']:.0f} and kernel {real['kernel_distance']:.2f} "
-                  "(the dashed line)." if real else "")
-        lines += [f"## {name}", "", f"Loss: {LOSSES.get(results['losses'].get(name), 'none')}.{target}", "",
-                  "| steps | minutes | loss | Fréchet ↓ | kernel ↓ |", "|---|---|---|---|---|"]
+                  "(the dashed line)" if real else "")
+        musical = [key for key in MUSICAL if any(point.get(key) is not None for point in curve)]
+        if musical and all(real.get(key) is not None for key in musical):
+            target += (", tonality / pulse / key " + " / ".join(f"{real[key]:.2f}" for key in musical)
+                       + " (the music's excerpts; noise 0, the training music 1)")
+        lines += [f"## {name}", "", f"Measured on {results['dates'].get(name, results['date'])}. "
+                  f"Loss: {LOSSES.get(results['losses'].get(name), 'none')}.{target + '.' if target else ''}", "",
+                  "| steps | minutes | loss | Fréchet ↓ | kernel ↓ |" + "".join(f" {MUSICAL_TITLES[key]} ↑ |" for key in musical),
+                  "|---|---|---|---|---|" + "---|" * len(musical)]
         for point in curve:
             loss = "" if point["loss"] is None else f"{point['loss']:.4g}"
-            lines.append(f"| {point['step']} | {point['minutes']:.2f} | {loss} | {point['frechet_distance']:.0f} | {point['kernel_distance']:.2f} |")
+            lines.append(f"| {point['step']} | {point['minutes']:.2f} | {loss} | {point['frechet_distance']:.0f} | {point['kernel_distance']:.2f} |"
+                         + "".join(f" {point[key]:.2f} |" for key in musical))
         lines.append("")
     return "\n".join(lines)
+
+
+def keep_other_models(results: dict, previous_path: Path) -> None:
+    """Add to ``results`` the curves of models it lacks from the page written before, when that page measured them the
+    same way (:data:`PLAN`), with their dates; models in registry order. The page's command is then the earlier one's
+    (``--models`` re-measures some models of it)."""
+    if not previous_path.exists():
+        return
+    previous = json.loads(previous_path.read_text())
+    if any(previous.get(key) != results[key] for key in PLAN):
+        return
+    kept = [name for name in previous["models"] if name not in results["models"]]
+    for name in kept:
+        for key in ("models", "losses", "heldout_real"):
+            results[key][name] = previous[key].get(name)
+        results["dates"][name] = previous.get("dates", {}).get(name, previous["date"])
+    if kept:
+        results["command"] = previous["command"]
+        order = {name: index for index, name in enumerate(models.names())}
+        for key in ("models", "losses", "heldout_real", "dates"):
+            results[key] = dict(sorted(results[key].items(), key=lambda item: order.get(item[0], len(order))))
 
 
 def run(out: str | Path = "docs/curves.md", model_names: list[str] | None = None, points: int = 4, n_clips: int = 16,
@@ -137,14 +172,17 @@ def run(out: str | Path = "docs/curves.md", model_names: list[str] | None = None
     names = model_names or models.names()
     for name in names:
         models.get(name)  # an unknown name fails before any training
-    results = {"command": command, "date": datetime.date.today().isoformat(), "machine": machine(), "fast": fast_mode(),
-               "points": points, "until": until, "n_clips": n_clips, "models": {}, "losses": {}, "heldout_real": {}}
+    today = datetime.date.today().isoformat()
+    results = {"command": command, "date": today, "machine": machine(), "fast": fast_mode(), "points": points, "until": until,
+               "n_clips": n_clips, "models": {}, "losses": {}, "heldout_real": {}, "dates": {}}
     for name in names:
         results["models"][name] = model_curve(name, work, points, n_clips, log, until)
         results["losses"][name] = loss_key(runs.history(work / name)[-1])
+        results["dates"][name] = today
         # Real music's scores against the same training reference: any stop's eval.json holds them.
         heldout = json.loads((work / name / "eval.json").read_text())["heldout_real"]
-        results["heldout_real"][name] = {key: heldout.get(key) for key in SCORES}
+        results["heldout_real"][name] = {key: heldout.get(key) for key in (*SCORES, *MUSICAL)}
+    keep_other_models(results, out.with_suffix(".json"))
     out.parent.mkdir(parents=True, exist_ok=True)
     picture = figure(results, out.with_suffix(".png"))
     write_text_atomically(out.with_suffix(".json"), json.dumps(results, indent=1) + "\n")

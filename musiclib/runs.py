@@ -302,12 +302,8 @@ def upstream_run(model_class: type[Model], settings: Settings, data: str | Path,
     return trained, settings.replace(**upstream.recorded(str(run.resolve()), trained.settings, budget_steps))
 
 
-def shared_upstream_run(upstream, settings: Settings, progress: bool, fast: bool) -> Path:
-    """The run of an upstream model that learns from its own bundled set (:attr:`Upstream.data`): trained once per
-    machine into the cache (``runs/`` beside the bundled sets), named by what decides it (model, set, fast or full,
-    settings, steps), and reused by every run that asks for the same, whatever its seed: like a pretrained part, it
-    is trained with seed 0 (the seeds of the models built on it vary only what they train). A lock keeps two
-    processes from training it at once."""
+def shared_upstream_path(upstream, settings: Settings, fast: bool) -> Path:
+    """Where :func:`shared_upstream_run` keeps the run ``settings`` ask for (it may not be trained yet)."""
     from musiclib.cache import cache_root
     from musiclib.datasets import bundled
 
@@ -315,14 +311,43 @@ def shared_upstream_run(upstream, settings: Settings, progress: bool, fast: bool
     identity = {"model": upstream.model.name, "data": upstream.data, "build": bundled.BUILD_VERSIONS[upstream.data],
                 "fast": fast, "settings": wanted, "steps": upstream.steps(settings)}
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
-    target = cache_root() / "runs" / f"{upstream.model.name}-{digest}"
-    if not _complete(target):
-        with bundled.build_lock(target):
-            if not _complete(target):  # another process may have finished it while this one waited
-                shutil.rmtree(target, ignore_errors=True)
-                train(upstream.model.name, upstream.data, target, steps=upstream.steps(settings), seed=0, overrides=wanted,
-                      progress=progress, fast=fast)
+    return cache_root() / "runs" / f"{upstream.model.name}-{digest}"
+
+
+def shared_upstream_trained(model_class: type[Model], fast: bool) -> bool:
+    """Whether the shared upstream run that ``model_class``'s recipe builds on is in the cache already."""
+    settings = model_class.Settings.recipe(fast)
+    return _complete(shared_upstream_path(model_class.upstream, settings, fast))
+
+
+def shared_upstream_run(upstream, settings: Settings, progress: bool, fast: bool) -> Path:
+    """The run of an upstream model that learns from its own bundled set (:attr:`Upstream.data`): trained once per
+    machine into the cache (``runs/`` beside the bundled sets), named by what decides it (model, set, fast or full,
+    settings, steps), and reused by every run that asks for the same, whatever its seed: like a pretrained part, it
+    is trained with seed 0 (the seeds of the models built on it vary only what they train). ``fast`` picks both the
+    recipe and the size of the set, as ``musiclib compare --fast`` does. A lock keeps two processes from training it
+    at once; the ranks of one distributed run train it together, rank 0 holding the lock."""
+    from contextlib import nullcontext
+
+    from musiclib.datasets import bundled
+
+    wanted = {key: value for key, value in upstream.settings_of(settings).to_dict().items() if key != "steps"}
+    target = shared_upstream_path(upstream, settings, fast)
+    if _complete(target):
+        return target
+    here = distributed.world()
+    with bundled.build_lock(target) if here.is_main else nullcontext():
+        # Another process may have finished it while this one waited; rank 0 decides for every rank.
+        if distributed.broadcast_object(not _complete(target)):
+            with distributed.main_first():
+                data = bundled.load(upstream.data, fast=fast).root  # the set's folder: its size follows ``fast``, not the environment
+                if here.is_main:
+                    shutil.rmtree(target, ignore_errors=True)
+            train(upstream.model.name, data, target, steps=upstream.steps(settings), seed=0, overrides=wanted,
+                  progress=progress, fast=fast)
+            if here.is_main:
                 write_text_atomically(target / "complete", "\n")
+        distributed.barrier()
     return target
 
 

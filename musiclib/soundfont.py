@@ -129,14 +129,15 @@ def render_notes(notes: list[Note], ensemble: str, sample_rate: int, seconds: fl
     return y
 
 
-def fit_playback(recordings: list[np.ndarray], notes: list[list[Note]], sample_rate: int, ensemble: str = "auto") -> tuple[str, float]:
-    """How to play notes so that they sound like ``recordings`` (whose transcriptions are ``notes``): an ensemble and a gain.
+def closest_ensemble(recording: np.ndarray, notes: list[Note], sample_rate: int, names=None) -> str:
+    """The ensemble (of ``names``, default all of :data:`ENSEMBLES`) whose rendering of ``notes`` has the average log-mel
+    spectrum closest to ``recording``'s (mean squared difference, each spectrum less its mean over bands, so that
+    loudness does not count); ties go to the first."""
+    return _closest(recording, {name: render_notes(notes, name, sample_rate, len(recording) / sample_rate)
+                                for name in (names or ENSEMBLES)}, sample_rate)
 
-    ``ensemble="auto"`` chooses, for each recording, the ensemble whose rendering of its notes has the average log-mel
-    spectrum closest to the recording's (mean squared difference, each spectrum less its mean over bands, so that
-    loudness does not count); the ensemble most recordings choose wins (ties: the first in :data:`ENSEMBLES`). The
-    gain brings the renderings of all the notes to the recordings' RMS level.
-    """
+
+def _closest(recording: np.ndarray, renders: dict[str, np.ndarray], sample_rate: int) -> str:
     from musiclib import features
     from musiclib.config import AudioConfig
 
@@ -146,12 +147,33 @@ def fit_playback(recordings: list[np.ndarray], notes: list[list[Note]], sample_r
         spectrum = features.log_mel(np.pad(y, (0, max(0, config.n_fft - len(y)))), config).mean(axis=-1)
         return spectrum - spectrum.mean()
 
+    target = shape(recording)
+    return min(renders, key=lambda name: float(np.mean((shape(renders[name]) - target) ** 2)))
+
+
+def fit_playback(recordings: list[np.ndarray], notes: list[list[Note]], sample_rate: int,
+                 ensemble: str = "auto") -> tuple[dict[str, float], dict[str, float]]:
+    """How to play notes so that they sound like ``recordings`` (whose transcriptions are ``notes``): the share of the
+    recordings each ensemble plays best, and each ensemble's gain.
+
+    ``ensemble="auto"``: each recording votes for its :func:`closest_ensemble`; the shares are the votes' (a folder of
+    piano and string recordings gets both, in their proportion). A named ensemble gets every vote. An ensemble's gain
+    brings its renderings of the notes of the recordings that chose it to those recordings' RMS level (the General MIDI
+    piano is quieter than its strings); an ensemble nobody chose gets the gain of all the recordings together.
+
+    Returns:
+        ``({ensemble: share}, {ensemble: gain})`` over :data:`ENSEMBLES`, the shares summing to 1.
+    """
     seconds = [len(y) / sample_rate for y in recordings]
     names = list(ENSEMBLES) if ensemble == "auto" else [ensemble]
-    renders = {name: [render_notes(n, name, sample_rate, t) for n, t in zip(notes, seconds)] for name in names}
-    if ensemble == "auto":
-        votes = [min(names, key=lambda name: float(np.mean((shape(renders[name][i]) - shape(y)) ** 2))) for i, y in enumerate(recordings)]
-        ensemble = max(names, key=votes.count)
-    played = np.concatenate(renders[ensemble])
-    level = float(np.sqrt(np.mean(np.concatenate(recordings) ** 2)))
-    return ensemble, level / max(float(np.sqrt(np.mean(played ** 2))), 1e-9)
+    renders = [{name: render_notes(n, name, sample_rate, t) for name in names} for n, t in zip(notes, seconds)]
+    votes = [_closest(y, rendered, sample_rate) for y, rendered in zip(recordings, renders)]
+
+    def gain(chosen: list[int]) -> float:
+        level = float(np.sqrt(np.mean(np.concatenate([recordings[i] for i in chosen]) ** 2)))
+        played = np.concatenate([renders[i][votes[i]] for i in chosen])
+        return level / max(float(np.sqrt(np.mean(played ** 2))), 1e-9)
+
+    overall = gain(list(range(len(recordings))))
+    gains = {name: gain([i for i, vote in enumerate(votes) if vote == name]) if name in votes else overall for name in ENSEMBLES}
+    return {name: votes.count(name) / len(votes) for name in ENSEMBLES}, gains

@@ -4,7 +4,7 @@ Usage: ``python distributed_worker.py RENDEZVOUS_FILE RANK WORLD_SIZE JOBS_JSON 
 
 Each job ``{"name", "model", "out", "steps", "set"}`` is a :func:`musiclib.runs.train` call made by every
 rank, as ``torchrun -m musiclib train`` makes it (model ``"stft-loss"``: the gradient of the multi-resolution
-STFT loss instead, :func:`stft_loss_gradient`). Afterwards this rank's model state goes to
+STFT loss instead, :func:`stft_loss_gradient`; ``"shared-transcriber"``: the path of :func:`shared_transcriber`). Afterwards this rank's model state goes to
 ``DUMP_DIR/<name>_rank<r>.pt`` and the paths it wrote under the run folder to ``<name>_writes_rank<r>.json``.
 """
 import builtins
@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from musiclib import distributed, runs, training
+from musiclib import distributed, models, runs, training
 from musiclib.losses import multi_resolution_stft_loss
 
 
@@ -36,12 +36,21 @@ def main(rendezvous: str, rank: int, world_size: int, jobs: list[dict], dump: Pa
         if job["model"] == "stft-loss":
             torch.save(stft_loss_gradient(rank, world_size), dump / f"{job['name']}_rank{rank}.pt")
             continue
+        if job["model"] == "shared-transcriber":
+            (dump / f"{job['name']}_rank{rank}.json").write_text(json.dumps(str(shared_transcriber(job["set"]))))
+            continue
         writes.clear()
         runs.train(job["model"], "chorales", job["out"], steps=job["steps"], overrides=job.get("set"), progress=False)
         mine = [path for path in writes if Path(path).resolve().is_relative_to(Path(job["out"]).resolve())]
         torch.save(trainers[-1].model.state_dict(), dump / f"{job['name']}_rank{rank}.pt")
         (dump / f"{job['name']}_writes_rank{rank}.json").write_text(json.dumps(sorted(set(mine))))
     dist.destroy_process_group()
+
+
+def shared_transcriber(settings: dict) -> Path:
+    """The note transformer's shared transcriber run (:func:`musiclib.runs.shared_upstream_run`), asked for by every rank."""
+    model_class = models.get("note-transformer")
+    return runs.shared_upstream_run(model_class.upstream, model_class.Settings.recipe(True).replace(**settings), progress=False, fast=True)
 
 
 def stft_loss_batch(n: int = 8, samples: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:

@@ -157,6 +157,34 @@ class Hum(Model):
         return np.tile(level * np.sin(2 * np.pi * self.settings.pitch * t, dtype=np.float64), (n, 1)).astype(np.float32)
 
 
+class EchoHum(Hum):
+    """A hum that also continues: a sine as loud as the prime."""
+
+    name = "test-echo-hum"
+
+    def continuation(self, prime, seconds, seed):
+        t = np.arange(int(round(seconds * self.audio.sample_rate))) / self.audio.sample_rate
+        levels = np.sqrt(2 * np.mean(np.square(prime), axis=1, keepdims=True))
+        return (levels * np.sin(2 * np.pi * self.settings.pitch * t)).astype(np.float32)
+
+
+def test_a_model_that_also_continues_gets_a_row_of_its_continuations_in_the_full_table_only(tmp_path, monkeypatch):
+    monkeypatch.setenv("MUSICLIB_FAST", "1")
+    models.names()
+    monkeypatch.setattr(models, "REGISTRY", dict(models.REGISTRY))
+    models.register(EchoHum)
+    assert compare.continues_from_nothing(EchoHum) and not compare.continues_from_nothing(Hum)
+    plan = compare.ComparePlan(models=("test-echo-hum",), seeds=2, steps=2, n_clips=4, work=str(tmp_path / "w"), vocoder=False)
+    results = compare.run(plan, log=lambda line: None)
+    rows = {row["name"]: row for row in results["datasets"]["chorales"]["rows"]}
+    continued = rows["test-echo-hum, continuing held-out clips"]
+    assert continued["kind"] == "continuation" and continued["scores"]["frechet_distance"]["n"] == 2
+    assert continued["scores"]["rms"]["mean"] != rows["test-echo-hum"]["scores"]["rms"]["mean"]  # as loud as each prime
+    assert (tmp_path / "w" / "chorales" / "test-echo-hum" / "seed_1" / "continued.wav").exists()
+    assert "test-echo-hum, continuing held-out clips" in _rows(report.markdown(results, "test"))
+    assert "continuing" not in report.short_markdown(results, "test")
+
+
 def test_a_model_written_in_one_file_is_trained_generated_compared_and_shown_by_registering_it(tmp_path, monkeypatch, capsys):
     from musiclib import cli
     from musiclib.demo import run_demo

@@ -3,11 +3,15 @@
 Two processes are started from here with a file rendezvous (``tests/distributed_worker.py``), as
 ``torchrun`` would start them; each runs :func:`musiclib.runs.train` on the bundled fast chorales.
 Their weights are compared with a one-process run at the same global batch: the GRUV LSTM (no
-BatchNorm; a running residual in a buffer) and the MelGAN vocoder (adversarial: a warm-up, then
-discriminator and generator in turn, with a loss that is a ratio over the whole batch).
+BatchNorm; a running residual in a buffer), the MelGAN vocoder (adversarial: a warm-up, then
+discriminator and generator in turn, with a loss that is a ratio over the whole batch) and the note
+transformer (built on a frozen transcriber; a loss over the tokens that are not padding, whose
+number differs between the ranks' slices). The note models' shared transcriber is trained once by
+both processes together.
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +26,9 @@ from musiclib.utils import set_seed
 WORKER = Path(__file__).with_name("distributed_worker.py")
 STEPS = 4
 MELGAN = {"warmup_steps": 2}  # two steps of warm-up, then two of the adversarial game
-MODELS = {"gruv": ("gruv", None), "melgan": ("melgan", MELGAN)}
+NOTES = {"dropout": 0.0}  # dropout masks are drawn per rank
+SHARED_TRANSCRIBER = {"transcriber_steps": 5}  # a shared run no other test asks for
+MODELS = {"gruv": ("gruv", None), "melgan": ("melgan", MELGAN), "notes": ("note-transformer", NOTES)}
 TOLERANCE = 1e-5  # float sums in another order (a mean of two half-batch means)
 UPDATE_TOLERANCE = 0.02
 
@@ -46,18 +52,23 @@ def weights(run_dir: Path) -> dict:
     return load_checkpoint(run_dir / "checkpoint.pt")["model"]
 
 
-def assert_same_training(two: dict, one: dict, model_name: str, overrides: dict | None = None) -> None:
+def assert_same_training(two: dict, one: dict, model_name: str, overrides: dict | None = None, run: Path | None = None) -> None:
     """``two`` trained as ``one`` did, to float tolerance: the weights moved from their common start by the same
     update, but for ``UPDATE_TOLERANCE`` of its size; the buffers equal to ``TOLERANCE``.
 
     Half-batch kernels sum in another order than whole-batch ones (relative gradient differences of 1e-4 in
     float32, 1e-13 in float64), and Adam's first steps move a weight by its step size whatever the size of its
     gradient, so a gradient near zero can step the other way. Training on another batch moves the weights
-    about half as far again as the update (MelGAN, 4 steps: 0.51 of it).
+    about half as far again as the update (MelGAN, 4 steps: 0.51 of it). A model built on another starts as the
+    one-process ``run`` started: on the upstream run it recorded.
     """
     model_class = models.get(model_name)
+    settings, upstream = model_class.Settings().replace(**(overrides or {})), None
+    if model_class.upstream is not None:
+        settings = model_class.Settings.from_dict(runs.read_config(run)["model_config"])
+        _, upstream, _, _ = runs.load(getattr(settings, f"{model_class.upstream.setting}_run"))
     set_seed(0)
-    initial = dict(model_class(model_class.Settings().replace(**(overrides or {})), AudioConfig()).named_parameters())
+    initial = dict(runs.build(model_class, settings, AudioConfig(), upstream).named_parameters())
     assert two.keys() == one.keys()
     difference = torch.cat([(two[key] - one[key]).flatten() for key in initial]).norm()
     update = torch.cat([(one[key] - initial[key].detach()).flatten() for key in initial]).norm()
@@ -75,29 +86,40 @@ def runs_dir(tmp_path_factory):
     runs.open_dataset("chorales")  # built once here, before the processes start
     # One process trains half of the run that two processes finish.
     runs.train("gruv", "chorales", folder / "one_then_two", steps=STEPS // 2, progress=False)
+    # The one-process note run first: its shared transcriber (the CLI's) is then in the cache for both processes.
+    runs.train("note-transformer", "chorales", folder / "notes_one", steps=STEPS, overrides=NOTES, progress=False)
     jobs = [{"name": "gruv", "model": "gruv", "out": str(folder / "gruv"), "steps": STEPS},
             {"name": "melgan", "model": "melgan", "out": str(folder / "melgan"), "steps": STEPS, "set": MELGAN},
             {"name": "two_then_one", "model": "gruv", "out": str(folder / "two_then_one"), "steps": STEPS // 2},
             {"name": "one_then_two", "model": "gruv", "out": str(folder / "one_then_two"), "steps": STEPS},
             {"name": "stft", "model": "stft-loss"},
-            {"name": "dcgan", "model": "dcgan", "out": str(folder / "dcgan"), "steps": 2}]
+            {"name": "dcgan", "model": "dcgan", "out": str(folder / "dcgan"), "steps": 2},
+            {"name": "notes", "model": "note-transformer", "out": str(folder / "notes"), "steps": STEPS, "set": NOTES},
+            {"name": "shared", "model": "shared-transcriber", "set": SHARED_TRANSCRIBER}]
     start_processes(2, jobs, folder)
     runs.train("gruv", "chorales", folder / "gruv_one", steps=STEPS, progress=False)
     runs.train("melgan", "chorales", folder / "melgan_one", steps=STEPS, overrides=MELGAN, progress=False)
     yield folder
+    shutil.rmtree(json.loads((folder / "dump" / "shared_rank0.json").read_text()), ignore_errors=True)
     mp.undo()
 
 
-@pytest.mark.parametrize("name", ["gruv", "melgan"])
+def test_the_ranks_train_the_shared_transcriber_together_once(runs_dir):
+    run = json.loads((runs_dir / "dump" / "shared_rank0.json").read_text())
+    assert json.loads((runs_dir / "dump" / "shared_rank1.json").read_text()) == run
+    assert (Path(run) / "complete").exists() and runs.history(run)[-1]["step"] == SHARED_TRANSCRIBER["transcriber_steps"]
+
+
+@pytest.mark.parametrize("name", ["gruv", "melgan", "notes"])
 def test_two_processes_train_the_weights_one_process_trains(runs_dir, name):
     rank0 = torch.load(runs_dir / "dump" / f"{name}_rank0.pt")
     rank1 = torch.load(runs_dir / "dump" / f"{name}_rank1.pt")
     for key in rank0:  # every rank holds the same weights and buffers
         assert torch.equal(rank0[key], rank1[key]), key
-    assert_same_training(weights(runs_dir / name), weights(runs_dir / f"{name}_one"), *MODELS[name])
+    assert_same_training(weights(runs_dir / name), weights(runs_dir / f"{name}_one"), *MODELS[name], run=runs_dir / f"{name}_one")
     one = runs.history(runs_dir / f"{name}_one")[-1]
     two = runs.history(runs_dir / name)[-1]  # the logged losses are the global batch's
-    loss = "train_loss" if name == "gruv" else "loss_generator"
+    loss = "loss_generator" if name == "melgan" else "train_loss"
     assert two[loss] == pytest.approx(one[loss], rel=1e-4)
 
 
@@ -127,7 +149,7 @@ def test_a_checkpoint_of_one_process_resumes_in_two(runs_dir):
 
 
 def test_only_rank_zero_writes(runs_dir):
-    for name in ("gruv", "melgan", "two_then_one", "one_then_two", "dcgan"):
+    for name in ("gruv", "melgan", "two_then_one", "one_then_two", "dcgan", "notes"):
         written = json.loads((runs_dir / "dump" / f"{name}_writes_rank0.json").read_text())
         assert any(path.endswith("checkpoint.pt") for path in written), written
         assert json.loads((runs_dir / "dump" / f"{name}_writes_rank1.json").read_text()) == []

@@ -9,7 +9,7 @@ import torch
 
 from musiclib import note_events, soundfont, transcription
 from musiclib.datasets import DatasetError, bundled
-from musiclib.models.transcriber import HarmonicStack, TranscriberSettings
+from musiclib.models.transcriber import HarmonicStack, Playback, TranscriberSettings
 from musiclib.synth import Note
 
 SR = 22050
@@ -101,11 +101,23 @@ def test_fit_grid_recovers_the_beat_from_jittered_onsets(beat):
 
 def test_playback_recognises_the_instruments_and_matches_the_level():
     notes = chord_notes(bars=2)
-    recordings = [0.5 * soundfont.render_notes(notes, "strings", SR, 3.0), 0.3 * soundfont.render_notes(notes[:6], "strings", SR, 3.0)]
-    ensemble, gain = soundfont.fit_playback(recordings, [notes, notes[:6]], SR)
-    assert ensemble == "strings"
-    played = gain * np.concatenate([soundfont.render_notes(n, ensemble, SR, 3.0) for n in (notes, notes[:6])])
-    assert np.sqrt(np.mean(played ** 2)) == pytest.approx(np.sqrt(np.mean(np.concatenate(recordings) ** 2)), rel=1e-4)
+    pieces, ensembles = [notes, notes[:6], notes[2:]], ["strings", "strings", "piano"]
+    recordings = [level * soundfont.render_notes(n, name, SR, 3.0) for n, name, level in zip(pieces, ensembles, (0.5, 0.3, 0.4))]
+    shares, gains = soundfont.fit_playback(recordings, pieces, SR)
+    assert shares == pytest.approx({"piano": 1 / 3, "strings": 2 / 3, "choir": 0, "winds": 0})
+    for name, chosen in (("strings", [0, 1]), ("piano", [2])):  # each ensemble at the level of the recordings that chose it
+        played = gains[name] * np.concatenate([soundfont.render_notes(pieces[i], name, SR, 3.0) for i in chosen])
+        assert np.sqrt(np.mean(played ** 2)) == pytest.approx(np.sqrt(np.mean(np.concatenate([recordings[i] for i in chosen]) ** 2)), rel=1e-4)
+    assert gains["piano"] == pytest.approx(0.4, rel=1e-4) and gains["choir"] == gains["winds"]
+    playback = Playback(SR)
+    playback.fit(recordings, pieces)
+    assert playback.ensemble == "strings" and playback.closest(recordings[2], pieces[2]) == "piano"
+    drawn = [playback.draw(np.random.default_rng(seed)) for seed in range(60)]
+    assert {"strings", "piano"} == set(drawn) and 25 <= drawn.count("strings") <= 55
+    assert soundfont.fit_playback(recordings, pieces, SR, "winds")[0]["winds"] == 1
+    old = Playback(SR)  # a checkpoint from before the shares: one ensemble played everything
+    old.load_state_dict({"ensemble_index": torch.tensor(3), "gain": torch.tensor(2.0)})
+    assert old.ensemble == list(soundfont.ENSEMBLES)[3] and old.gains.tolist() == [2.0] * len(soundfont.ENSEMBLES)
     assert [len(part) for part in soundfont.voices([Note(0, 1, p) for p in (40, 55, 62, 70, 72)])] == [2, 1, 1, 1]
 
 
@@ -179,3 +191,28 @@ def test_bad_note_settings_are_refused(setting):
 
 def test_the_tests_share_the_clis_transcriber():
     assert TRANSCRIBER_STEPS == TranscriberSettings().steps, "one transcriber per machine serves the CLI, the tests and the notebook"
+
+
+def test_the_shared_transcriber_learns_from_the_set_of_the_size_asked_for(monkeypatch):
+    """`musiclib compare --fast` trains without MUSICLIB_FAST in the environment: the shared run still hears the fast set."""
+    import shutil
+
+    from musiclib import models, runs
+
+    monkeypatch.delenv("MUSICLIB_FAST", raising=False)
+    calls = []
+
+    def recording_train(name, data, target, **options):
+        calls.append((name, data, options["fast"]))
+        target.mkdir(parents=True)
+        return target
+
+    monkeypatch.setattr(runs, "train", recording_train)
+    model_class = models.get("note-transformer")
+    settings = model_class.Settings.recipe(True).replace(transcriber_steps=7)  # a run no other test asks for
+    run = runs.shared_upstream_run(model_class.upstream, settings, progress=False, fast=True)
+    try:
+        assert calls == [("transcriber", bundled.chorales(fast=True).root, True)]
+        assert runs.shared_upstream_run(model_class.upstream, settings, progress=False, fast=True) == run and len(calls) == 1
+    finally:
+        shutil.rmtree(run)

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from musiclib import audio, cli, synth
+from musiclib import audio, cli, runs, synth
 from musiclib.datasets import DatasetError
 from musiclib.quickstart import pick_model, quickstart
 
@@ -82,6 +82,32 @@ def test_the_model_is_the_tables_best_that_fits_the_budget(tmp_path):
         pick_model(0.5, table)
     with pytest.raises(ValueError, match="name one with --model"):
         pick_model(10, tmp_path / "none.json")
+
+
+def test_the_pick_hears_the_musical_columns_and_counts_a_shared_upstreams_training(tmp_path, monkeypatch):
+    def row(name, frechet, kernel, seconds, tonality, pulse, key):
+        means = {"frechet_distance": frechet, "kernel_distance": kernel, "train_seconds": seconds, "frame_tonality": tonality,
+                 "pulse_clarity": pulse, "key_clarity_windows": key}
+        return {"name": name, "kind": "model", "scores": {column: {"mean": value} for column, value in means.items()}}
+
+    music = {"name": "held-out real music", "kind": "reference",
+             "scores": {"frechet_distance": 1700, "kernel_distance": 0.4, "frame_tonality": 1.1, "pulse_clarity": 1.4, "key_clarity_windows": 1.2}}
+    rows = [row("flow", 1700, 0.3, 50, 0.25, 0.2, 0.5), row("vae", 2500, 0.8, 90, 0.3, 1.0, 0.5),
+            row("note-transformer", 9800, 1.2, 30, 1.15, 1.1, 1.1), row("transcriber", 31000, 3.0, 70, 0.9, 0.2, 0.5), music]
+    table = tmp_path / "results.json"
+    table.write_text(json.dumps({"datasets": {"chorales": {"rows": rows}}}))
+    # Distances alone rank flow first (rank sum 0 + 0, the note model 2 + 2); the musical columns rank the note model
+    # first (its tonality is above the music's: no shortfall), flow last or shared last: 4 against 5.
+    monkeypatch.setattr(runs, "shared_upstream_trained", lambda model_class, fast: True)
+    assert pick_model(10, table) == "note-transformer"
+    without_music = [row for row in rows if row["kind"] == "model"]
+    table.write_text(json.dumps({"datasets": {"chorales": {"rows": without_music}}}))
+    assert pick_model(10, table) == "flow"  # an older table, without the music's scores to aim for
+    table.write_text(json.dumps({"datasets": {"chorales": {"rows": rows}}}))
+    # Its transcriber not yet trained on this machine: 30 + 70 s of training, more than a 1.5-minute budget leaves
+    # (as the VAE's 90 s do).
+    monkeypatch.setattr(runs, "shared_upstream_trained", lambda model_class, fast: False)
+    assert pick_model(10, table) == "note-transformer" and pick_model(1.5, table) == "flow"
 
 
 def test_quickstart_writes_a_page_with_players_and_scores(tmp_path, capsys, monkeypatch, simulated_time):

@@ -49,7 +49,7 @@ class NoteTransformerSettings(base.Settings):
     piece also transposed by each of ``transpositions`` semitones; sampling ``temperature`` and ``top_k`` (0: all; at
     0.7 rather than 1, samples of the fast recipe hold their key and beat better and copy no more: measured in
     ``docs/2026-12-07-notes-as-the-latent.md``);
-    the ``ensemble`` that plays the notes (``auto``: the one closest to the training audio).
+    the ``ensemble`` that plays the notes (``auto``: the ensembles closest to the training recordings, in their shares).
 
     The transcriber: ``transcriber`` names a trained ``transcriber`` run to reuse (empty: one trained on the bundled
     chorales for ``transcriber_steps`` steps, once per machine, with ``transcriber_config``); ``transcriber_run`` and
@@ -91,7 +91,7 @@ class NoteTransformerSettings(base.Settings):
 
 @register
 class NoteTransformer(base.Model):
-    """The transcriber it is built on (frozen, kept in every checkpoint), the prior, and the fitted grid and ensemble."""
+    """The transcriber it is built on (frozen, kept in every checkpoint), the prior, and the fitted grid and ensembles."""
 
     name, family, output = "note-transformer", "notes", "audio"
     description = "transcribes the audio into notes, learns them with a causal transformer, plays new notes"
@@ -127,7 +127,7 @@ class NoteTransformer(base.Model):
         return self._transcribed[key]
 
     def fit(self, dataset) -> None:
-        """Transcribe the training audio; fit the grid to its onsets and (``ensemble="auto"``) the ensemble to its sound.
+        """Transcribe the training audio; fit the grid to its onsets and (``ensemble="auto"``) the ensembles to its sound.
 
         Raises:
             DatasetError: fewer than :data:`MIN_TRAINING_NOTES` notes were heard.
@@ -171,9 +171,7 @@ class NoteTransformer(base.Model):
 
     def loss(self, rows: torch.Tensor, phase: str = "") -> torch.Tensor:
         """Cross-entropy (nats per token) of each token given ``BOS`` and the tokens before it in its window."""
-        bos = torch.full_like(rows[:, :1], self.prior.bos)
-        logits, _ = self.prior(torch.cat([bos, rows[:, :-1]], dim=1))
-        return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), rows.reshape(-1), ignore_index=self.prior.pad)
+        return self.prior.next_row_loss(rows)
 
     # -- generation -----------------------------------------------------------------------------------------------
 
@@ -190,13 +188,24 @@ class NoteTransformer(base.Model):
         return tokens
 
     def sample_notes(self, n: int, seconds: float, seed: int) -> list[list[Note]]:
-        """``n`` lists of new notes (starting at 0 s) of at least ``seconds``, from ``BOS`` alone."""
-        return [[note for note in note_events.decode(self.continue_tokens(np.zeros(0, np.int64), seconds, seed + i), self.grid)
-                 if note.onset < seconds] for i in range(n)]
+        """``n`` lists of new notes of at least ``seconds``, from ``BOS`` alone, each starting with its first note at 0 s.
+
+        A training window may start anywhere in a piece, so the first tokens drawn may be a rest; a new piece starts
+        when its first note sounds (the rest is left out and the piece drawn on from its first note)."""
+        pieces = []
+        for i in range(n):
+            tokens = self.continue_tokens(np.zeros(0, np.int64), seconds, seed + i)
+            first_note = np.flatnonzero(tokens >= note_events.PITCH)
+            if len(first_note) and first_note[0] > 0:
+                tokens = self.continue_tokens(tokens[first_note[0]:], seconds, seed + i)
+            pieces.append([note for note in note_events.decode(tokens, self.grid) if note.onset < seconds])
+        return pieces
 
     def sample(self, n: int, seconds: float, seed: int) -> np.ndarray:
-        """New notes (:meth:`sample_notes`) played by the ensemble: ``(n, samples)``."""
-        return np.stack([self.playback(notes, seconds) for notes in self.sample_notes(n, seconds, seed)])
+        """New notes (:meth:`sample_notes`), each piece played by an ensemble drawn from the playback's shares of the
+        training audio: ``(n, samples)``."""
+        rng = np.random.default_rng(seed)
+        return np.stack([self.playback(notes, seconds, self.playback.draw(rng)) for notes in self.sample_notes(n, seconds, seed)])
 
     def continuation_notes(self, prime: np.ndarray, seconds: float, seed: int) -> tuple[list[Note], list[Note]]:
         """One prime ``(samples,)``: its notes on the grid, and the notes that continue it until ``seconds`` after it.
@@ -216,22 +225,25 @@ class NoteTransformer(base.Model):
         return primed, [note for note in new if note.onset < prime_seconds + seconds]
 
     def continuation(self, prime: np.ndarray, seconds: float, seed: int) -> np.ndarray:
-        """Each prime's notes and their continuation played together; the audio after the prime (``(n, samples)``)."""
+        """Each prime's notes and their continuation played together, by the ensemble closest to the prime; the audio
+        after the prime (``(n, samples)``)."""
         clips = []
         for i, y in enumerate(np.asarray(prime)):
             primed, new = self.continuation_notes(y, seconds, seed + i)
-            played = self.playback(primed + new, len(y) / self.audio.sample_rate + seconds)
+            played = self.playback(primed + new, len(y) / self.audio.sample_rate + seconds, self.playback.closest(y, primed))
             clips.append(played[len(y):][: int(round(seconds * self.audio.sample_rate))])
         return np.stack(clips)
 
     def round_trip(self, clips: np.ndarray) -> np.ndarray:
-        """Each clip transcribed, placed on the grid and played by the ensemble: the ceiling of this representation."""
+        """Each clip transcribed, placed on the grid and played by the ensemble closest to it: the ceiling of this
+        representation."""
         seconds = clips.shape[1] / self.audio.sample_rate
         played = []
         for y in clips:
             heard = self.transcriber.transcribe(y, self.audio.sample_rate)
             phase = note_events.grid_phase(heard, self.grid)
-            played.append(self.playback(note_events.decode(note_events.encode(heard, self.grid, phase), self.grid, phase), seconds))
+            on_grid = note_events.decode(note_events.encode(heard, self.grid, phase), self.grid, phase)
+            played.append(self.playback(on_grid, seconds, self.playback.closest(y, on_grid)))
         return np.stack(played)
 
     # -- scores ---------------------------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from musiclib import distributed
 from musiclib.config import AudioConfig
 from musiclib.models import base, register, vq
 from musiclib.models.layers import eval_mode
@@ -131,6 +132,17 @@ class TokenPrior(nn.Module):
             x, present = block(x, None if past is None else past[i])
             presents.append(present)
         return self.head(self.norm(x)).view(batch, length, n_codebooks, self.codebook_size), presents
+
+    def next_row_loss(self, rows: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy (nats per token) of each of ``(B, T, Q)`` rows' tokens given ``BOS`` and the rows before it,
+        ``PAD`` positions left out: a mean over the tokens of the whole batch, of every rank's slice in a distributed
+        training step (slices hold different numbers of ``PAD``)."""
+        bos = torch.full_like(rows[:, :1], self.bos)
+        logits, _ = self(torch.cat([bos, rows[:, :-1]], dim=1))
+        total = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), rows.reshape(-1), ignore_index=self.pad,
+                                            reduction="sum")
+        counted = distributed.batch_sum((rows != self.pad).sum().float())
+        return distributed.global_sum(total) / counted.clamp(min=1)
 
 
 def delay(frames: np.ndarray, pad: int) -> np.ndarray:
@@ -300,9 +312,7 @@ class TokenTransformer(base.Model):
     def loss(self, rows: torch.Tensor, phase: str = "") -> torch.Tensor:
         """Cross-entropy (nats per token) of each row's tokens given ``BOS`` and the rows before it in its window
         (``PAD`` positions left out)."""
-        bos = torch.full_like(rows[:, :1], self.prior.bos)
-        logits, _ = self.prior(torch.cat([bos, rows[:, :-1]], dim=1))
-        return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), rows.reshape(-1), ignore_index=self.prior.pad)
+        return self.prior.next_row_loss(rows)
 
     def sample(self, n: int, seconds: float, seed: int, temperature: float | None = None, top_k: int | None = None) -> base.LogMel:
         """Tokens from ``BOS`` alone, decoded (``temperature`` and ``top_k`` default to the settings')."""

@@ -55,27 +55,55 @@ class HarmonicStack(nn.Module):
 
 
 class Playback(nn.Module):
-    """The instruments that play notes, fitted to training audio (:func:`musiclib.soundfont.fit_playback`): an ensemble
-    and a gain, kept in buffers so that a checkpoint plays as its model was fitted."""
+    """The instruments that play notes, fitted to training audio (:func:`musiclib.soundfont.fit_playback`): the share
+    of the training recordings each ensemble plays best, and each ensemble's gain, kept in buffers so that a checkpoint plays as its
+    model was fitted. New music is played by an ensemble drawn from the shares (so a set of new pieces has the training
+    audio's mix of instruments); music heard in a recording is played by the ensemble closest to that recording."""
 
     def __init__(self, sample_rate: int):
         super().__init__()
         self.sample_rate = sample_rate
-        self.register_buffer("ensemble_index", torch.tensor(0))
-        self.register_buffer("gain", torch.tensor(1.0))
+        self.register_buffer("ensemble_shares", torch.zeros(len(soundfont.ENSEMBLES)).index_fill_(0, torch.tensor(0), 1.0))
+        self.register_buffer("gains", torch.ones(len(soundfont.ENSEMBLES)))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # Checkpoints from before the shares hold the one ensemble every note was played by, and one gain.
+        if prefix + "ensemble_index" in state_dict:
+            index = state_dict.pop(prefix + "ensemble_index")
+            state_dict[prefix + "ensemble_shares"] = nn.functional.one_hot(index.long(), len(soundfont.ENSEMBLES)).float()
+        if prefix + "gain" in state_dict:
+            state_dict[prefix + "gains"] = state_dict.pop(prefix + "gain").expand(len(soundfont.ENSEMBLES)).clone()
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    @property
+    def shares(self) -> dict[str, float]:
+        return {name: float(share) for name, share in zip(soundfont.ENSEMBLES, self.ensemble_shares)}
 
     @property
     def ensemble(self) -> str:
-        return list(soundfont.ENSEMBLES)[int(self.ensemble_index)]
+        """The ensemble most training recordings sound like (ties: the first)."""
+        return list(soundfont.ENSEMBLES)[int(self.ensemble_shares.argmax())]
 
     def fit(self, recordings: list[np.ndarray], notes: list[list[Note]], ensemble: str = "auto") -> None:
-        chosen, gain = soundfont.fit_playback(recordings, notes, self.sample_rate, ensemble)
-        self.ensemble_index.fill_(list(soundfont.ENSEMBLES).index(chosen))
-        self.gain.fill_(gain)
+        shares, gains = soundfont.fit_playback(recordings, notes, self.sample_rate, ensemble)
+        self.ensemble_shares.copy_(torch.tensor([shares[name] for name in soundfont.ENSEMBLES]))
+        self.gains.copy_(torch.tensor([gains[name] for name in soundfont.ENSEMBLES]))
 
-    def forward(self, notes: list[Note], seconds: float) -> np.ndarray:
-        """``notes`` played: ``(samples,)`` float32 of ``seconds``."""
-        return float(self.gain) * soundfont.render_notes(notes, self.ensemble, self.sample_rate, seconds)
+    def draw(self, rng: np.random.Generator) -> str:
+        """An ensemble drawn with the training recordings' shares."""
+        shares = self.ensemble_shares.double().numpy()
+        return str(rng.choice(list(soundfont.ENSEMBLES), p=shares / shares.sum()))
+
+    def closest(self, recording: np.ndarray, notes: list[Note]) -> str:
+        """The ensemble, of those the training audio gave a share, that plays ``notes`` most like ``recording``."""
+        names = [name for name, share in self.shares.items() if share > 0]
+        return names[0] if len(names) == 1 else soundfont.closest_ensemble(recording, notes, self.sample_rate, names)
+
+    def forward(self, notes: list[Note], seconds: float, ensemble: str | None = None) -> np.ndarray:
+        """``notes`` played by ``ensemble`` (default: :attr:`ensemble`): ``(samples,)`` float32 of ``seconds``."""
+        ensemble = ensemble or self.ensemble
+        gain = float(self.gains[list(soundfont.ENSEMBLES).index(ensemble)])
+        return gain * soundfont.render_notes(notes, ensemble, self.sample_rate, seconds)
 
 
 class TranscriberNetwork(nn.Module):
@@ -239,14 +267,20 @@ class Transcriber(base.Model):
         return [Note(float(t), float(d), transcription.LOWEST_KEY + int(k), 0.6) for t, d, k in zip(onsets, durations, keys)]
 
     def sample(self, n: int, seconds: float, seed: int) -> np.ndarray:
-        """Random notes (:meth:`random_notes`) played by the ensemble: ``(n, samples)``."""
+        """Random notes (:meth:`random_notes`), each set played by an ensemble drawn from the playback's shares:
+        ``(n, samples)``."""
         rng = np.random.default_rng(seed)
-        return np.stack([self.playback(self.random_notes(seconds, rng), seconds) for _ in range(n)])
+        return np.stack([self.playback(self.random_notes(seconds, rng), seconds, self.playback.draw(rng)) for _ in range(n)])
 
     def round_trip(self, clips: np.ndarray) -> np.ndarray:
-        """Each clip transcribed, then played by the ensemble: what a model of these notes can at best sound like."""
+        """Each clip transcribed, then played by the ensemble closest to it: what a model of these notes can at best
+        sound like."""
         seconds = clips.shape[1] / self.audio.sample_rate
-        return np.stack([self.playback(self.transcribe(y, self.audio.sample_rate), seconds) for y in clips])
+        played = []
+        for y in clips:
+            heard = self.transcribe(y, self.audio.sample_rate)
+            played.append(self.playback(heard, seconds, self.playback.closest(y, heard)))
+        return np.stack(played)
 
     # -- scores ---------------------------------------------------------------------------------------------------
 

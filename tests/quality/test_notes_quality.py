@@ -50,3 +50,22 @@ def test_new_notes_are_tonal_in_a_key_on_a_beat_and_not_copied(note_run):
     assert made["memorization_ratio"] >= 0.7  # about 1.5 on seeds 0-2
     assert held["longest_copied_notes"] <= held["heldout_longest_copied_notes"]  # 2, 2, 3 against 5
     assert held["cross_entropy"] <= held["bigram_cross_entropy"] - 0.4  # 2.0-2.1 against 2.8-2.9 nats per token
+
+
+PRIME_SECONDS = 3.0
+
+
+def test_continuations_of_held_out_music_stay_tonal_in_a_key_on_a_beat(note_run):
+    """Each held-out excerpt's first seconds are transcribed and continued in notes; the 6 s after the prime are scored."""
+    from musiclib import musicality
+
+    run, _ = note_run
+    _, model, _, _ = runs.load(run)
+    dataset = bundled.chorales(fast=True)
+    scorer, music = runs.musical_scorer(dataset)
+    primes = runs.excerpts(dataset, "test", len(music), PRIME_SECONDS)
+    made = scorer(model.continuation(primes, musicality.EXCERPT_SECONDS, seed=0))
+    real = scorer(music)
+    ratios = {key: made[key] / real[key] for key in musicality.MusicalScorer.KEYS}
+    print("continuations, of the music's:", {key: round(value, 3) for key, value in ratios.items()})
+    assert ratios["frame_tonality"] >= 0.75 and ratios["pulse_clarity"] >= 0.5 and ratios["key_clarity_windows"] >= 0.75
