@@ -190,12 +190,13 @@ class NoteTransformer(base.Model):
     def sample_notes(self, n: int, seconds: float, seed: int) -> list[list[Note]]:
         """``n`` lists of new notes of at least ``seconds``, from ``BOS`` alone, each starting with its first note at 0 s.
 
-        A training window may start anywhere in a piece, so the first tokens drawn may be a rest; a new piece starts
-        when its first note sounds (the rest is left out and the piece drawn on from its first note)."""
+        A training window may start anywhere in a piece, so the first tokens drawn may be a rest (or the duration of a
+        note the window cut); a new piece starts when its first note sounds (what comes before its first pitch is left
+        out and the piece drawn on from there)."""
         pieces = []
         for i in range(n):
             tokens = self.continue_tokens(np.zeros(0, np.int64), seconds, seed + i)
-            first_note = np.flatnonzero(tokens >= note_events.PITCH)
+            first_note = np.flatnonzero((tokens >= note_events.PITCH) & (tokens < note_events.DURATION))
             if len(first_note) and first_note[0] > 0:
                 tokens = self.continue_tokens(tokens[first_note[0]:], seconds, seed + i)
             pieces.append([note for note in note_events.decode(tokens, self.grid) if note.onset < seconds])
