@@ -16,18 +16,18 @@ from typing import Callable
 
 import numpy as np
 
-from musiclib import models, runs
+from musiclib import models, musicality, report, runs
 from musiclib.datasets import bundled
 from musiclib.utils import fast_mode, get_device, write_text_atomically
 
 SCORES = ("frechet_distance", "kernel_distance")
-MUSICAL = ("frame_tonality", "pulse_clarity", "key_clarity_windows")
+MUSICAL = musicality.MusicalScorer.KEYS
 """Recorded at each stop where the bundled set's recordings are long enough for excerpts (tables only)."""
+TITLES = {column.key: column.title for column in report.COLUMNS}
 PLAN = ("fast", "points", "until", "n_clips", "machine")
 """What makes two calls' curves comparable: a call on some models keeps the other models' curves measured the same way."""
 
 
-MUSICAL_TITLES = {"frame_tonality": "tonality", "pulse_clarity": "pulse", "key_clarity_windows": "key"}
 LOSSES = {"train_loss": "training loss", "loss_generator": "generator's loss (adversarial)",
           "loss_reconstruction": "reconstruction loss"}
 
@@ -129,7 +129,7 @@ def markdown(results: dict, picture: str) -> str:
                        + " (the music's excerpts; noise 0, the training music 1)")
         lines += [f"## {name}", "", f"Measured on {results['dates'].get(name, results['date'])}. "
                   f"Loss: {LOSSES.get(results['losses'].get(name), 'none')}.{target + '.' if target else ''}", "",
-                  "| steps | minutes | loss | Fréchet ↓ | kernel ↓ |" + "".join(f" {MUSICAL_TITLES[key]} ↑ |" for key in musical),
+                  "| steps | minutes | loss | Fréchet ↓ | kernel ↓ |" + "".join(f" {TITLES[key]} ↑ |" for key in musical),
                   "|---|---|---|---|---|" + "---|" * len(musical)]
         for point in curve:
             loss = "" if point["loss"] is None else f"{point['loss']:.4g}"

@@ -16,7 +16,7 @@ from typing import Callable
 
 import numpy as np
 
-from musiclib import audio, baselines, budget, metrics, models, report, runs, training
+from musiclib import audio, baselines, budget, metrics, models, musicality, report, runs, training
 from musiclib.config import AudioConfig
 from musiclib.datasets import AudioDataset, DatasetError
 from musiclib.datasets.prepare import find_audio_files, prepare_folder
@@ -40,8 +40,6 @@ TABLE = Path(__file__).resolve().parents[1] / "docs" / "results.json"
 """The comparison table (``make results``) the model is picked from: in the repository this package was installed from."""
 
 
-MUSICAL = ("frame_tonality", "pulse_clarity", "key_clarity_windows")
-"""The table's musical columns (higher is more musical, held-out real music the aim) that the pick ranks too."""
 HELDOUT_MUSIC = "held-out real music"
 """The table's reference row whose musical scores a model aims for."""
 
@@ -91,7 +89,7 @@ def pick_model(minutes: float, table: str | Path = TABLE, fast: bool = True) -> 
 
     music = next((row["scores"] for row in rows if row["name"] == HELDOUT_MUSIC), {})
     columns = {key: {name: scores[key]["mean"] for name, (scores, _) in candidates.items()} for key in DISTANCES[:2]}
-    for key in MUSICAL:
+    for key in musicality.MusicalScorer.KEYS:  # higher is more musical, held-out real music the aim
         if key in music and all(key in scores for scores, _ in candidates.values()):
             aim = music[key]["mean"] if isinstance(music[key], dict) else music[key]  # a reference row is measured once
             columns[key] = {name: max(0.0, 1 - scores[key]["mean"] / aim) for name, (scores, _) in candidates.items()}

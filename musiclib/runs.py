@@ -333,12 +333,11 @@ def shared_upstream_run(upstream, settings: Settings, progress: bool, fast: bool
 
     wanted = {key: value for key, value in upstream.settings_of(settings).to_dict().items() if key != "steps"}
     target = shared_upstream_path(upstream, settings, fast)
-    if _complete(target):
+    if distributed.broadcast_object(_complete(target)):  # rank 0 decides for every rank, here and below
         return target
     here = distributed.world()
     with bundled.build_lock(target) if here.is_main else nullcontext():
-        # Another process may have finished it while this one waited; rank 0 decides for every rank.
-        if distributed.broadcast_object(not _complete(target)):
+        if distributed.broadcast_object(not _complete(target)):  # another process may have finished it meanwhile
             with distributed.main_first():
                 data = bundled.load(upstream.data, fast=fast).root  # the set's folder: its size follows ``fast``, not the environment
                 if here.is_main:
