@@ -136,7 +136,7 @@ class TranscriberNetwork(nn.Module):
 class TranscriberSettings(base.Settings):
     """The network ``width``; training windows of ``window_frames`` frames (3 s), transposed by up to
     ``max_transposition`` semitones; onset targets ``onset_frames`` wide and weighted ``onset_weight``; decoding
-    thresholds; the GM ``ensemble`` that plays notes (``auto``: the one closest to the training audio)."""
+    thresholds; the GM ``ensemble`` that plays notes (``auto``: those closest to the training recordings, in their shares)."""
 
     width: int = 16
     window_frames: int = 128
