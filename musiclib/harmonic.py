@@ -1,0 +1,81 @@
+"""Differentiable harmonic-plus-noise synthesis (DDSP, Engel et al. 2020): the sound-making half of a learned synthesiser.
+
+A voice is a fundamental frequency :math:`f_0(t)` and a set of harmonic amplitudes :math:`a_k(t)`, controls given at
+a frame rate (one frame every ``hop`` samples). The oscillator bank plays
+
+.. math::  y(n) = \\sum_v \\sum_{k=1}^{K} a_{v,k}(n) \\sin \\phi_{v,k}(n), \\qquad
+           \\phi_{v,k}(n) = 2\\pi k \\sum_{m \\le n} f_{0,v}(m) / f_s,
+
+with the controls upsampled to the sample rate and every harmonic at or above Nyquist silenced. The phase is the
+integral of the frequency, so pitch is exact and continuous across frames by construction: no phase to estimate,
+no Griffin-Lim. Breath, bow and consonants are noise: white noise filtered, frame by frame, by a magnitude response
+given in ``n_bands`` bands spread evenly from 0 Hz to Nyquist (applied in the STFT domain and overlap-added).
+
+Every function takes and returns torch tensors and is differentiable in its controls, so a network that predicts
+them can be trained through the sound with a spectral loss (:func:`musiclib.losses.multi_resolution_stft_loss`).
+"""
+from __future__ import annotations
+
+import torch
+
+
+def interpolate(values: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
+    """``values`` ``(..., L)`` read at fractional indices ``position`` ``(M,)`` → ``(..., M)``: linearly between neighbours,
+    the last value held past the end."""
+    last, position = values.shape[-1] - 1, position.to(values.device)
+    left = position.floor().long().clamp(0, last)
+    right = (left + 1).clamp(max=last)
+    weight = (position - left.to(position.dtype)).clamp(0.0, 1.0).to(values.dtype)
+    return values[..., left] * (1 - weight) + values[..., right] * weight
+
+
+def upsample(controls: torch.Tensor, hop: int, n_samples: int) -> torch.Tensor:
+    """``(..., T)`` frame-rate controls (frame ``t`` at sample ``t * hop``) → ``(..., n_samples)`` by linear
+    interpolation; after the last frame the last value is held."""
+    return interpolate(controls, torch.arange(n_samples, device=controls.device, dtype=torch.float64) / hop)
+
+
+def harmonic_frequencies(f0: torch.Tensor, n_harmonics: int) -> torch.Tensor:
+    """``(..., N)`` fundamental frequencies (Hz) → ``(..., K, N)``: harmonic ``k`` at ``k * f0`` (``k`` = 1 … K)."""
+    k = torch.arange(1, n_harmonics + 1, device=f0.device, dtype=f0.dtype)
+    return f0.unsqueeze(-2) * k.unsqueeze(-1)
+
+
+def oscillator_bank(f0: torch.Tensor, amplitudes: torch.Tensor, sample_rate: int, hop: int, n_samples: int) -> torch.Tensor:
+    """The sum of every voice's harmonics.
+
+    Args:
+        f0: ``(B, V, T)`` fundamental frequency of each of ``V`` voices per frame, Hz (0: the voice is silent).
+        amplitudes: ``(B, V, K, T)`` linear amplitude of each harmonic per frame.
+        sample_rate: Samples per second of the output.
+        hop: Samples between frames.
+        n_samples: Length of the output.
+
+    Returns:
+        ``(B, n_samples)`` audio. Phases start at 0 and integrate the upsampled frequency; a harmonic at or above
+        Nyquist is silent.
+    """
+    n_harmonics = amplitudes.shape[-2]
+    frequency = harmonic_frequencies(upsample(f0, hop, n_samples), n_harmonics)  # (B, V, K, N)
+    phase = 2 * torch.pi * torch.cumsum(frequency / sample_rate, dim=-1)
+    audible = (frequency < sample_rate / 2).to(amplitudes.dtype)
+    return (upsample(amplitudes, hop, n_samples) * audible * torch.sin(phase)).sum(dim=(1, 2))
+
+
+def filtered_noise(band_magnitudes: torch.Tensor, hop: int, n_samples: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """White noise shaped frame by frame: ``(B, T, n_bands)`` magnitude responses → ``(B, n_samples)`` audio.
+
+    The noise's STFT (Hann window of ``4 * hop`` samples, hop ``hop``, frame ``t`` centred on sample ``t * hop`` like
+    control frame ``t``) is multiplied by each frame's response, interpolated linearly from its ``n_bands`` bands
+    (evenly spaced from 0 Hz to Nyquist) to the STFT's bins, and overlap-added back. Frames past ``T`` hold the last
+    response. The noise is uniform in [-1, 1), drawn with ``generator``.
+    """
+    batch, _, n_bands = band_magnitudes.shape
+    n_fft = 4 * hop
+    window = torch.hann_window(n_fft, device=band_magnitudes.device, dtype=band_magnitudes.dtype)
+    noise = torch.rand(batch, n_samples, generator=generator, dtype=band_magnitudes.dtype).to(band_magnitudes.device) * 2 - 1
+    spectrum = torch.stft(noise, n_fft, hop, window=window, return_complex=True)  # (B, F, T')
+    bins, stft_frames = spectrum.shape[-2:]
+    by_frame = interpolate(band_magnitudes.transpose(1, 2), torch.arange(stft_frames, dtype=torch.float64))  # (B, n_bands, T')
+    response = interpolate(by_frame.transpose(1, 2), torch.linspace(0, n_bands - 1, bins, dtype=torch.float64))  # (B, T', F)
+    return torch.istft(spectrum * response.transpose(1, 2), n_fft, hop, window=window, length=n_samples)
