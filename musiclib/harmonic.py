@@ -10,13 +10,21 @@ with the controls upsampled to the sample rate and every harmonic at or above Ny
 integral of the frequency, so pitch is exact and continuous across frames by construction: no phase to estimate,
 no Griffin-Lim. Breath, bow and consonants are noise: white noise filtered, frame by frame, by a magnitude response
 given in ``n_bands`` bands spread evenly from 0 Hz to Nyquist (applied in the STFT domain and overlap-added).
+Notes become voices' controls with :func:`voice_controls`: each note takes a free voice from its onset to the end of
+its release.
 
 Every function takes and returns torch tensors and is differentiable in its controls, so a network that predicts
 them can be trained through the sound with a spectral loss (:func:`musiclib.losses.multi_resolution_stft_loss`).
 """
 from __future__ import annotations
 
+import dataclasses
+
+import numpy as np
 import torch
+
+from musiclib.signals import midi_to_hz
+from musiclib.synth import Note
 
 
 def interpolate(values: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
@@ -79,3 +87,54 @@ def filtered_noise(band_magnitudes: torch.Tensor, hop: int, n_samples: int, gene
     by_frame = interpolate(band_magnitudes.transpose(1, 2), torch.arange(stft_frames, dtype=torch.float64))  # (B, n_bands, T')
     response = interpolate(by_frame.transpose(1, 2), torch.linspace(0, n_bands - 1, bins, dtype=torch.float64))  # (B, T', F)
     return torch.istft(spectrum * response.transpose(1, 2), n_fft, hop, window=window, length=n_samples)
+
+
+@dataclasses.dataclass(frozen=True)
+class VoiceControls:
+    """Notes shared among ``V`` voices, at the frame rate: each array ``(V, T)``, 0 where a voice is silent.
+
+    Attributes:
+        f0: The voice's fundamental frequency, Hz.
+        pitch: Its MIDI note number.
+        age: Seconds since its note's onset.
+        remaining: Seconds until its note's end (negative during the release that follows it).
+        velocity: Its note's velocity.
+        dropped: Notes left out because every voice was busy.
+    """
+
+    f0: np.ndarray
+    pitch: np.ndarray
+    age: np.ndarray
+    remaining: np.ndarray
+    velocity: np.ndarray
+    dropped: int
+
+    @property
+    def sounding(self) -> np.ndarray:
+        """``(V, T)`` bool: the voice plays a note (or its release) in the frame."""
+        return self.f0 > 0
+
+
+def voice_controls(notes: list[Note], n_frames: int, sample_rate: int, hop: int, n_voices: int,
+                   release: float = 0.1) -> VoiceControls:
+    """Give each note, in onset order, the first voice free at its onset: a voice is busy from its note's onset until
+    ``release`` seconds after its end (the release the synthesiser learns). Frame ``t`` is the instant ``t * hop /
+    sample_rate``. A note that finds every voice busy is left out and counted in ``dropped``."""
+    seconds = np.arange(n_frames) * hop / sample_rate
+    controls = {name: np.zeros((n_voices, n_frames), np.float32) for name in ("f0", "pitch", "age", "remaining", "velocity")}
+    free_at = np.full(n_voices, -np.inf)
+    dropped = 0
+    for note in sorted(notes, key=lambda n: (n.onset, n.pitch)):
+        free = np.flatnonzero(free_at <= note.onset)
+        if not len(free):
+            dropped += 1
+            continue
+        voice, end = free[0], note.onset + note.duration
+        free_at[voice] = end + release
+        frames = (seconds >= note.onset) & (seconds < end + release)
+        controls["f0"][voice, frames] = midi_to_hz(note.pitch)
+        controls["pitch"][voice, frames] = note.pitch
+        controls["age"][voice, frames] = seconds[frames] - note.onset
+        controls["remaining"][voice, frames] = end - seconds[frames]
+        controls["velocity"][voice, frames] = note.velocity
+    return VoiceControls(**controls, dropped=dropped)

@@ -55,3 +55,19 @@ def test_noise_takes_the_band_shape_it_is_given_and_gradients_reach_it():
     shape = torch.rand(2, 20, bands, requires_grad=True)
     harmonic.filtered_noise(shape, HOP, 1280, torch.Generator().manual_seed(1)).pow(2).sum().backward()
     assert shape.grad is not None and float(shape.grad.abs().sum()) > 0
+
+
+def test_notes_take_the_first_free_voice_until_their_release_ends():
+    from musiclib.synth import Note
+
+    hop, sr = 100, 1000  # ten frames a second
+    notes = [Note(0.0, 0.5, 69, 0.8), Note(0.2, 0.5, 72, 0.5), Note(0.6, 0.3, 76, 0.6),  # 76 waits for 69's release (0.6 s)
+             Note(0.65, 0.2, 60), Note(0.65, 0.2, 62)]  # both voices busy at 0.65 s: these two are left out
+    controls = harmonic.voice_controls(notes, 12, sr, hop, n_voices=2, release=0.1)
+    assert controls.dropped == 2  # voice 0 plays 76, voice 1 releases 72 until 0.8 s
+    np.testing.assert_allclose(controls.f0[0, :6], 440.0)
+    np.testing.assert_allclose(controls.pitch[0], [69] * 6 + [76] * 4 + [0, 0])
+    np.testing.assert_allclose(controls.pitch[1], [0, 0] + [72] * 6 + [0] * 4)
+    np.testing.assert_allclose(controls.age[0, :6], np.arange(6) / 10, atol=1e-6)
+    np.testing.assert_allclose(controls.remaining[0, 4:6], [0.1, 0.0], atol=1e-6)  # the end, then the release
+    assert controls.sounding.sum() == 6 + 4 + 6 and controls.velocity[1, 3] == np.float32(0.5)
