@@ -40,7 +40,14 @@ def interpolate(values: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
 def upsample(controls: torch.Tensor, hop: int, n_samples: int) -> torch.Tensor:
     """``(..., T)`` frame-rate controls (frame ``t`` at sample ``t * hop``) → ``(..., n_samples)`` by linear
     interpolation; after the last frame the last value is held."""
-    return interpolate(controls, torch.arange(n_samples, device=controls.device, dtype=torch.float64) / hop)
+    frames = controls.shape[-1]
+    if frames == 1:
+        return controls.expand(*controls.shape[:-1], n_samples)
+    span = (frames - 1) * hop + 1  # samples from the first frame to the last, each frame landing on its sample
+    flat = controls.reshape(1, -1, frames)
+    up = torch.nn.functional.interpolate(flat, size=span, mode="linear", align_corners=True)
+    up = torch.cat([up, up[..., -1:].expand(*up.shape[:-1], max(0, n_samples - span))], dim=-1)[..., :n_samples]
+    return up.reshape(*controls.shape[:-1], n_samples)
 
 
 def harmonic_frequencies(f0: torch.Tensor, n_harmonics: int) -> torch.Tensor:
@@ -64,9 +71,12 @@ def oscillator_bank(f0: torch.Tensor, amplitudes: torch.Tensor, sample_rate: int
         Nyquist is silent.
     """
     n_harmonics = amplitudes.shape[-2]
-    frequency = harmonic_frequencies(upsample(f0, hop, n_samples), n_harmonics)  # (B, V, K, N)
-    phase = 2 * torch.pi * torch.cumsum(frequency / sample_rate, dim=-1)
-    audible = (frequency < sample_rate / 2).to(amplitudes.dtype)
+    fundamental = upsample(f0, hop, n_samples)  # (B, V, N)
+    # Harmonic k's phase is k times the fundamental's: one running sum (in float64, wrapped to one turn) serves all.
+    turns = torch.remainder(torch.cumsum(fundamental.double() / sample_rate, dim=-1), 1.0).to(amplitudes.dtype)
+    k = torch.arange(1, n_harmonics + 1, device=f0.device, dtype=amplitudes.dtype).unsqueeze(-1)  # (K, 1)
+    phase = 2 * torch.pi * turns.unsqueeze(-2) * k  # (B, V, K, N)
+    audible = (harmonic_frequencies(fundamental, n_harmonics) < sample_rate / 2).to(amplitudes.dtype)
     return (upsample(amplitudes, hop, n_samples) * audible * torch.sin(phase)).sum(dim=(1, 2))
 
 
@@ -138,3 +148,44 @@ def voice_controls(notes: list[Note], n_frames: int, sample_rate: int, hop: int,
         controls["remaining"][voice, frames] = end - seconds[frames]
         controls["velocity"][voice, frames] = note.velocity
     return VoiceControls(**controls, dropped=dropped)
+
+
+class ControlNetwork(torch.nn.Module):
+    """Notes' controls → the synthesiser's: per voice and frame, harmonic amplitudes from what the voice plays, and per
+    frame the noise's band magnitudes from what all voices play.
+
+    Each voice's frame is described by its pitch (scaled), ``log(1 + age / 10 ms)``, its time to the note's end (clipped
+    to ±1 s), its velocity and whether it sounds; one MLP shared by every voice maps that to a loudness and a
+    distribution over ``n_harmonics`` harmonics (a softmax, so the spectral envelope and the level are learned apart,
+    as in DDSP). The noise's ``n_bands`` magnitudes come from a second MLP on the voices' features pooled by a mean.
+    Silent voices are multiplied by 0.
+    """
+
+    FEATURES = 5
+
+    def __init__(self, n_harmonics: int = 48, n_bands: int = 32, hidden: int = 128):
+        super().__init__()
+        self.n_harmonics = n_harmonics
+
+        def mlp(out: int) -> torch.nn.Sequential:
+            return torch.nn.Sequential(torch.nn.Linear(self.FEATURES, hidden), torch.nn.LayerNorm(hidden), torch.nn.LeakyReLU(),
+                                       torch.nn.Linear(hidden, hidden), torch.nn.LayerNorm(hidden), torch.nn.LeakyReLU(),
+                                       torch.nn.Linear(hidden, out))
+
+        self.voice = mlp(1 + n_harmonics)
+        self.noise = mlp(n_bands)
+
+    @staticmethod
+    def features(pitch: torch.Tensor, age: torch.Tensor, remaining: torch.Tensor, velocity: torch.Tensor) -> torch.Tensor:
+        """``(B, V, T)`` each → ``(B, V, T, 5)``."""
+        sounding = (pitch > 0).to(age.dtype)
+        return torch.stack([(pitch - 60) / 24 * sounding, torch.log1p(age / 0.01), remaining.clamp(-1, 1), velocity, sounding], dim=-1)
+
+    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(B, V, T, 5)`` → harmonic amplitudes ``(B, V, K, T)`` and noise band magnitudes ``(B, T, n_bands)``."""
+        sounding = features[..., -1:]
+        out = self.voice(features)
+        loudness = 2 * torch.sigmoid(out[..., :1]) ** 2.3 * sounding  # DDSP's scaled sigmoid: a smooth, positive level
+        amplitudes = loudness * torch.softmax(out[..., 1:], dim=-1)
+        bands = 2 * torch.sigmoid(self.noise(features).mean(dim=1) - 5) ** 2.3  # starts near silence
+        return amplitudes.permute(0, 1, 3, 2), bands

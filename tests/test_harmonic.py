@@ -71,3 +71,19 @@ def test_notes_take_the_first_free_voice_until_their_release_ends():
     np.testing.assert_allclose(controls.age[0, :6], np.arange(6) / 10, atol=1e-6)
     np.testing.assert_allclose(controls.remaining[0, 4:6], [0.1, 0.0], atol=1e-6)  # the end, then the release
     assert controls.sounding.sum() == 6 + 4 + 6 and controls.velocity[1, 3] == np.float32(0.5)
+
+
+def test_the_control_network_silences_silent_voices_and_learns_through_the_sound():
+    torch.manual_seed(0)
+    net = harmonic.ControlNetwork(n_harmonics=8, n_bands=6, hidden=16)
+    pitch = torch.tensor([[[60.0] * 5 + [0.0] * 5, [0.0] * 10]])  # voice 0 plays for 5 frames, voice 1 never
+    age = torch.arange(10.0).repeat(1, 2, 1) * 0.01 * (pitch > 0)
+    features = harmonic.ControlNetwork.features(pitch, age, torch.full_like(age, 0.5) * (pitch > 0), torch.full_like(age, 0.8) * (pitch > 0))
+    amplitudes, bands = net(features)
+    assert amplitudes.shape == (1, 2, 8, 10) and bands.shape == (1, 10, 6)
+    played = amplitudes.detach()
+    assert float(played[0, 1].abs().max()) == 0 and float(played[0, 0, :, 5:].abs().max()) == 0
+    assert float(played[0, 0, :, :5].min()) > 0
+    y = harmonic.oscillator_bank(440.0 * 2 ** ((pitch - 69) / 12) * (pitch > 0), amplitudes, SR, HOP, 9 * HOP) + harmonic.filtered_noise(bands, HOP, 9 * HOP)
+    y.pow(2).sum().backward()
+    assert all(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in net.voice.parameters())
