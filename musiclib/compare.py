@@ -371,23 +371,18 @@ def run(plan: ComparePlan, log: Callable[[str], None] = _log) -> dict:
             vocoder_dir = work / data / "vocoder" / vocoder.name
             setup.inverter = runs.load(vocoder_dir)[1]
             setup.budget["vocoder"] = {"name": vocoder.name, **run_settings(vocoder, plan)}
-        rows = []
-        for model_class in group:
-            per_seed = []
-            for seed in range(plan.seeds):
-                run_dir = work / data / model_class.name / f"seed_{seed}"
-                budget = {**setup.budget, "settings": run_settings(model_class, plan)}
-                per_seed.append(_cached_json(run_dir / "scores.json", budget, lambda: score_run(model_class, setup, run_dir)))
-            rows.append({"name": model_class.name, "kind": "model", "family": model_class.family, "seeds": plan.seeds,
-                         "scores": summarise(per_seed), "per_seed": per_seed})
-        for model_class in filter(continues_from_nothing, group):
-            per_seed = []
-            for seed in range(plan.seeds):
-                run_dir = work / data / model_class.name / f"seed_{seed}"
-                budget = {**setup.budget, "settings": run_settings(model_class, plan)}
-                per_seed.append(_cached_json(run_dir / "continued.json", budget, lambda: score_continuation(setup, run_dir)))
-            rows.append({"name": f"{model_class.name}, continuing held-out clips", "kind": "continuation", "family": model_class.family,
-                         "seeds": plan.seeds, "scores": summarise(per_seed), "per_seed": per_seed})
+        def seed_rows(model_class, name: str, kind: str, file: str, score: Callable[[Path], dict]) -> dict:
+            """One row from every seed's run, each seed's scores kept in ``file`` beside its run."""
+            budget = {**setup.budget, "settings": run_settings(model_class, plan)}
+            per_seed = [_cached_json(run_dir / file, budget, lambda: score(run_dir))
+                        for run_dir in (work / data / model_class.name / f"seed_{seed}" for seed in range(plan.seeds))]
+            return {"name": name, "kind": kind, "family": model_class.family, "seeds": plan.seeds, "scores": summarise(per_seed),
+                    "per_seed": per_seed}
+
+        rows = [seed_rows(model_class, model_class.name, "model", "scores.json",
+                          lambda run_dir, model_class=model_class: score_run(model_class, setup, run_dir)) for model_class in group]
+        rows += [seed_rows(model_class, f"{model_class.name}, continuing held-out clips", "continuation", "continued.json",
+                           lambda run_dir: score_continuation(setup, run_dir)) for model_class in filter(continues_from_nothing, group)]
         for model_class in group:
             if model_class.has_round_trip():
                 run_dir = work / data / model_class.name / "seed_0"

@@ -50,12 +50,6 @@ def upsample(controls: torch.Tensor, hop: int, n_samples: int) -> torch.Tensor:
     return up.reshape(*controls.shape[:-1], n_samples)
 
 
-def harmonic_frequencies(f0: torch.Tensor, n_harmonics: int) -> torch.Tensor:
-    """``(..., N)`` fundamental frequencies (Hz) → ``(..., K, N)``: harmonic ``k`` at ``k * f0`` (``k`` = 1 … K)."""
-    k = torch.arange(1, n_harmonics + 1, device=f0.device, dtype=f0.dtype)
-    return f0.unsqueeze(-2) * k.unsqueeze(-1)
-
-
 def oscillator_bank(f0: torch.Tensor, amplitudes: torch.Tensor, sample_rate: int, hop: int, n_samples: int) -> torch.Tensor:
     """The sum of every voice's harmonics.
 
@@ -76,7 +70,7 @@ def oscillator_bank(f0: torch.Tensor, amplitudes: torch.Tensor, sample_rate: int
     turns = torch.remainder(torch.cumsum(fundamental.double() / sample_rate, dim=-1), 1.0).to(amplitudes.dtype)
     k = torch.arange(1, n_harmonics + 1, device=f0.device, dtype=amplitudes.dtype).unsqueeze(-1)  # (K, 1)
     phase = 2 * torch.pi * turns.unsqueeze(-2) * k  # (B, V, K, N)
-    audible = (harmonic_frequencies(fundamental, n_harmonics) < sample_rate / 2).to(amplitudes.dtype)
+    audible = (fundamental.unsqueeze(-2) * k < sample_rate / 2).to(amplitudes.dtype)
     return (upsample(amplitudes, hop, n_samples) * audible * torch.sin(phase)).sum(dim=(1, 2))
 
 
@@ -165,7 +159,6 @@ class ControlNetwork(torch.nn.Module):
 
     def __init__(self, n_harmonics: int = 48, n_bands: int = 32, hidden: int = 128):
         super().__init__()
-        self.n_harmonics = n_harmonics
 
         def mlp(out: int) -> torch.nn.Sequential:
             return torch.nn.Sequential(torch.nn.Linear(self.FEATURES, hidden), torch.nn.LayerNorm(hidden), torch.nn.LeakyReLU(),

@@ -277,7 +277,7 @@ def upstream_run(model_class: type[Model], settings: Settings, data: str | Path,
         run = shared_upstream_run(upstream, settings, progress, fast_mode() if fast is None else fast)
     elif not given:
         target = Path(run_dir) / setting
-        wanted = {key: value for key, value in upstream.settings_of(settings).to_dict().items() if key != "steps"}
+        wanted = upstream.overrides(settings)
         if minutes is not None and not (target / CHECKPOINT).exists():
             run = train(name, data, target, seed=seed, overrides=wanted, progress=progress,
                         minutes=minutes * upstream.budget_share, started=started, fast=fast)
@@ -307,7 +307,7 @@ def shared_upstream_path(upstream, settings: Settings, fast: bool) -> Path:
     from musiclib.cache import cache_root
     from musiclib.datasets import bundled
 
-    wanted = {key: value for key, value in upstream.settings_of(settings).to_dict().items() if key != "steps"}
+    wanted = upstream.overrides(settings)
     identity = {"model": upstream.model.name, "data": upstream.data, "build": bundled.BUILD_VERSIONS[upstream.data],
                 "fast": fast, "settings": wanted, "steps": upstream.steps(settings)}
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
@@ -331,7 +331,7 @@ def shared_upstream_run(upstream, settings: Settings, progress: bool, fast: bool
 
     from musiclib.datasets import bundled
 
-    wanted = {key: value for key, value in upstream.settings_of(settings).to_dict().items() if key != "steps"}
+    wanted = upstream.overrides(settings)
     target = shared_upstream_path(upstream, settings, fast)
     if distributed.broadcast_object(_complete(target)):  # rank 0 decides for every rank, here and below
         return target

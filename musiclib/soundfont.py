@@ -17,6 +17,7 @@ import numpy as np
 import scipy.signal
 import soundfile
 
+from musiclib.baselines import rms
 from musiclib.synth import Note
 
 # One GM program per voice (soprano, alto, tenor, bass). Each ensemble teaches a different timbre:
@@ -170,9 +171,8 @@ def fit_playback(recordings: list[np.ndarray], notes: list[list[Note]], sample_r
     votes = [_closest(y, rendered, sample_rate) for y, rendered in zip(recordings, renders)]
 
     def gain(chosen: list[int]) -> float:
-        level = float(np.sqrt(np.mean(np.concatenate([recordings[i] for i in chosen]) ** 2)))
         played = np.concatenate([renders[i][votes[i]] for i in chosen])
-        return level / max(float(np.sqrt(np.mean(played ** 2))), 1e-9)
+        return rms(np.concatenate([recordings[i] for i in chosen])) / max(rms(played), 1e-9)
 
     overall = gain(list(range(len(recordings))))
     gains = {name: gain([i for i, vote in enumerate(votes) if vote == name]) if name in votes else overall for name in ENSEMBLES}

@@ -194,6 +194,10 @@ class Upstream:
         """The upstream model's settings recorded in (or asked for by) the settings of the model built on it."""
         return getattr(settings, f"{self.setting}_config")
 
+    def overrides(self, settings: Settings) -> dict:
+        """The upstream run's settings as ``train`` overrides, its steps left out (they are given on their own)."""
+        return {key: value for key, value in self.settings_of(settings).to_dict().items() if key != "steps"}
+
     def recorded(self, run: str, upstream_settings: Settings, steps: int | None = None) -> dict:
         """The settings that record the upstream run used (and its steps, when a time budget chose them)."""
         return {f"{self.setting}_run": run, f"{self.setting}_config": upstream_settings,
